@@ -1,0 +1,213 @@
+"""ElementwiseLayer, ThreadingLayer and SoftmaxLayer.
+
+ElementwiseLayer and ThreadingLayer keep a traced symbolic function
+(:mod:`netgraph.symbolic`), evaluated as one fused primitive.
+
+Example:
+    >>> import numpy as np
+    >>> from netgraph import exp
+    >>> from layers import ElementwiseLayer, ThreadingLayer
+    >>> layer = ElementwiseLayer(lambda x: -exp(2 * x))
+    >>> layer
+    ElementwiseLayer(-Exp[2*#]&)
+    >>> ElementwiseLayer("Ramp")(np.array([-1.0, 0, 2])).tolist()
+    [0.0, 0.0, 2.0]
+    >>> ThreadingLayer(lambda a, b: a * b)([np.array([1.0, 2]), np.array([3.0, 4])]).tolist()
+    [3.0, 8.0]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from netgraph import ops
+from netgraph import symbolic as sym
+from netgraph.layer import Context, Layer, NetError, ShapeError, UnaryLayer, format_shape
+from netgraph.ports import Automatic
+
+
+def _selu(x):
+    return 1.0507009873554805 * sym.where(x >= 0, x, 1.6732632423543772 * sym.expm1(sym.minimum(x, 0.0)))
+
+
+def _elu(x):
+    return sym.where(x >= 0, x, sym.expm1(sym.minimum(x, 0.0)))
+
+
+ACTIVATIONS: dict[str, Callable] = {
+    "Ramp": sym.ramp,
+    "ReLU": sym.ramp,
+    "LogisticSigmoid": sym.logistic_sigmoid,
+    "Sigmoid": sym.logistic_sigmoid,
+    "Tanh": sym.tanh,
+    "SELU": _selu,
+    "ELU": _elu,
+    "GELU": lambda x: 0.5 * x * (1.0 + sym.erf(x / math.sqrt(2.0))),
+    "Softplus": sym.softplus,
+    "SoftPlus": sym.softplus,
+    "Swish": lambda x: x * sym.logistic_sigmoid(x),
+    "Mish": lambda x: x * sym.tanh(sym.softplus(x)),
+    "SoftSign": lambda x: x / (1.0 + abs(x)),
+    "HardTanh": lambda x: sym.clip(x, -1.0, 1.0),
+    "HardSigmoid": lambda x: sym.clip((x + 1.0) / 2.0, 0.0, 1.0),
+    "LeakyRamp": lambda x: sym.leaky_ramp(x, 0.01),
+    "Exp": sym.exp,
+    "Log": sym.log,
+    "Sqrt": sym.sqrt,
+    "Abs": abs,
+    "Sin": sym.sin,
+    "Cos": sym.cos,
+    "Tan": sym.tan,
+    "ArcTan": sym.arctan,
+    "Erf": sym.erf,
+}
+
+# Wolfram's operators for ThreadingLayer, as functions of any number of arguments
+THREADING: dict[str, Callable] = {
+    "Plus": lambda *a: _fold(lambda x, y: x + y, a),
+    "Times": lambda *a: _fold(lambda x, y: x * y, a),
+    "Max": lambda *a: _fold(sym.maximum, a),
+    "Min": lambda *a: _fold(sym.minimum, a),
+    "Subtract": lambda a, b: a - b,
+    "Divide": lambda a, b: a / b,
+    "Power": lambda a, b: a**b,
+}
+
+
+def _fold(fn: Callable, args: tuple) -> Any:
+    result = args[0]
+    for a in args[1:]:
+        result = fn(result, a)
+    return result
+
+
+def _trace_unary(f: Any) -> tuple[sym.Function, str | None]:
+    if isinstance(f, str):
+        if f.startswith("LeakyRamp[") or f not in ACTIVATIONS:
+            raise NetError(f"ElementwiseLayer: unknown activation {f!r}; known names are {sorted(ACTIVATIONS)}")
+        return sym.trace(ACTIVATIONS[f], 1), f
+    if isinstance(f, tuple) and len(f) == 2 and f[0] == "LeakyRamp":
+        slope = float(f[1])
+        return sym.trace(lambda x: sym.leaky_ramp(x, slope), 1), None
+    function = f if isinstance(f, sym.Function) else sym.trace(f)
+    if function.arity != 1:
+        raise NetError(f"ElementwiseLayer needs a function of one argument; {function} takes {function.arity}")
+    return function, None
+
+
+class ElementwiseLayer(UnaryLayer):
+    """Applies a function to every element.
+
+    ``f`` is a Python function of one argument built from arithmetic and
+    netgraph's math functions (``lambda x: -0.5 * x``), a named activation
+    ("Ramp", "LogisticSigmoid", "Tanh", "SELU", "ELU", "GELU", "Softplus",
+    "Exp", "Log", "Sqrt", "Abs", "Sin", "Cos", "LeakyRamp", ...), or
+    ``("LeakyRamp", slope)``.
+    """
+
+    def __init__(self, f: Any, *, input: Any = None, output: Any = None) -> None:  # noqa: A002
+        super().__init__(input=input, output=output)
+        self.function, self.label = _trace_unary(f)
+        self._finish_init()
+
+    def input_shape(self, output_shape):
+        return output_shape
+
+    def apply(self, x, ctx: Context):
+        return sym.apply_function(x, function=self.function)
+
+    def config(self) -> dict[str, Any]:
+        return {"label": self.label, "function": self.function.to_json()}
+
+    def __str__(self) -> str:
+        return self.label or str(self.function)
+
+
+class ThreadingLayer(Layer):
+    """Applies a function of several arguments elementwise, broadcasting axes of size 1.
+
+    ``f`` is a Python function (``lambda a, b: a * b``) or one of "Plus",
+    "Times", "Max", "Min" (any number of inputs, taken from the wiring),
+    "Subtract", "Divide", "Power". Inputs are "Input1", "Input2", ...
+    ``broadcasting=None`` requires equal shapes.
+    """
+
+    def __init__(self, f: Any, broadcasting: Any = Automatic, *, inputs: int | None = None, output: Any = None) -> None:
+        super().__init__(output=output)
+        self.spec = f
+        self.broadcasting = broadcasting
+        if isinstance(f, str):
+            if f not in THREADING:
+                raise NetError(f"ThreadingLayer: unknown operator {f!r}; known are {sorted(THREADING)}")
+            self.variadic = f in ("Plus", "Times", "Max", "Min")
+            arity = inputs or (2 if self.variadic else sym._arity(THREADING[f]))
+            self.function = sym.trace(THREADING[f], arity)
+        else:
+            self.variadic = False
+            self.function = f if isinstance(f, sym.Function) else sym.trace(f)
+        self.input_ports = tuple(f"Input{i + 1}" for i in range(self.function.arity))
+        self._finish_init()
+
+    def set_input_count(self, n: int) -> None:
+        if not self.variadic:
+            if n != self.function.arity:
+                raise NetError(f"{self.describe()} takes {self.function.arity} inputs, wired to {n}")
+            return
+        self.function = sym.trace(THREADING[self.spec], n)
+        self.input_ports = tuple(f"Input{i + 1}" for i in range(n))
+        self._finish_init()
+
+    def shape_rule(self, shapes):
+        ins = [shapes[p] for p in self.input_ports]
+        if self.broadcasting is None:
+            known = next((s for s in ins + [shapes["Output"]] if s is not None), None)
+            return {p: known for p in shapes} if known is not None else {}
+        if any(s is None for s in ins):
+            return {}
+        return {"Output": broadcast_shapes(ins, self.describe())}
+
+    def forward(self, inputs, ctx):
+        return {"Output": sym.apply_function(*[inputs[p] for p in self.input_ports], function=self.function)}
+
+    def config(self) -> dict[str, Any]:
+        return {"function": self.function.to_json(), "broadcasting": None if self.broadcasting is None else "Automatic"}
+
+    def __str__(self) -> str:
+        return self.spec if isinstance(self.spec, str) else str(self.function)
+
+
+def broadcast_shapes(shapes: list, where: str) -> tuple[int, ...]:
+    """Wolfram-style broadcasting: equal ranks, an axis of size 1 stretches."""
+    ranks = {len(s) for s in shapes}
+    if len(ranks) != 1:
+        raise ShapeError(f"{where}: inputs of different ranks {[format_shape(s) for s in shapes]} cannot be threaded")
+    out = []
+    for dims in zip(*shapes):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ShapeError(f"{where}: input shapes {[format_shape(s) for s in shapes]} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+class SoftmaxLayer(UnaryLayer):
+    """Normalised exponential over the last level (or ``level``, 1-based or negative)."""
+
+    def __init__(self, level: int = -1, *, input: Any = None, output: Any = None) -> None:  # noqa: A002
+        super().__init__(input=input, output=output)
+        self.level = level
+        self._finish_init()
+
+    def input_shape(self, output_shape):
+        return output_shape
+
+    def apply(self, x, ctx: Context):
+        return ops.softmax(x, axis=self.level)  # level k of an example is axis k of the batch
+
+    def config(self) -> dict[str, Any]:
+        return {"level": self.level}
+
+
+__all__ = ["ACTIVATIONS", "ElementwiseLayer", "SoftmaxLayer", "ThreadingLayer", "broadcast_shapes"]

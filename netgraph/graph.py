@@ -1,0 +1,402 @@
+"""NetGraph and NetChain: declarative nets, shape inference, and the compiled plan.
+
+Building a graph does, in order:
+
+1. copy each layer (nets are values: the graph owns its copies) and name it;
+2. parse the connections into edges between ``(vertex, port)`` ends;
+3. turn unconnected ports into graph ports (Wolfram's rules);
+4. refuse cycles (networkx), then infer every port shape from the known ones,
+   passing shapes along edges in both directions until nothing changes;
+5. compile the plan: the vertices in topological order, each with where its
+   inputs come from, and which values can be dropped after it.
+
+The graph uses its layers only through the :class:`~netgraph.layer.Layer`
+protocol, and is itself a layer, so graphs nest.
+
+Example:
+    >>> import numpy as np
+    >>> from netgraph import NetGraph, NetPort
+    >>> from layers import ElementwiseLayer, ThreadingLayer
+    >>> net = NetGraph({"double": ElementwiseLayer(lambda x: 2 * x), "add": ThreadingLayer(lambda a, b: a + b)},
+    ...                [(NetPort("a"), "double", "add"), (NetPort("b"), "add")])
+    >>> net({"a": np.array([1.0, 2, 3]), "b": np.array([10.0, 20, 30])}).tolist()
+    [12.0, 24.0, 36.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import networkx as nx
+
+from .layer import Context, Layer, NetError, Shape, ShapeError, as_shape, format_shape, unify
+from .ports import NetPort
+
+End = tuple[Any, str]  # (vertex key, port); vertex None means a port of the graph itself
+
+
+def as_layer(spec: Any) -> Layer:
+    """Wolfram's automatic conversions: a list becomes a NetChain, a number a
+    LinearLayer, a name or function an ElementwiseLayer."""
+    if isinstance(spec, Layer):
+        return spec
+    if isinstance(spec, list):
+        return NetChain(spec)
+    from layers import coerce  # the layer library owns the shorthand forms
+
+    return coerce(spec)
+
+
+class NetGraph(Layer):
+    """A directed acyclic graph of layers wired port to port.
+
+    Args:
+        layers: a list (vertices numbered from 1, as in the Wolfram Language)
+            or a dict of named vertices; entries are layers, nets, or
+            shorthand (``8`` is ``LinearLayer(8)``, ``"Ramp"`` an
+            ElementwiseLayer, a list a NetChain).
+        connections: tuples ``(a, b, c)`` meaning a → b → c; a list fans in
+            (``([3, 4, 5], 2)``); ``NetPort("x")`` is a graph port,
+            ``NetPort(v, "port")`` a vertex's port; ``None`` as the last
+            element mutes an output.
+        input, output: shapes for the graph's "Input"/"Output" ports.
+        ports: shapes for other graph ports, e.g. ``{"mn": 8}``.
+    """
+
+    def __init__(
+        self,
+        layers: list | dict,
+        connections: list | tuple = (),
+        *,
+        input: Any = None,  # noqa: A002
+        output: Any = None,
+        ports: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.numbered = not isinstance(layers, dict)
+        items = layers.items() if isinstance(layers, dict) else enumerate(layers, start=1)
+        self.vertices: dict[Any, Layer] = {}
+        for key, spec in items:
+            if not self.numbered and not isinstance(key, str):
+                raise NetError(f"vertex names must be strings, got {key!r}")
+            layer = as_layer(spec).copy()
+            layer.name = str(key)
+            self.vertices[key] = layer
+        self._wire(self._parse(connections))
+        fixed = {"Input": input, "Output": output, **(ports or {})}
+        known = {}
+        for port, spec in fixed.items():
+            if spec is None:
+                continue
+            if port not in self.port_shapes:
+                raise NetError(f"NetGraph has no port {port!r}; its ports are {list(self.port_shapes)}")
+            known[port] = as_shape(spec, f"port {port!r}")
+        self._infer(known)
+        self.plan = self._compile()
+
+    # -- 1. parsing connections ------------------------------------------------------
+    def _vertex(self, spec: Any) -> Any:
+        if self.numbered:
+            if isinstance(spec, bool) or not isinstance(spec, int):
+                raise NetError(f"vertices of this graph are numbered 1..{len(self.vertices)}; got {spec!r}")
+            if spec == 0:
+                raise NetError(
+                    f"layer number 0 does not exist: layers are numbered from 1 (as in the Wolfram "
+                    f"Language), here 1..{len(self.vertices)}"
+                )
+            if spec < 0:
+                spec += len(self.vertices) + 1
+        if spec not in self.vertices:
+            known = f"1..{len(self.vertices)}" if self.numbered else sorted(self.vertices)
+            raise NetError(f"unknown layer {spec!r} in a connection; the layers are {known}")
+        return spec
+
+    def _source(self, spec: Any) -> End:
+        if isinstance(spec, NetPort):
+            if len(spec.parts) == 1:
+                return (None, spec.port)
+            if len(spec.parts) != 2:
+                raise NetError(f"{spec}: a connection names a port of a vertex of this graph only")
+            key = self._vertex(spec.parts[0])
+            if spec.port not in self.vertices[key].output_ports:
+                raise NetError(
+                    f"{spec}: {self.vertices[key].describe()} has no output port {spec.port!r}; "
+                    f"its outputs are {list(self.vertices[key].output_ports)}"
+                )
+            return (key, spec.port)
+        key = self._vertex(spec)
+        outs = self.vertices[key].output_ports
+        if len(outs) != 1:
+            raise NetError(
+                f"{self.vertices[key].describe()} has outputs {list(outs)}; say which with NetPort({key!r}, port)"
+            )
+        return (key, outs[0])
+
+    def _dest(self, spec: Any) -> tuple[Any, str | None] | None:
+        if spec is None:
+            return None  # muted
+        if isinstance(spec, NetPort):
+            if len(spec.parts) == 1:
+                return (None, spec.port)
+            if len(spec.parts) != 2:
+                raise NetError(f"{spec}: a connection names a port of a vertex of this graph only")
+            key = self._vertex(spec.parts[0])
+            layer = self.vertices[key]
+            if spec.port not in layer.input_ports and not getattr(layer, "variadic", False):
+                raise NetError(
+                    f"{spec}: {layer.describe()} has no input port {spec.port!r}; "
+                    f"its inputs are {list(layer.input_ports)}"
+                )
+            return (key, spec.port)
+        return (self._vertex(spec), None)
+
+    def _parse(self, connections: Any) -> list[tuple[End, Any]]:
+        if isinstance(connections, tuple) and connections and not isinstance(connections[0], tuple):
+            connections = [connections]
+        pairs = []
+        for chain in connections:
+            if not isinstance(chain, tuple) or len(chain) < 2:
+                raise NetError(f"a connection is a tuple (a, b, ...) meaning a -> b -> ...; got {chain!r}")
+            for left, right in zip(chain, chain[1:]):
+                if isinstance(right, list):
+                    raise NetError(f"in {chain!r}: a list may only fan in, as in ([a, b], c)")
+                dest = self._dest(right)
+                for src in left if isinstance(left, list) else [left]:
+                    pairs.append((self._source(src), dest))
+        return pairs
+
+    # -- 2./3. edges and graph ports ------------------------------------------------------
+    def _wire(self, pairs: list[tuple[End, Any]]) -> None:
+        # variadic layers (TotalLayer, CatenateLayer, ThreadingLayer...) take as many inputs as wired
+        for key, layer in self.vertices.items():
+            if getattr(layer, "variadic", False):
+                count = sum(1 for _, d in pairs if d is not None and d[0] == key)
+                if count:
+                    layer.set_input_count(count)
+        edges: list[tuple[End, End]] = []
+        taken: set[End] = set()
+        for src, dest in pairs:
+            if dest is None:
+                edges.append((src, None))
+                continue
+            key, port = dest
+            if key is not None and port is None:
+                layer = self.vertices[key]
+                free = [p for p in layer.input_ports if (key, p) not in taken]
+                if not free:
+                    raise NetError(
+                        f"{layer.describe()} has no free input port left for a connection from "
+                        f"{self._end_name(src)}; its inputs are {list(layer.input_ports)}"
+                    )
+                port = free[0]
+            if key is not None and (key, port) in taken:
+                raise NetError(f"{self._end_name((key, port))} is fed by more than one connection")
+            taken.add((key, port))
+            edges.append((src, (key, port)))
+        muted = {src for src, dest in edges if dest is None}
+        edges = [e for e in edges if e[1] is not None]
+
+        inputs: list[str] = []
+        for src, _ in edges:
+            if src[0] is None and src[1] not in inputs:
+                inputs.append(src[1])
+        for key, layer in self.vertices.items():  # unconnected inputs become graph inputs
+            for port in layer.input_ports:
+                if (key, port) not in taken:
+                    edges.append(((None, port), (key, port)))
+                    if port not in inputs:
+                        inputs.append(port)
+        outputs: dict[str, End] = {}
+        named = [(dest[1], src) for src, dest in edges if dest[0] is None]
+        consumed = {src for src, _ in edges} | muted
+        loose = [
+            (port, (key, port))
+            for key, layer in self.vertices.items()
+            for port in layer.output_ports
+            if (key, port) not in consumed
+        ]
+        for name, src in named:
+            outputs[name] = src
+        for name, src in loose:
+            same = [s for n, s in loose if n == name]
+            if len(same) > 1 or name in outputs:
+                name = f"{name}{same.index(src) + 1}"
+            outputs[name] = src
+        self.muted = sorted(muted, key=str)
+        self.edges = [(s, d) for s, d in edges if d[0] is not None]
+        self.input_ports = tuple(inputs)
+        self.output_ports = tuple(outputs)
+        self.outputs = outputs
+        self.port_shapes = {p: None for p in (*inputs, *outputs)}
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.vertices)
+        graph.add_edges_from((s[0], d[0]) for s, d in self.edges if s[0] is not None)
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = " -> ".join(str(a) for a, _ in cycle) + f" -> {cycle[0][0]}"
+            raise NetError(f"the connections form a cycle: {path}; a NetGraph must be acyclic")
+        position = {key: i for i, key in enumerate(self.vertices)}
+        self.order = list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
+
+    def _end_name(self, end: End) -> str:
+        key, port = end
+        if key is None:
+            return f"NetPort({port!r})"
+        return f"NetPort({key!r}, {port!r}) of {type(self.vertices[key]).__name__}"
+
+    # -- 4. shape inference ------------------------------------------------------------------
+    def _infer(self, known: dict[str, Shape | None]) -> bool:
+        changed_any = False
+        for port, shape in known.items():
+            new = unify(self.port_shapes[port], shape, f"NetGraph port {port!r}")
+            changed_any |= new != self.port_shapes[port]
+            self.port_shapes[port] = new
+        ends = [(s, d) for s, d in self.edges] + [((k, p), (None, name)) for name, (k, p) in self.outputs.items()]
+        for _ in range(4 * len(self.vertices) + 4):
+            changed = False
+            for src, dst in ends:
+                a, b = self._shape(src), self._shape(dst)
+                try:
+                    both = unify(a, b, "")
+                except ShapeError:
+                    raise ShapeError(
+                        f"{self._end_name(src)} gives {format_shape(a)} but {self._end_name(dst)} "
+                        f"expects {format_shape(b)}"
+                    ) from None
+                for end, old in ((src, a), (dst, b)):
+                    if both != old:
+                        changed = True
+                        self._set_shape(end, both)
+            for key in self.order:
+                layer = self.vertices[key]
+                try:
+                    changed |= layer.refine({})
+                except ShapeError as err:
+                    raise ShapeError(f"in layer {key!r}: {err}") from None
+            changed_any |= changed
+            if not changed:
+                break
+        for layer in self.vertices.values():
+            if all(s is not None for s in layer.port_shapes.values()):
+                layer.check_arrays()
+        return changed_any
+
+    def _shape(self, end: End) -> Shape | None:
+        key, port = end
+        return self.port_shapes[port] if key is None else self.vertices[key].port_shapes[port]
+
+    def _set_shape(self, end: End, shape: Shape | None) -> None:
+        key, port = end
+        if key is None:
+            self.port_shapes[port] = shape
+        else:
+            self.vertices[key].refine({port: shape})
+
+    def refine(self, known: dict[str, Shape | None]) -> bool:
+        for port in known:
+            if port not in self.port_shapes:
+                raise NetError(f"{self.describe()} has no port {port!r}; its ports are {list(self.port_shapes)}")
+        return self._infer(known)
+
+    # -- 5. the plan and running it -------------------------------------------------------------
+    def _compile(self) -> list[tuple[Any, dict[str, End], list[End]]]:
+        """Steps in order: (vertex, {input port: source end}, ends to release after it)."""
+        sources: dict[Any, dict[str, End]] = {key: {} for key in self.vertices}
+        for src, (key, port) in self.edges:
+            sources[key][port] = src
+        last_use: dict[End, int] = {}
+        for i, key in enumerate(self.order):
+            for src in sources[key].values():
+                last_use[src] = i
+        keep = set(self.outputs.values())
+        release: list[list[End]] = [[] for _ in self.order]
+        for end, i in last_use.items():
+            if end not in keep and end[0] is not None:
+                release[i].append(end)
+        return [(key, sources[key], release[i]) for i, key in enumerate(self.order)]
+
+    def forward(self, inputs: dict, ctx: Context) -> dict:
+        values = {(None, port): inputs[port] for port in self.input_ports}
+        base = ctx.path
+        for key, sources, release in self.plan:
+            ctx.path = base + (key,)
+            layer = self.vertices[key]
+            outs = layer.forward({port: values[src] for port, src in sources.items()}, ctx)
+            for port in layer.output_ports:
+                values[(key, port)] = outs[port]
+                if ctx.path + (port,) in ctx.wanted:
+                    ctx.captured[ctx.path + (port,)] = outs[port]
+            for end in release:
+                del values[end]  # free what no later step reads
+        ctx.path = base
+        return {name: values[src] for name, src in self.outputs.items()}
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def connections(self) -> list[tuple]:
+        """The wiring in the public form, every end explicit (rebuilds an equal graph)."""
+
+        def end(e: End) -> NetPort:
+            return NetPort(e[1]) if e[0] is None else NetPort(e[0], e[1])
+
+        wires = [(end(s), end(d)) for s, d in self.edges]
+        wires += [(end(src), NetPort(name)) for name, src in self.outputs.items()]
+        wires += [(end(src), None) for src in self.muted]
+        return wires
+
+    def children(self) -> Iterator[tuple[Any, Layer]]:
+        return iter(self.vertices.items())
+
+    def copy(self) -> NetGraph:
+        clone = super().copy()
+        clone.vertices = {k: v.copy() for k, v in self.vertices.items()}
+        clone.outputs = dict(self.outputs)
+        return clone
+
+    def config(self) -> dict[str, Any]:
+        return {"numbered": self.numbered, "edges": self.edges, "outputs": self.outputs}
+
+    def __str__(self) -> str:
+        from .summary import tree
+
+        return tree(self)
+
+    def __getitem__(self, key: Any) -> Layer:
+        """``net[k]``: the vertex ``k`` (a number from 1, or a name)."""
+        return self.vertices[self._vertex(key)]
+
+    def __len__(self) -> int:
+        return len(self.vertices)
+
+
+class NetChain(NetGraph):
+    """Layers applied one after another: "Input" → layer 1 → … → "Output".
+
+    Example:
+        >>> from netgraph import NetChain, NetInitialize
+        >>> from layers import LinearLayer
+        >>> chain = NetInitialize(NetChain([LinearLayer(3), "Ramp", LinearLayer(1)], input=2))
+        >>> chain(np.zeros(2)).shape
+        (1,)
+    """
+
+    def __init__(self, layers: list | dict, *, input: Any = None, output: Any = None) -> None:  # noqa: A002
+        keys = list(layers) if isinstance(layers, dict) else list(range(1, len(layers) + 1))
+        if not keys:
+            raise NetError("a NetChain needs at least one layer")
+        converted = {k: as_layer(layers[k] if isinstance(layers, dict) else layers[k - 1]) for k in keys}
+        for k, built in converted.items():
+            if len(built.input_ports) > 1 or len(built.output_ports) != 1:
+                raise NetError(
+                    f"NetChain layer {k!r} ({type(built).__name__}) has inputs {list(built.input_ports)} "
+                    f"and outputs {list(built.output_ports)}; each layer of a chain needs one of each"
+                )
+        chain: tuple = tuple(keys) + (NetPort("Output"),)
+        if converted[keys[0]].input_ports:
+            chain = (NetPort("Input"),) + chain
+        vertices = converted if isinstance(layers, dict) else [converted[k] for k in keys]
+        super().__init__(vertices, [chain], input=input, output=output)

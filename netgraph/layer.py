@@ -1,0 +1,250 @@
+"""The layer protocol: what every layer (and every net) offers the graph machinery.
+
+A layer's lifecycle, as in Keras:
+
+1. ``__init__`` stores its configuration only (Wolfram's options in snake_case).
+2. :meth:`Layer.shape_rule` states, without data, what port shapes follow from
+   the known ones; the graph calls :meth:`Layer.refine` until nothing changes.
+3. Once port shapes are known, :meth:`Layer.array_shapes` gives the shapes of
+   its learnable arrays; they are created by :func:`netgraph.NetInitialize`
+   (or given by the user, e.g. ``weights=w``).
+4. :meth:`Layer.forward` computes on :class:`~netgraph.autograd.Tensor` values
+   (each holding an ``xp`` array with a leading batch axis), fetching its
+   arrays from the evaluation :class:`Context`.
+
+Shapes are per example, without the batch axis: ``()`` is a scalar
+("Real"), ``(8,)`` a vector, ``(1, 28, 28)`` an image. ``None`` means unknown.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .autograd import Tensor
+
+Shape = tuple[int, ...]
+
+
+class NetError(ValueError):
+    """A net was built, wired or called wrongly; the message says where and why."""
+
+
+class ShapeError(NetError):
+    """Port shapes do not fit together."""
+
+
+def as_shape(spec: Any, what: str = "shape") -> Shape | None:
+    """Turn a Wolfram shape spec (``n``, ``(n1, n2)``, ``"Real"``, None) into a tuple."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec in ("Real", "Scalar"):
+            return ()
+        raise NetError(f"{what}: unknown shape spec {spec!r} (use an int, a tuple of ints or 'Real')")
+    if isinstance(spec, (int, np.integer)):
+        dims: Sequence[Any] = (int(spec),)
+    else:
+        dims = tuple(spec)
+    if not all(isinstance(d, (int, np.integer)) and d >= 1 for d in dims):
+        raise NetError(f"{what}: dimensions must be positive integers, got {spec!r}")
+    return tuple(int(d) for d in dims)
+
+
+def unify(a: Shape | None, b: Shape | None, where: str) -> Shape | None:
+    """The shape both ``a`` and ``b`` describe, or a ShapeError naming ``where``."""
+    if a is None:
+        return b
+    if b is None or a == b:
+        return a
+    raise ShapeError(f"{where}: shapes {format_shape(a)} and {format_shape(b)} do not match")
+
+
+def format_shape(shape: Shape | None) -> str:
+    if shape is None:
+        return "(unknown)"
+    if shape == ():
+        return "scalar"
+    return "×".join(str(d) for d in shape)
+
+
+@dataclass
+class Context:
+    """Everything one evaluation or training step needs besides the inputs.
+
+    ``arrays`` maps ``(id(layer), name)`` to the tensor used for that array,
+    so training can keep device copies and ask for their gradients.
+    """
+
+    xp: Any
+    dtype: Any
+    batch_size: int
+    training: bool = False
+    rng: Any = None
+    arrays: dict[tuple[int, str], Tensor] = field(default_factory=dict)
+    grad_arrays: set[tuple[int, str]] = field(default_factory=set)
+    path: tuple = ()
+    wanted: set[tuple] = field(default_factory=set)
+    captured: dict[tuple, Tensor] = field(default_factory=dict)
+
+    def array(self, layer: Layer, name: str) -> Tensor:
+        """The tensor for ``layer``'s array ``name`` (created on first use)."""
+        key = (id(layer), name)
+        tensor = self.arrays.get(key)
+        if tensor is None:
+            value = layer.arrays.get(name)
+            if value is None:
+                raise NetError(f"{layer.describe()}: array {name!r} is not initialized; call NetInitialize(net)")
+            tensor = Tensor(self.xp.asarray(value, dtype=self.dtype), key in self.grad_arrays)
+            self.arrays[key] = tensor
+        return tensor
+
+    def has_array(self, layer: Layer, name: str) -> bool:
+        return name in layer.arrays
+
+
+class Layer:
+    """Base class of every layer and net. Subclasses override the marked methods."""
+
+    input_ports: tuple[str, ...] = ("Input",)
+    output_ports: tuple[str, ...] = ("Output",)
+    #: how NetInitialize fills each array: "weights", "zeros", "ones" or a number
+    array_roles: dict[str, Any] = {}
+
+    def __init__(self, *, input: Any = None, output: Any = None, **kwargs: Any) -> None:  # noqa: A002
+        self.arrays: dict[str, np.ndarray | None] = {}
+        self.port_shapes: dict[str, Shape | None] = {}
+        self.learning_rate_multipliers: dict[str, float] = {}
+        self.name: str | None = None  # set by the graph that holds it, for messages
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unknown options {sorted(kwargs)}")
+        self._fixed_ports = {"Input": input, "Output": output}
+
+    def _finish_init(self) -> None:
+        """Apply the ``input=``/``output=`` options once the ports exist."""
+        fixed = self._fixed_ports
+        self.port_shapes = {p: None for p in (*self.input_ports, *self.output_ports)}
+        known = {}
+        if fixed.get("Input") is not None:
+            known[self.input_ports[0] if self.input_ports else "Input"] = as_shape(fixed["Input"], "input")
+        if fixed.get("Output") is not None:
+            known["Output"] = as_shape(fixed["Output"], "output")
+        self.refine(known)
+
+    # -- shapes ----------------------------------------------------------------
+    def shape_rule(self, shapes: dict[str, Shape | None]) -> dict[str, Shape | None]:
+        """Override: port shapes that follow from ``shapes`` (None where unknown)."""
+        return {}
+
+    def refine(self, known: dict[str, Shape | None]) -> bool:
+        """Merge ``known`` port shapes, apply the shape rule; True if anything changed."""
+        shapes = dict(self.port_shapes)
+        for port, shape in known.items():
+            if port not in shapes:
+                raise NetError(f"{self.describe()} has no port {port!r}; its ports are {list(shapes)}")
+            shapes[port] = unify(shapes[port], shape, f"{self.describe()} port {port!r}")
+        for _ in range(3):
+            derived = self.shape_rule(shapes)
+            new = {p: unify(shapes[p], s, f"{self.describe()} port {p!r}") for p, s in derived.items()}
+            if all(shapes[p] == s for p, s in new.items()):
+                break
+            shapes.update(new)
+        changed = shapes != self.port_shapes
+        self.port_shapes = shapes
+        return changed
+
+    def array_shapes(self) -> dict[str, Shape]:
+        """Override: shapes of the learnable arrays, once the port shapes are known."""
+        return {}
+
+    def fan(self, name: str) -> tuple[int, int]:
+        """Override for weights: (fan_in, fan_out) used by Kaiming/Xavier initialization."""
+        shape = self.array_shapes()[name]
+        return (int(np.prod(shape[1:])) or 1, shape[0])
+
+    # -- computing ---------------------------------------------------------------
+    def forward(self, inputs: dict[str, Tensor], ctx: Context) -> dict[str, Tensor]:
+        """Override: output tensors from input tensors (leading batch axis)."""
+        raise NotImplementedError
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def describe(self) -> str:
+        kind = type(self).__name__
+        return f"{kind} {self.name!r}" if self.name is not None else kind
+
+    def copy(self) -> Layer:
+        """An independent copy: nets are values, as in the Wolfram Language."""
+        clone = copy.copy(self)
+        clone.arrays = {k: (None if v is None else v.copy()) for k, v in self.arrays.items()}
+        clone.port_shapes = dict(self.port_shapes)
+        clone.learning_rate_multipliers = dict(self.learning_rate_multipliers)
+        return clone
+
+    def children(self) -> Iterator[tuple[Any, Layer]]:
+        """Sub-layers (for nets); a plain layer has none."""
+        return iter(())
+
+    def config(self) -> dict[str, Any]:
+        """Override: the constructor arguments, JSON-ready (for saving and printing)."""
+        return {}
+
+    def set_arrays(self, given: dict[str, Any]) -> None:
+        """Store user-given arrays (``weights=``...): None removes, Automatic leaves unset."""
+        for name, value in given.items():
+            if value is None:
+                self.arrays.pop(name, None)
+            elif isinstance(value, str) and value == "Automatic":
+                self.arrays[name] = None
+            else:
+                self.arrays[name] = np.array(value, dtype=np.float32)
+
+    def check_arrays(self) -> None:
+        """Check given arrays against the inferred shapes (called once shapes are known)."""
+        expected = self.array_shapes()
+        for name, value in self.arrays.items():
+            if value is not None and name in expected and value.shape != expected[name]:
+                raise ShapeError(
+                    f"{self.describe()}: array {name!r} has shape {format_shape(value.shape)}, "
+                    f"expected {format_shape(expected[name])}"
+                )
+
+    def __call__(self, data: Any = None, spec: Any = None, **options: Any) -> Any:
+        """Evaluate on one example or a batch; see :func:`netgraph.evaluate`."""
+        from .evaluate import evaluate  # the evaluation API sits above the protocol
+
+        return evaluate(self, data, spec, **options)
+
+    def __repr__(self) -> str:
+        from .summary import layer_repr
+
+        return layer_repr(self)
+
+
+class UnaryLayer(Layer):
+    """A layer with one "Input" and one "Output": implement ``output_shape`` and ``apply``."""
+
+    def output_shape(self, input_shape: Shape) -> Shape | None:
+        """Override: the output shape for a known input shape."""
+        return input_shape
+
+    def input_shape(self, output_shape: Shape) -> Shape | None:
+        """Override when the input shape follows from the output shape."""
+        return None
+
+    def shape_rule(self, shapes: dict[str, Shape | None]) -> dict[str, Shape | None]:
+        derived: dict[str, Shape | None] = {}
+        if shapes["Input"] is not None:
+            derived["Output"] = self.output_shape(shapes["Input"])
+        elif shapes["Output"] is not None:
+            derived["Input"] = self.input_shape(shapes["Output"])
+        return {p: s for p, s in derived.items() if s is not None}
+
+    def apply(self, x: Tensor, ctx: Context) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, inputs: dict[str, Tensor], ctx: Context) -> dict[str, Tensor]:
+        return {"Output": self.apply(inputs["Input"], ctx)}

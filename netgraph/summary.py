@@ -1,0 +1,186 @@
+"""Looking at nets: ``repr``/``print``, a Keras-like summary table, and a drawing.
+
+Example:
+    >>> from netgraph import NetChain, NetSummary
+    >>> from layers import LinearLayer
+    >>> print(NetSummary(NetChain([LinearLayer(3), "Ramp", LinearLayer(1)], input=2)))  # doctest: +NORMALIZE_WHITESPACE
+    layer  type              input  output  arrays                 parameters
+    1      LinearLayer       2      3       Weights 3×2, Biases 3  9
+    2      ElementwiseLayer  3      3                              0
+    3      LinearLayer       3      1       Weights 1×3, Biases 1  4
+    total parameters: 13
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from .layer import Layer, format_shape
+
+
+def _ports(layer: Layer, ports: tuple[str, ...]) -> str:
+    shapes = [format_shape(layer.port_shapes.get(p)) for p in ports]
+    if len(ports) == 1 and ports[0] in ("Input", "Output"):
+        return shapes[0]
+    return ", ".join(f"{p}: {s}" for p, s in zip(ports, shapes))
+
+
+def layer_repr(layer: Layer) -> str:
+    """One line: the kind, its defining option, and its port shapes."""
+    kind = type(layer).__name__
+    if hasattr(layer, "vertices"):
+        return (
+            f"{kind}({len(layer.vertices)} layers, inputs {_ports(layer, layer.input_ports)!s}; "
+            f"outputs {_ports(layer, layer.output_ports)})"
+        )
+    own = str(layer) if type(layer).__str__ is not object.__str__ and type(layer).__str__ is not Layer.__str__ else ""
+    if own:
+        return f"{kind}({own})"
+    return f"{kind}({_ports(layer, layer.input_ports) or '–'} → {_ports(layer, layer.output_ports)})"
+
+
+def tree(net: Layer, indent: str = "") -> str:
+    """``print(net)`` for nets: every vertex, nested nets indented."""
+    lines = [indent + layer_repr(net)]
+    for key, child in net.children():
+        inner = tree(child, indent + "    ").lstrip()
+        lines.append(f"{indent}  {key}: {inner}")
+    return "\n".join(lines)
+
+
+@dataclass
+class SummaryRow:
+    path: str
+    kind: str
+    inputs: str
+    outputs: str
+    arrays: str
+    parameters: int
+
+
+class NetSummary:
+    """A table of the leaf layers of ``net``: ports, shapes, arrays and parameter counts.
+
+    Attributes:
+        rows: one :class:`SummaryRow` per leaf layer.
+        total_parameters: the number of learnable elements (Wolfram's
+            "ArraysTotalElementCount"); moving statistics are counted in
+            ``non_trainable_parameters`` as well.
+    """
+
+    NON_TRAINABLE = ("MovingMean", "MovingVariance")
+
+    def __init__(self, net: Layer):
+        from .paths import iter_layers
+
+        self.rows: list[SummaryRow] = []
+        self.total_parameters = 0
+        self.non_trainable_parameters = 0
+        for path, layer in iter_layers(net):
+            if any(True for _ in layer.children()):
+                continue
+            shapes = layer.array_shapes() if all(s is not None for s in layer.port_shapes.values()) else {}
+            counts = {name: int(np.prod(shapes[name])) if name in shapes else 0 for name in layer.arrays}
+            self.total_parameters += sum(counts.values())
+            self.non_trainable_parameters += sum(c for n, c in counts.items() if n in self.NON_TRAINABLE)
+            arrays = ", ".join(f"{n} {format_shape(shapes.get(n))}" for n in layer.arrays)
+            self.rows.append(
+                SummaryRow(
+                    "/".join(map(str, path)) or "(net)",
+                    type(layer).__name__,
+                    _ports(layer, layer.input_ports),
+                    _ports(layer, layer.output_ports),
+                    arrays,
+                    sum(counts.values()),
+                )
+            )
+
+    def __str__(self) -> str:
+        header = ("layer", "type", "input", "output", "arrays", "parameters")
+        table = [header] + [(r.path, r.kind, r.inputs, r.outputs, r.arrays, str(r.parameters)) for r in self.rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+        lines.append(f"total parameters: {self.total_parameters:,}")
+        if self.non_trainable_parameters:
+            lines.append(f"non-trainable (moving statistics): {self.non_trainable_parameters:,}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def draw(net: Layer, path: str | Path, *, scale: int = 1) -> Path:
+    """Draw ``net`` (its top-level vertices) to a PNG: layers as boxes in
+    topological layers, graph ports as rounded boxes, shapes on the edges."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    vertices = dict(net.children()) or {"net": net}
+    edges = getattr(net, "edges", [])
+    outputs = getattr(net, "outputs", {})
+    graph = nx.DiGraph()
+    nodes: dict[Any, str] = {}
+    for port in net.input_ports:
+        nodes[("in", port)] = f"{port}\n{format_shape(net.port_shapes.get(port))}"
+    for key, layer in vertices.items():
+        label = str(layer) if type(layer).__str__ is not object.__str__ else ""
+        nodes[("v", key)] = f"{key}: {type(layer).__name__}" + (f"\n{label[:28]}" if label else "")
+    for port in net.output_ports:
+        nodes[("out", port)] = f"{port}\n{format_shape(net.port_shapes.get(port))}"
+    graph.add_nodes_from(nodes)
+    labels: dict[tuple, str] = {}
+
+    def node_of(end: tuple, side: str) -> Any:
+        return (side, end[1]) if end[0] is None else ("v", end[0])
+
+    for src, dst in edges:
+        a, b = node_of(src, "in"), node_of(dst, "out")
+        graph.add_edge(a, b)
+        shape = vertices[dst[0]].port_shapes.get(dst[1]) if dst[0] is not None else None
+        labels[(a, b)] = format_shape(shape)
+    for name, src in outputs.items():
+        a = node_of(src, "in")
+        graph.add_edge(a, ("out", name))
+        labels[(a, ("out", name))] = format_shape(net.port_shapes.get(name))
+    if not edges and hasattr(net, "input_ports") and "net" in vertices:
+        for port in net.input_ports:
+            graph.add_edge(("in", port), ("v", "net"))
+        for port in net.output_ports:
+            graph.add_edge(("v", "net"), ("out", port))
+    columns = list(nx.topological_generations(graph))
+    font = ImageFont.load_default()
+    box_w, box_h, gap_x, gap_y = 200 * scale, 44 * scale, 90 * scale, 26 * scale
+    width = len(columns) * (box_w + gap_x) + gap_x
+    height = max(len(c) for c in columns) * (box_h + gap_y) + gap_y
+    image = Image.new("RGB", (width, height), "white")
+    pen = ImageDraw.Draw(image)
+    where: dict[Any, tuple[int, int]] = {}
+    for ci, column in enumerate(columns):
+        column = sorted(column, key=lambda n: list(nodes).index(n))
+        for ri, node in enumerate(column):
+            where[node] = (gap_x + ci * (box_w + gap_x), gap_y + ri * (box_h + gap_y))
+    for a, b in graph.edges:
+        (ax, ay), (bx, by) = where[a], where[b]
+        start, end = (ax + box_w, ay + box_h // 2), (bx, by + box_h // 2)
+        pen.line([start, end], fill=(90, 90, 90), width=scale)
+        pen.polygon([end, (end[0] - 7, end[1] - 4), (end[0] - 7, end[1] + 4)], fill=(90, 90, 90))
+        text = labels.get((a, b), "")
+        if text:
+            pen.text(
+                ((start[0] + end[0]) // 2 - 20, (start[1] + end[1]) // 2 - 12), text, fill=(160, 40, 40), font=font
+            )
+    for node, (x, y) in where.items():
+        kind = node[0]
+        fill = {"in": (220, 235, 255), "out": (220, 255, 225), "v": (250, 245, 225)}[kind]
+        pen.rounded_rectangle(
+            [x, y, x + box_w, y + box_h], radius=12 if kind != "v" else 3, outline=(60, 60, 60), fill=fill, width=scale
+        )
+        pen.multiline_text((x + 8, y + 6), nodes[node], fill="black", font=font, spacing=4)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    return out
