@@ -243,7 +243,11 @@ def _collect_inputs(net: Layer, data: Any) -> tuple[Layer, dict, dict, bool]:
 
 
 def _ensure_initialized(net: Layer) -> None:
-    """Arrays left as Automatic are filled as NetInitialize(net) would (seed 1234)."""
+    """Arrays left as Automatic are filled as NetInitialize(net) would (seed 1234).
+
+    NOTE: this fills ``net`` itself, once, so later evaluations reuse the
+    arrays; the values are exactly those NetInitialize(net) would give.
+    """
     if any(layer.arrays[name] is None for _, layer, name in iter_arrays(net)):
         from .initialize import initialize_in_place
 

@@ -281,6 +281,8 @@ class NetGraph(Layer):
             changed_any |= changed
             if not changed:
                 break
+        else:
+            raise ShapeError("shape inference did not settle; a layer's shape rule keeps changing its ports")
         for layer in self.vertices.values():
             if all(s is not None for s in layer.port_shapes.values()):
                 layer.check_arrays()
@@ -377,6 +379,7 @@ class NetChain(NetGraph):
     """Layers applied one after another: "Input" → layer 1 → … → "Output".
 
     Example:
+        >>> import numpy as np
         >>> from netgraph import NetChain, NetInitialize
         >>> from layers import LinearLayer
         >>> chain = NetInitialize(NetChain([LinearLayer(3), "Ramp", LinearLayer(1)], input=2))

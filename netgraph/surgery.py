@@ -84,7 +84,7 @@ def NetDrop(net: NetChain, spec: Any) -> NetChain:  # noqa: N802
 
 def _chain_index(chain: NetChain, key: Any) -> int:
     keys = list(chain.vertices)
-    if chain.numbered and isinstance(key, int):
+    if isinstance(key, int) and not isinstance(key, bool):  # a position from 1, also in a named chain
         if key == 0 or abs(key) > len(keys):
             raise NetError(f"layer {key} does not exist: the chain has layers 1..{len(keys)}")
         return key - 1 if key > 0 else len(keys) + key

@@ -16,7 +16,7 @@ Example:
     >>> print(f)
     -Exp[2*#]&
     >>> print(f.derivative(0))
-    -(2*Exp[2*#])&
+    -2*Exp[2*#]&
     >>> float(f.evaluate([0.0]))
     -1.0
 """
@@ -244,8 +244,28 @@ def _step(x):  # 1 where x > 0 else 0, as an expression
 
 
 def _erf(xp, x):
-    # NOTE: NumPy has no erf. This is the complementary-error-function fit of
-    # Numerical Recipes (fractional error < 1.2e-7 everywhere), written for xp.
+    # NOTE: NumPy has no erf. In float32 the complementary-error-function fit of
+    # Numerical Recipes is enough (fractional error < 1.2e-7); in float64 a
+    # Maclaurin series (|x| < 2) and a continued fraction for erfc (|x| >= 2)
+    # give ~1e-15, so float64 gradient checks see the true function.
+    if getattr(x, "dtype", np.float64) == np.float32:
+        return _erf_fit(xp, x)
+    x = xp.asarray(x, dtype=np.float64)
+    z = xp.minimum(xp.abs(x), 2.0)
+    term, total = z, z.copy()
+    for n in range(1, 40):
+        term = term * (-z * z) / n
+        total = total + term / (2 * n + 1)
+    small = total * (2.0 / math.sqrt(math.pi))
+    big_x = xp.maximum(xp.abs(x), 2.0)
+    frac = big_x
+    for k in range(60, 0, -1):  # erfc(x) = e^-x² / √π / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))
+        frac = big_x + (k / 2.0) / frac
+    big = 1.0 - xp.exp(-big_x * big_x) / (math.sqrt(math.pi) * frac)
+    return xp.sign(x) * xp.where(xp.abs(x) < 2.0, small, big)
+
+
+def _erf_fit(xp, x):
     z = xp.abs(x)
     t = 1.0 / (1.0 + 0.5 * z)
     poly = (
@@ -378,11 +398,27 @@ _NUMPY_UFUNCS = {
 # --- public math functions: symbolic on expressions, numeric on numbers and arrays ------
 
 
+def _apply(op: str, *args: Any) -> Any:
+    if any(isinstance(a, Expr) for a in args):
+        return _make(op, *args)
+    return OPS[op].evaluate(array_module(*args), *args)
+
+
 def _function(op: str, doc: str) -> Callable:
-    def fn(*args):
-        if any(isinstance(a, Expr) for a in args):
-            return _make(op, *args)
-        return OPS[op].evaluate(array_module(*args), *args)
+    """A public math function with the operation's number of arguments (so it can be traced itself)."""
+    n = OPS[op].n_args
+    if n == 1:
+
+        def fn(x):
+            return _apply(op, x)
+    elif n == 2:
+
+        def fn(a, b):
+            return _apply(op, a, b)
+    else:
+
+        def fn(c, a, b):
+            return _apply(op, c, a, b)
 
     fn.__name__ = fn.__qualname__ = op
     fn.__doc__ = doc

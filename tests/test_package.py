@@ -1,0 +1,174 @@
+"""The package: import structure, memory behaviour, surgery and inspection."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import tracemalloc
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import layers as L
+from gradcheck import check_function
+from netgraph import (
+    NetChain,
+    NetDrop,
+    NetError,
+    NetExtract,
+    NetGraph,
+    NetInitialize,
+    NetPort,
+    NetReplacePart,
+    NetSummary,
+    NetTake,
+    ShapeError,
+    draw,
+)
+from netgraph.autograd import primitive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_imports():
+    graph = nx.DiGraph()
+    for package in ("netgraph", "layers"):
+        for path in (ROOT / package).glob("*.py"):
+            name = f"{package}.{path.stem}" if path.stem != "__init__" else package
+            graph.add_node(name)
+            for node in ast.parse(path.read_text()).body:  # module-level imports only
+                if isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:
+                        base = package + ("." + base if base else "")
+                    for alias in node.names:
+                        target = f"{base}.{alias.name}"
+                        graph.add_edge(
+                            name, target if (ROOT / target.replace(".", "/")).with_suffix(".py").exists() else base
+                        )
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        graph.add_edge(name, alias.name)
+    return graph
+
+
+def test_no_import_cycles_and_layers_builds_on_the_core():
+    graph = module_imports()
+    cycles = list(nx.simple_cycles(graph.subgraph([n for n in graph if n.split(".")[0] in ("netgraph", "layers")])))
+    assert not cycles, cycles
+    core = {"netgraph.backend", "netgraph.autograd", "netgraph.ops", "netgraph.symbolic", "netgraph.layer"}
+    for node in core | {"netgraph.graph"}:
+        assert not any(t.startswith("layers") for t in nx.descendants(graph, node)), node
+
+
+def test_the_checker_catches_a_wrong_derivative():
+    @primitive
+    def bad_square(x):
+        return x * x, lambda g, needs: (g * x,)  # should be 2*x*g
+
+    with pytest.raises(AssertionError, match="central differences"):
+        check_function(bad_square, [np.array([1.0, 2.0])])
+
+
+def test_evaluation_memory_stays_flat():
+    net = NetInitialize(
+        NetGraph(
+            {
+                "a": L.LinearLayer(64, input=32),
+                "b": L.ElementwiseLayer("Tanh"),
+                "c": L.ElementwiseLayer(lambda x: x * x),
+                "sum": L.TotalLayer(),
+            },
+            [(NetPort("Input"), "a"), ("a", "b"), ("a", "c"), (["b", "c"], "sum")],
+        )
+    )
+    x = np.random.default_rng(0).normal(size=(64, 32))
+    from netgraph import NetPortGradient
+
+    def run():
+        net(x)
+        net(x, NetPortGradient("Input"))
+
+    for _ in range(20):
+        run()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for _ in range(300):
+        run()
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert grown < 200_000, f"memory grew by {grown} bytes over 300 evaluations"
+
+
+def test_extract_take_drop_replace():
+    chain = NetInitialize(
+        NetChain({"lin": L.LinearLayer(3), "act": L.ElementwiseLayer("Tanh"), "out": L.LinearLayer(1)}, input=2)
+    )
+    x = np.array([0.5, -0.5])
+    w = NetExtract(chain, ("lin", "Weights"))
+    assert w.shape == (3, 2)
+    w[:] = 0  # a copy: the net is unchanged
+    assert np.any(chain["lin"].arrays["Weights"] != 0)
+    head = NetTake(chain, "act")
+    np.testing.assert_allclose(head(x), chain(x, NetPort("act", "Output")), rtol=1e-6)
+    tail = NetDrop(chain, 2)
+    np.testing.assert_allclose(tail(head(x)), chain(x), rtol=1e-6)
+    zeroed = NetReplacePart(chain, {("out", "Biases"): [5.0]})
+    assert float(zeroed(x)[0]) == pytest.approx(float(chain(x)[0]) - float(chain["out"].arrays["Biases"][0]) + 5)
+    with pytest.raises(ShapeError, match="Weights"):
+        NetReplacePart(chain, {("lin", "Weights"): np.ones((2, 2))})
+    swapped = NetReplacePart(chain, {"act": L.ElementwiseLayer("Ramp")})
+    assert str(swapped["act"]) == "Ramp"
+
+
+def test_take_decoder_from_graph():
+    vae_like = NetInitialize(
+        NetGraph(
+            {
+                "enc": L.LinearLayer(2, input=4),
+                "sample": L.ElementwiseLayer(lambda x: x),
+                "dec": NetChain([L.LinearLayer(4)]),
+            },
+            [(NetPort("Input"), "enc", "sample", "dec")],
+        )
+    )
+    dec = NetTake(vae_like, (NetPort("sample", "Output"), "dec"))
+    z = np.array([0.3, -0.1])
+    np.testing.assert_allclose(dec(z), vae_like["dec"](z), rtol=1e-6)
+    assert NetExtract(vae_like, "dec").port_shapes["Input"] == (2,)
+
+
+def test_initialize_methods_and_seeding():
+    net = NetChain([L.LinearLayer(200, input=100)])
+    a, b = NetInitialize(net), NetInitialize(net)
+    np.testing.assert_array_equal(a[1].arrays["Weights"], b[1].arrays["Weights"])
+    assert abs(a[1].arrays["Weights"].std() - np.sqrt(2 / 100)) < 0.01  # Kaiming
+    x = NetInitialize(net, method="Xavier")[1].arrays["Weights"]
+    assert abs(x.std() - np.sqrt(2 / 300)) < 0.01
+    o = NetInitialize(NetChain([L.LinearLayer(50, input=100)]), method="Orthogonal")[1].arrays["Weights"]
+    np.testing.assert_allclose(o @ o.T, np.eye(50), atol=1e-5)
+    from netgraph import All
+
+    again = NetInitialize(a, All, random_seeding=5)
+    assert not np.array_equal(again[1].arrays["Weights"], a[1].arrays["Weights"])
+    kept = NetInitialize(a, random_seeding=5)
+    np.testing.assert_array_equal(kept[1].arrays["Weights"], a[1].arrays["Weights"])
+    with pytest.raises(NetError, match="unknown port shapes"):
+        NetInitialize(NetChain([L.LinearLayer(3)]))
+
+
+def test_summary_and_drawing(tmp_path):
+    net = NetChain([L.LinearLayer(3), "Ramp", L.LinearLayer(1)], input=2)
+    summary = NetSummary(net)
+    assert summary.total_parameters == 13
+    assert "LinearLayer" in str(summary) and "total parameters: 13" in str(summary)
+    assert "1: LinearLayer" in str(net)
+    png = draw(net, tmp_path / "net.png")
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size[0] > 400 and image.getextrema() != ((255, 255), (255, 255), (255, 255))
