@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/latent_loss_demo.py --out out/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check netgraph layers examples tests benchmarks
+	$(BIN)/ruff check netgraph layers examples tests $(wildcard benchmarks)
 
 test: lint
 	$(BIN)/python -m pytest
