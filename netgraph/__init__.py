@@ -60,6 +60,7 @@ from .symbolic import (
     tanh,
     where,
 )
+from .train import NetTrain, NetTrainResults, TrainingError
 
 __version__ = "0.1.0"
 
@@ -74,6 +75,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "NetTrain",
+    "NetTrainResults",
+    "TrainingError",
     "All",
     "Automatic",
     "BackendError",

@@ -184,6 +184,19 @@ class Layer:
         clone.learning_rate_multipliers = dict(self.learning_rate_multipliers)
         return clone
 
+    def array_association(self) -> dict[tuple, np.ndarray | None]:
+        """Every array under this net as NumPy copies, keyed by path (Wolfram's "ArrayAssociation").
+
+        Example:
+            >>> from layers import LinearLayer
+            >>> sorted(LinearLayer(2, input=3, weights=[[1, 2, 3], [4, 5, 6]]).array_association())
+            [('Biases',), ('Weights',)]
+        """
+        from .paths import iter_arrays
+
+        return {path: (None if layer.arrays[name] is None else layer.arrays[name].copy())
+                for path, layer, name in iter_arrays(self)}
+
     def children(self) -> Iterator[tuple[Any, Layer]]:
         """Sub-layers (for nets); a plain layer has none."""
         return iter(())

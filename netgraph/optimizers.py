@@ -1,0 +1,126 @@
+"""Optimisers for NetTrain, with the Wolfram Language's defaults; updates are in place on ``xp`` arrays.
+
+Example:
+    >>> import numpy as np
+    >>> from netgraph.optimizers import make_optimizer
+    >>> opt = make_optimizer(("SGD", {"momentum": 0, "learning_rate_schedule": None}), None)
+    >>> w = np.array([1.0]); opt.update([w], [np.array([2.0])], step=1, total_steps=10); w.tolist()
+    [0.98]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .backend import array_module
+from .layer import NetError
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "ADAM": {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-5},
+    "SGD": {"learning_rate": 0.01, "momentum": 0.93, "learning_rate_schedule": "Polynomial"},
+    "RMSProp": {"learning_rate": 0.001, "beta": 0.95, "momentum": 0.9, "epsilon": 1e-6},
+}
+COMMON = {"l2_regularization": 0.0, "gradient_clipping": None, "weight_clipping": None, "learning_rate_schedule": None}
+
+
+def _snake(name: str) -> str:
+    out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return out.replace("l2_regularization", "l2_regularization").replace("beta_1", "beta1").replace("beta_2", "beta2")
+
+
+class Optimizer:
+    """Holds per-array state (moments) and applies one update to a list of arrays."""
+
+    def __init__(self, name: str, options: dict[str, Any]):
+        self.name = name
+        self.options = options
+        self.state: list[dict[str, Any]] = []
+
+    def learning_rate(self, step: int, total_steps: int) -> float:
+        rate = float(self.options["learning_rate"])
+        schedule = self.options.get("learning_rate_schedule")
+        if schedule == "Polynomial":
+            rate *= math.sqrt(1.0 - min(step, total_steps) / (total_steps + 1))
+        elif callable(schedule):
+            rate *= float(schedule(step, total_steps))
+        return rate
+
+    def update(
+        self, arrays: list[Any], grads: list[Any], step: int, total_steps: int, multipliers: list[float] | None = None
+    ) -> None:
+        """One step (``step`` counts from 1) for every array, in place."""
+        if not self.state:
+            self.state = [{} for _ in arrays]
+        rate = self.learning_rate(step, total_steps)
+        o = self.options
+        for i, (w, g) in enumerate(zip(arrays, grads)):
+            xp = array_module(w)
+            if o["l2_regularization"]:
+                g = g + o["l2_regularization"] * w
+            if o["gradient_clipping"] is not None:
+                g = xp.clip(g, -o["gradient_clipping"], o["gradient_clipping"])
+            lr = rate * (multipliers[i] if multipliers else 1.0)
+            getattr(self, "_" + self.name.lower())(w, g, self.state[i], lr, step, xp)
+            if o["weight_clipping"] is not None:
+                xp.clip(w, -o["weight_clipping"], o["weight_clipping"], out=w)
+
+    def _adam(self, w, g, s, lr, step, xp):
+        # Wolfram folds the bias correction into the step size: lr·√(1−β2^t)/(1−β1^t)
+        b1, b2, eps = self.options["beta1"], self.options["beta2"], self.options["epsilon"]
+        if not s:
+            s["m"], s["v"] = xp.zeros_like(w), xp.zeros_like(w)
+        m, v = s["m"], s["v"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        step_size = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
+        w -= step_size * m / (xp.sqrt(v) + eps)
+
+    def _sgd(self, w, g, s, lr, step, xp):
+        momentum = self.options["momentum"]
+        if not momentum:
+            w -= lr * g
+            return
+        if not s:
+            s["velocity"] = xp.zeros_like(w)
+        velocity = s["velocity"]
+        velocity *= momentum
+        velocity -= lr * g
+        w += velocity
+
+    def _rmsprop(self, w, g, s, lr, step, xp):
+        # centred RMSProp with momentum (Graves 2013; MXNet's rmspropalex)
+        beta, momentum, eps = self.options["beta"], self.options["momentum"], self.options["epsilon"]
+        if not s:
+            s["n"], s["mean"], s["delta"] = xp.zeros_like(w), xp.zeros_like(w), xp.zeros_like(w)
+        n, mean, delta = s["n"], s["mean"], s["delta"]
+        n *= beta
+        n += (1 - beta) * (g * g)
+        mean *= beta
+        mean += (1 - beta) * g
+        delta *= momentum
+        delta -= lr * g / xp.sqrt(n - mean * mean + eps)
+        w += delta
+
+
+def make_optimizer(method: Any, learning_rate: float | None) -> Optimizer:
+    """``"ADAM"``, ``("ADAM", {"beta1": 0.9, ...})`` (Wolfram names in snake_case or CamelCase)."""
+    name, given = (method, {}) if isinstance(method, str) else (method[0], dict(method[1]))
+    name = {"Adam": "ADAM", "adam": "ADAM", "sgd": "SGD", "rmsprop": "RMSProp", "RMSPROP": "RMSProp"}.get(name, name)
+    if name not in DEFAULTS:
+        raise NetError(f"NetTrain: method must be one of {sorted(DEFAULTS)}, got {name!r}")
+    options = {**COMMON, **DEFAULTS[name]}
+    for key, value in given.items():
+        key = _snake(key)
+        if key not in options:
+            raise NetError(f"NetTrain: {name} has no option {key!r}; its options are {sorted(options)}")
+        options[key] = value
+    if learning_rate is not None:
+        options["learning_rate"] = learning_rate
+    return Optimizer(name, options)
+
+
+Schedule = Callable[[int, int], float]

@@ -1,0 +1,557 @@
+"""NetTrain: fit a net's arrays to data, as the Wolfram Language's NetTrain does.
+
+One training step: a batch goes through the training net (the net with its
+loss layers attached), the objective Σ_i r_i · mean_over_batch(loss_i) is
+differentiated by the autograd engine, and the optimiser updates the arrays
+in place on the device. Arrays live on the device for the whole run and come
+back to NumPy in the returned net.
+
+Example:
+    >>> import numpy as np
+    >>> from netgraph import NetTrain
+    >>> from layers import LinearLayer
+    >>> x = np.array([[1.0], [2.0], [3.0]]); y = 2 * x + 1
+    >>> net = NetTrain(LinearLayer(1, input=1), (x, y), max_training_rounds=800, batch_size=3,
+    ...                learning_rate=0.05, training_progress_reporting=None, random_seeding=1)
+    >>> round(float(net(np.array([4.0]))[0]), 2)
+    9.0
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .autograd import Tape, backward
+from .backend import get_dtype, get_xp, to_numpy
+from .evaluate import _ensure_initialized
+from .graph import NetGraph
+from .initialize import initialize_in_place
+from .layer import Context, Layer, NetError, format_shape
+from .optimizers import make_optimizer
+from .paths import iter_arrays
+from .ports import Automatic, NetPort, Scaled
+
+
+class TrainingError(NetError):
+    """Training stopped on bad numbers; ``last_good_net`` holds the net before the failing step."""
+
+    def __init__(self, message: str, last_good_net: Layer | None = None):
+        super().__init__(message)
+        self.last_good_net = last_good_net
+
+
+@dataclass
+class NetTrainResults:
+    """What ``NetTrain(..., prop="All")`` returns; index it with Wolfram's property names."""
+
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        aliases = {
+            "LossEvolutionPlot": "LossPlot",
+            "FinalRoundLoss": "RoundLoss",
+            "FinalValidationLoss": "ValidationLoss",
+            "TotalInputs": "ExamplesProcessed",
+            "MeanInputsPerSecond": "MeanExamplesPerSecond",
+        }
+        name = aliases.get(name, name)
+        if name not in self.properties:
+            raise KeyError(f"NetTrain results have no property {name!r}; they have {sorted(self.properties)}")
+        return self.properties[name]
+
+    def keys(self) -> list[str]:
+        return sorted(self.properties)
+
+
+# --- losses ------------------------------------------------------------------------------
+
+
+def _loss_specs(net: Layer, loss_function: Any) -> tuple[Layer, list[tuple[str, float]]]:
+    """The training net and its (loss port, weight) pairs, following Wolfram's LossFunction."""
+    import layers  # the automatic losses are layers of the library
+
+    if loss_function is Automatic or loss_function is None:
+        if "Loss" in net.output_ports:
+            return net, [("Loss", 1.0)]
+        last = _last_layer(net)
+        loss = (
+            layers.CrossEntropyLossLayer("Index")
+            if isinstance(last, layers.SoftmaxLayer)
+            else layers.CrossEntropyLossLayer("Binary")
+            if _is_sigmoid(last)
+            else layers.MeanSquaredLossLayer()
+        )
+        loss_function = loss
+    if isinstance(loss_function, Layer):
+        if len(net.output_ports) != 1:
+            raise NetError(
+                f"NetTrain: give loss_function=(output port, loss layer); the net has outputs {list(net.output_ports)}"
+            )
+        loss_function = [(net.output_ports[0], loss_function)]
+    if isinstance(loss_function, str):
+        loss_function = [loss_function]
+    if isinstance(loss_function, dict):
+        loss_function = list(loss_function.items())
+    if isinstance(loss_function, tuple) and len(loss_function) == 2 and isinstance(loss_function[0], str):
+        loss_function = [loss_function]
+    ports: list[tuple[str, float]] = []
+    attach: list[tuple[str, Layer]] = []
+    for item in loss_function:
+        port, weight = (item, 1.0) if isinstance(item, str) else item
+        if isinstance(weight, Layer):
+            attach.append((port, weight))
+            ports.append((f"{port}Loss" if port != "Output" else "Loss", 1.0))
+            continue
+        if isinstance(weight, Scaled):
+            weight = weight.ratio
+        if port not in net.output_ports:
+            raise NetError(
+                f"NetTrain: loss port {port!r} is not an output of the net; its outputs are {list(net.output_ports)}"
+            )
+        ports.append((port, float(weight)))
+    if not attach:
+        return net, ports
+    vertices: dict[str, Layer] = {"net": net}
+    wires: list[tuple] = [(NetPort(p), NetPort("net", p)) for p in net.input_ports]
+    for port in net.output_ports:
+        if port not in [a for a, _ in attach]:
+            wires.append((NetPort("net", port), NetPort(port)))
+    for port, loss in attach:
+        name = f"{port}Loss" if port != "Output" else "Loss"
+        vertices[name] = loss
+        wires += [
+            (NetPort("net", port), NetPort(name, "Input")),
+            (NetPort("Target" if port == "Output" else port), NetPort(name, "Target")),
+            (NetPort(name, "Loss"), NetPort(name)),
+        ]
+    return NetGraph(vertices, wires), ports
+
+
+def _last_layer(net: Layer) -> Layer:
+    while isinstance(net, NetGraph) and len(net.outputs) == 1:
+        key = next(iter(net.outputs.values()))[0]
+        net = net.vertices[key]
+    return net
+
+
+def _is_sigmoid(layer: Layer) -> bool:
+    return getattr(layer, "label", None) in ("LogisticSigmoid", "Sigmoid")
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _as_columns(net: Layer, data: Any, what: str) -> dict[str, np.ndarray]:
+    """Data as a dict of equally long arrays keyed by the training net's input ports."""
+    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
+        inputs, targets = data
+        data = {net.input_ports[0] if "Target" != net.input_ports[0] else "Input": inputs, "Target": targets}
+        if not isinstance(inputs, dict) and "Input" not in net.input_ports:
+            data = {[p for p in net.input_ports if p != "Target"][0]: inputs, "Target": targets}
+    if not isinstance(data, dict):
+        ports = [p for p in net.input_ports]
+        if len(ports) != 1:
+            raise NetError(f"NetTrain: the net has inputs {ports}; give the {what} as a dict keyed by port")
+        data = {ports[0]: data}
+    columns = {p: np.asarray(v) for p, v in data.items() if p in net.input_ports}
+    missing = [p for p in net.input_ports if p not in columns]
+    if missing:
+        raise NetError(f"NetTrain: the {what} gives no values for input port(s) {missing}; it has keys {list(data)}")
+    sizes = {p: len(v) for p, v in columns.items()}
+    if len(set(sizes.values())) != 1:
+        raise NetError(f"NetTrain: the {what} columns have different lengths {sizes}")
+    for port, column in columns.items():
+        expected = net.port_shapes.get(port)
+        if expected is not None and tuple(column.shape[1:]) != expected:
+            raise NetError(
+                f"NetTrain: port {port!r} expects examples of shape {format_shape(expected)}; the {what} "
+                f"has {format_shape(tuple(column.shape[1:]))}"
+            )
+    return columns
+
+
+# --- the training loop ------------------------------------------------------------------------------
+
+
+def NetTrain(  # noqa: N802 - the Wolfram name
+    net: Layer,
+    data: Any,
+    prop: Any = None,
+    *,
+    loss_function: Any = Automatic,
+    batch_size: int | Any = Automatic,
+    max_training_rounds: int | Any = Automatic,
+    time_goal: float | None = None,
+    method: Any = "ADAM",
+    learning_rate: float | Any = Automatic,
+    learning_rate_multipliers: dict | None = None,
+    validation_set: Any = None,
+    training_stopping_criterion: Any = None,
+    training_progress_reporting: Any = Automatic,
+    training_progress_function: Callable | tuple | None = None,
+    target_device: str = "CPU",
+    random_seeding: int | Any = Automatic,
+    working_precision: str = "Real32",
+) -> Any:
+    """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results).
+
+    Args:
+        data: ``{"Input": images}``, an array for a single-input net, or
+            ``(inputs, targets)`` for a net whose loss is attached automatically.
+        prop: None (the trained net), a property name such as
+            "RoundLossList", a list of names, or "All" for a results object.
+        loss_function: Automatic, an output port ("Loss"), a list of ports
+            (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}``, or a
+            loss layer (attached to the output; its "Target" comes from data).
+        method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})``.
+        validation_set: data in the same form, or ``Scaled(f)`` to hold out a fraction.
+        training_stopping_criterion: ``{"Criterion": "Loss", "Patience": n,
+            "InitialPatience": m, "Improvement": ("AbsoluteChange", v)}`` or a
+            callable of the progress dict returning True to stop.
+        training_progress_reporting: Automatic (lines every few seconds), None.
+        training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
+            ``f(progress)`` may return "StopTraining".
+        random_seeding: an int makes initialisation, shuffling and random layers reproducible.
+    """
+    started = time.perf_counter()
+    seed = None if random_seeding is Automatic else random_seeding
+    net = net.copy()
+    train_net, losses = _loss_specs(net, loss_function)
+    columns = _as_columns(train_net, data, "training data")
+    n_examples = len(next(iter(columns.values())))
+    rng = np.random.default_rng(seed)
+    if isinstance(validation_set, Scaled):
+        order = rng.permutation(n_examples)
+        held = int(round(validation_set.ratio * n_examples))
+        validation = {p: v[order[:held]] for p, v in columns.items()}
+        columns = {p: v[order[held:]] for p, v in columns.items()}
+        n_examples -= held
+    else:
+        validation = None if validation_set is None else _as_columns(train_net, validation_set, "validation set")
+    if n_examples < 1:
+        raise NetError("NetTrain: no training examples")
+    for port, column in columns.items():  # open shapes take their size from the data
+        if train_net.port_shapes.get(port) is None:
+            train_net.refine({port: tuple(column.shape[1:])})
+    if any(layer.arrays[name] is None for _, layer, name in iter_arrays(train_net)):
+        initialize_in_place(train_net, random_seeding=1234 if seed is None else seed)
+    _ensure_initialized(train_net)
+
+    size = 64 if batch_size is Automatic else int(batch_size)
+    size = max(1, min(size, n_examples))
+    batches_per_round = math.ceil(n_examples / size)
+    xp = get_xp(target_device)
+    dtype = get_dtype(working_precision)
+    optimizer = make_optimizer(method, None if learning_rate is Automatic else learning_rate)
+    frozen = _frozen_arrays(train_net, learning_rate_multipliers)
+    store: dict[tuple[int, str], Any] = {}
+    trainable = [(layer, name) for _, layer, name in iter_arrays(train_net) if (id(layer), name) not in frozen]
+    grad_keys = {(id(layer), name) for layer, name in trainable}
+    device_rng = xp.random.default_rng(seed)
+    reporter = _Reporter(training_progress_reporting)
+    callback, interval = _callback(training_progress_function)
+    criterion = _StoppingCriterion(training_stopping_criterion)
+
+    round_losses: list[float] = []
+    validation_losses: list[float] = []
+    batch_losses: list[float] = []
+    best = (math.inf, None, 0)
+    step = 0
+    reason = "MaxTrainingRounds"
+    rounds = None if max_training_rounds is Automatic else int(max_training_rounds)
+    estimated_total = (rounds or 10) * batches_per_round
+    round_number = 0
+    while True:
+        if rounds is not None and round_number >= rounds:
+            break
+        round_number += 1
+        order = rng.permutation(n_examples)
+        total, seen = 0.0, 0
+        for b in range(batches_per_round):
+            index = order[b * size : (b + 1) * size]
+            batch = {p: xp.asarray(v[index], dtype=dtype) for p, v in columns.items()}
+            ctx = Context(
+                xp=xp,
+                dtype=dtype,
+                batch_size=len(index),
+                training=True,
+                rng=device_rng,
+                arrays=store,
+                grad_arrays=grad_keys,
+            )
+            step += 1
+            try:
+                loss = _train_step(
+                    train_net, ctx, batch, losses, optimizer, trainable, step, estimated_total, round_number, b + 1
+                )
+            except TrainingError as err:
+                err.last_good_net = _strip_losses(_write_back(train_net, store), net, train_net)
+                raise
+            batch_losses.append(loss)
+            total += loss * len(index)
+            seen += len(index)
+            reporter.batch(
+                round_number, b + 1, batches_per_round, loss, seen / max(time.perf_counter() - started, 1e-9)
+            )
+            if callback and interval[0] == "Batches" and step % interval[1] == 0:
+                if _call(callback, locals(), train_net, store) == "StopTraining":
+                    reason = "TrainingProgressFunction"
+                    break
+        round_losses.append(total / seen)
+        if rounds is None and round_number == 1:  # Automatic: about 20 s of training
+            per_round = time.perf_counter() - started
+            rounds = max(1, min(10000, int(20.0 / max(per_round, 1e-6))))
+            estimated_total = rounds * batches_per_round
+        if validation is not None:
+            validation_losses.append(_evaluate_loss(train_net, validation, losses, store, xp, dtype, size))
+        measured = validation_losses[-1] if validation is not None else round_losses[-1]
+        if measured < best[0]:
+            best = (measured, _snapshot(store), round_number)
+        progress = {
+            "Round": round_number,
+            "RoundLoss": round_losses[-1],
+            "RoundLossList": list(round_losses),
+            "ValidationLoss": validation_losses[-1] if validation_losses else None,
+            "ValidationLossList": list(validation_losses),
+            "BatchLossList": list(batch_losses),
+            "AbsoluteBatch": step,
+        }
+        reporter.round(progress)
+        if reason == "TrainingProgressFunction":
+            break
+        if callback and interval[0] == "Rounds" and round_number % interval[1] == 0:
+            if _call(callback, {**locals(), "progress": progress}, train_net, store) == "StopTraining":
+                reason = "TrainingProgressFunction"
+                break
+        if criterion.should_stop(progress, validation is not None):
+            reason = "TrainingStoppingCriterion"
+            break
+        if time_goal is not None and time.perf_counter() - started >= time_goal:
+            reason = "TimeGoal"
+            break
+
+    final = _write_back(train_net, store)
+    trained = final
+    if validation is not None and best[1] is not None:
+        trained = _write_back(train_net, store, best[1])
+    final_net = _strip_losses(final, net, train_net)
+    trained_net = _strip_losses(trained, net, train_net)
+    elapsed = time.perf_counter() - started
+    properties = {
+        "TrainedNet": trained_net,
+        "FinalNet": final_net,
+        "TrainingNet": trained,
+        "RoundLossList": round_losses,
+        "BatchLossList": batch_losses,
+        "ValidationLossList": validation_losses,
+        "RoundLoss": round_losses[-1] if round_losses else None,
+        "ValidationLoss": validation_losses[-1] if validation_losses else None,
+        "BestValidationRound": best[2] if validation is not None else None,
+        "TotalTrainingTime": elapsed,
+        "MeanExamplesPerSecond": step * size / max(elapsed, 1e-9) if step else 0.0,
+        "ReasonTrainingStopped": reason,
+        "TotalRounds": round_number,
+        "TotalBatches": step,
+        "BatchSize": size,
+        "BatchesPerRound": batches_per_round,
+        "ExamplesProcessed": sum(1 for _ in batch_losses) * size,
+        "TrainingExamples": n_examples,
+        "ValidationExamples": 0 if validation is None else len(next(iter(validation.values()))),
+        "OptimizationMethod": optimizer.name,
+        "InitialLearningRate": optimizer.options["learning_rate"],
+        "FinalLearningRate": optimizer.learning_rate(step, estimated_total),
+        "CheckpointingFiles": [],
+    }
+    reporter.done(properties)
+    if prop is None:
+        return trained_net
+    if prop == "All":
+        return NetTrainResults(properties)
+    if isinstance(prop, list):
+        return [NetTrainResults(properties)[p] for p in prop]
+    return NetTrainResults(properties)[prop]
+
+
+def _train_step(net, ctx, batch, losses, optimizer, trainable, step, total, round_number, batch_number) -> float:
+    with Tape() as tape:
+        outputs = net.forward({p: _tensor(v) for p, v in batch.items()}, ctx)
+    n = ctx.batch_size
+    seeds, value = {}, 0.0
+    for port, weight in losses:
+        out = outputs[port]
+        per_example = out.data.reshape(n, -1).sum(axis=1)
+        value += weight * float(per_example.mean())
+        if out.requires_grad:
+            seeds[out] = ctx.xp.full(out.shape, weight / n, dtype=ctx.dtype)
+    if not math.isfinite(value):
+        raise TrainingError(
+            f"NetTrain: the loss became {value} in round {round_number}, batch {batch_number} "
+            f"(loss ports {[p for p, _ in losses]}); the net before this batch is in .last_good_net"
+        )
+    grads = backward(tape, seeds)
+    arrays, updates = [], []
+    for layer, name in trainable:
+        tensor = ctx.arrays.get((id(layer), name))
+        g = None if tensor is None else grads.get(id(tensor))
+        if g is not None:
+            arrays.append(tensor.data)
+            updates.append(g)
+    optimizer.update(arrays, updates, step, total)
+    return value
+
+
+def _tensor(value):
+    from .autograd import Tensor
+
+    return Tensor(value)
+
+
+def _evaluate_loss(net, columns, losses, store, xp, dtype, size) -> float:
+    n = len(next(iter(columns.values())))
+    total = 0.0
+    for start in range(0, n, size):
+        batch = {p: _tensor(xp.asarray(v[start : start + size], dtype=dtype)) for p, v in columns.items()}
+        count = len(next(iter(batch.values())).data)
+        ctx = Context(
+            xp=xp, dtype=dtype, batch_size=count, training=False, rng=xp.random.default_rng(0), arrays=dict(store)
+        )
+        outputs = net.forward(batch, ctx)
+        for port, weight in losses:
+            total += weight * float(outputs[port].data.reshape(count, -1).sum(axis=1).sum())
+    return total / n
+
+
+def _frozen_arrays(net: Layer, multipliers: dict | None) -> set:
+    frozen = set()
+    for _path, layer, name in iter_arrays(net):
+        if name in ("MovingMean", "MovingVariance"):
+            frozen.add((id(layer), name))
+    for spec, rate in (multipliers or {}).items():
+        if rate not in (0, None):
+            continue
+        target = spec if isinstance(spec, tuple) else (spec,)
+        for path, layer, name in iter_arrays(net):
+            if path[: len(target)] == target or path[1 : 1 + len(target)] == target:
+                frozen.add((id(layer), name))
+    return frozen
+
+
+def _snapshot(store: dict) -> dict:
+    return {key: to_numpy(tensor.data).copy() for key, tensor in store.items()}
+
+
+def _write_back(net: Layer, store: dict, snapshot: dict | None = None) -> Layer:
+    values = snapshot if snapshot is not None else {k: to_numpy(t.data) for k, t in store.items()}
+    copies = {}
+    for _, layer, name in iter_arrays(net):
+        if (id(layer), name) in values:
+            copies[(id(layer), name)] = np.array(values[(id(layer), name)], dtype=np.float32)
+    result = net.copy()
+    originals = [(layer, name) for _, layer, name in iter_arrays(net)]
+    for (layer, name), (_, clone, clone_name) in zip(originals, iter_arrays(result)):
+        if (id(layer), name) in copies:
+            clone.arrays[clone_name] = copies[(id(layer), name)]
+    return result
+
+
+def _strip_losses(trained: Layer, original: Layer, train_net: Layer) -> Layer:
+    """The user's net (without attached loss layers) carrying the trained arrays."""
+    if train_net is original:
+        return trained
+    return trained.vertices["net"]
+
+
+# --- progress, callbacks, stopping ----------------------------------------------------------------
+
+
+class _Reporter:
+    """Plain progress lines every few seconds (Wolfram's "Print"); None silences."""
+
+    def __init__(self, spec: Any):
+        self.silent = spec is None
+        self.last = 0.0
+        self.every = 2.0
+
+    def batch(self, round_number, batch, batches, loss, rate) -> None:
+        now = time.perf_counter()
+        if self.silent or now - self.last < self.every:
+            return
+        self.last = now
+        print(f"round {round_number} batch {batch}/{batches}  loss {loss:.5g}  {rate:.0f} examples/s", file=sys.stderr)
+
+    def round(self, progress: dict) -> None:
+        if self.silent:
+            return
+        val = progress["ValidationLoss"]
+        extra = f"  validation loss {val:.5g}" if val is not None else ""
+        print(f"round {progress['Round']}: loss {progress['RoundLoss']:.5g}{extra}", file=sys.stderr)
+
+    def done(self, properties: dict) -> None:
+        if not self.silent:
+            print(
+                f"training stopped ({properties['ReasonTrainingStopped']}) after {properties['TotalRounds']} rounds, "
+                f"{properties['TotalTrainingTime']:.1f} s",
+                file=sys.stderr,
+            )
+
+
+def _callback(spec: Any) -> tuple[Callable | None, tuple[str, int]]:
+    if spec is None:
+        return None, ("Rounds", 1)
+    if isinstance(spec, tuple):
+        fn, options = spec
+        unit, every = options.get("Interval", ("Rounds", 1))
+        return fn, (unit, int(every))
+    return spec, ("Rounds", 1)
+
+
+def _call(callback: Callable, scope: dict, train_net: Layer, store: dict) -> Any:
+    progress = dict(scope.get("progress") or {})
+    progress.setdefault("Round", scope.get("round_number"))
+    progress.setdefault("Batch", scope.get("b", 0) + 1)
+    progress.setdefault("AbsoluteBatch", scope.get("step"))
+    progress.setdefault("BatchLoss", scope["batch_losses"][-1] if scope.get("batch_losses") else None)
+    progress["BatchSize"] = scope.get("size")
+    progress["Net"] = _write_back(train_net, store)
+    return callback(progress)
+
+
+class _StoppingCriterion:
+    """Wolfram's TrainingStoppingCriterion: patience on the (validation) loss, or a function."""
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+        self.best = math.inf
+        self.waited = 0
+        if spec in ("Loss", Automatic):
+            spec = {"Criterion": "Loss"}
+        if isinstance(spec, dict):
+            self.patience = int(spec.get("Patience", 0))
+            self.initial = int(spec.get("InitialPatience", 0))
+            kind, amount = spec.get("Improvement", ("AbsoluteChange", 0))
+            self.kind, self.amount = kind, float(amount)
+        self.spec = spec
+
+    def should_stop(self, progress: dict, has_validation: bool) -> bool:
+        if self.spec is None:
+            return False
+        if callable(self.spec):
+            return bool(self.spec(progress))
+        if progress["Round"] <= self.initial:
+            return False
+        value = progress["ValidationLoss"] if has_validation else progress["RoundLoss"]
+        needed = self.amount if self.kind == "AbsoluteChange" else self.amount * abs(self.best)
+        if value < self.best - needed or (self.best == math.inf):
+            self.best = min(self.best, value)
+            self.waited = 0
+            return False
+        self.best = min(self.best, value)
+        self.waited += 1
+        return self.waited > self.patience
