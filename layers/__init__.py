@@ -35,6 +35,8 @@ def coerce(spec: Any) -> Any:
         return LinearLayer(spec)
     if isinstance(spec, str):
         return ThreadingLayer(spec) if spec in THREADING else ElementwiseLayer(spec)
+    if isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "LeakyRamp":
+        return ElementwiseLayer(spec)
     if callable(spec):
         from netgraph.symbolic import trace
 

@@ -52,6 +52,9 @@ class TotalLayer(_Variadic):
         known = next((s for s in shapes.values() if s is not None), None)
         return {p: known for p in shapes} if known is not None else {}
 
+    def config(self):
+        return {"inputs": len(self.input_ports)}
+
     def forward(self, inputs, ctx):
         values = [inputs[p] for p in self.input_ports]
         total = values[0]
@@ -91,7 +94,7 @@ class CatenateLayer(_Variadic):
         return {"Output": ops.concatenate(*values, axis=1 + self._axis(values[0].ndim - 1))}
 
     def config(self):
-        return {"level": self.level}
+        return {"level": self.level, "inputs": len(self.input_ports)}
 
 
 def _levels(spec: Any, rank: int, default_from: int = 2) -> tuple[int, ...]:
@@ -151,7 +154,7 @@ class AggregationLayer(UnaryLayer):
         return self.FUNCTIONS[self.function](x, axis=axes)
 
     def config(self):
-        return {"f": self.function, "levels": _level_json(self.levels)}
+        return {"f": self.function, "levels": self.levels}
 
 
 class FlattenLayer(UnaryLayer):
@@ -207,7 +210,7 @@ class ReshapeLayer(UnaryLayer):
         return ops.reshape(x, (x.shape[0], *self.port_shapes["Output"]))
 
     def config(self):
-        return {"dims": list(self.dims)}
+        return {"dims": self.dims}
 
 
 class PartLayer(UnaryLayer):
@@ -257,7 +260,7 @@ class PartLayer(UnaryLayer):
         return ops.getitem(x, (slice(None),) + self._index(x.shape[1:]))
 
     def config(self):
-        return {"spec": _level_json(self.spec)}
+        return {"spec": self.spec}
 
 
 class TransposeLayer(UnaryLayer):
@@ -293,7 +296,7 @@ class TransposeLayer(UnaryLayer):
         return ops.transpose(x, (0,) + tuple(i + 1 for i in self._perm(x.ndim - 1)))
 
     def config(self):
-        return {"spec": _level_json(self.spec)}
+        return {"spec": self.spec}
 
 
 class ReplicateLayer(UnaryLayer):
@@ -323,14 +326,4 @@ class ReplicateLayer(UnaryLayer):
         return ops.broadcast_to(ops.reshape(x, shape), x.shape[:at] + self.dims + x.shape[at:])
 
     def config(self):
-        return {"n": list(self.dims), "level": self.level}
-
-
-def _level_json(spec: Any) -> Any:
-    if spec is All:
-        return "All"
-    if isinstance(spec, slice):
-        return {"span": [spec.start, None if spec.stop is All else spec.stop, spec.step]}
-    if isinstance(spec, tuple):
-        return {"tuple": [_level_json(s) for s in spec]}
-    return spec
+        return {"n": self.dims, "level": self.level}

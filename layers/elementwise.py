@@ -119,7 +119,7 @@ class ElementwiseLayer(UnaryLayer):
         return sym.apply_function(x, function=self.function)
 
     def config(self) -> dict[str, Any]:
-        return {"label": self.label, "function": self.function.to_json()}
+        return {"f": self.label or self.function}
 
     def __str__(self) -> str:
         return self.label or str(self.function)
@@ -172,7 +172,8 @@ class ThreadingLayer(Layer):
         return {"Output": sym.apply_function(*[inputs[p] for p in self.input_ports], function=self.function)}
 
     def config(self) -> dict[str, Any]:
-        return {"function": self.function.to_json(), "broadcasting": None if self.broadcasting is None else "Automatic"}
+        f = self.spec if isinstance(self.spec, str) else self.function
+        return {"f": f, "broadcasting": self.broadcasting, "inputs": len(self.input_ports)}
 
     def __str__(self) -> str:
         return self.spec if isinstance(self.spec, str) else str(self.function)

@@ -69,7 +69,7 @@ class LinearLayer(UnaryLayer):
         return ops.reshape(y, (n, *self.port_shapes["Output"]))
 
     def config(self) -> dict[str, Any]:
-        return {"n": None if self.size is None else list(self.size)}
+        return {"n": self.size}
 
 
 def _auto(value: Any) -> Any:

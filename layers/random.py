@@ -40,7 +40,7 @@ class RandomArrayLayer(Layer):
         return {"Output": Tensor(self.distribution.sample(ctx.rng, shape, ctx.dtype))}
 
     def config(self):
-        return {"distribution": self.distribution.to_json()}
+        return {"distribution": self.distribution}
 
 
 class DropoutLayer(UnaryLayer):

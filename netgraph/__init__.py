@@ -30,6 +30,7 @@ from .distributions import NormalDistribution, UniformDistribution
 from .evaluate import evaluate
 from .graph import NetChain, NetGraph
 from .initialize import NetInitialize
+from .io import Export, Import, NetFileError, load, save
 from .layer import Layer, NetError, ShapeError
 from .ports import All, Automatic, NetPort, NetPortGradient, Scaled
 from .summary import NetSummary, draw
@@ -75,6 +76,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Export",
+    "Import",
+    "NetFileError",
+    "load",
+    "save",
     "NetTrain",
     "NetTrainResults",
     "TrainingError",

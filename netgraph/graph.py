@@ -360,7 +360,8 @@ class NetGraph(Layer):
         return clone
 
     def config(self) -> dict[str, Any]:
-        return {"numbered": self.numbered, "edges": self.edges, "outputs": self.outputs}
+        layers = list(self.vertices.values()) if self.numbered else dict(self.vertices)
+        return {"layers": layers, "connections": self.connections()}
 
     def __str__(self) -> str:
         from .summary import tree
@@ -403,3 +404,6 @@ class NetChain(NetGraph):
             chain = (NetPort("Input"),) + chain
         vertices = converted if isinstance(layers, dict) else [converted[k] for k in keys]
         super().__init__(vertices, [chain], input=input, output=output)
+
+    def config(self) -> dict[str, Any]:
+        return {"layers": list(self.vertices.values()) if self.numbered else dict(self.vertices)}

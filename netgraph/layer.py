@@ -202,7 +202,8 @@ class Layer:
         return iter(())
 
     def config(self) -> dict[str, Any]:
-        """Override: the constructor arguments, JSON-ready (for saving and printing)."""
+        """Override: the constructor arguments that rebuild this layer (arrays and
+        port shapes are restored separately), for saving."""
         return {}
 
     def set_arrays(self, given: dict[str, Any]) -> None:
@@ -224,6 +225,12 @@ class Layer:
                     f"{self.describe()}: array {name!r} has shape {format_shape(value.shape)}, "
                     f"expected {format_shape(expected[name])}"
                 )
+
+    def save(self, path: Any) -> None:
+        """Write this net to one file (JSON architecture + arrays, no pickle); see :func:`netgraph.load`."""
+        from .io import save
+
+        save(self, path)
 
     def __call__(self, data: Any = None, spec: Any = None, **options: Any) -> Any:
         """Evaluate on one example or a batch; see :func:`netgraph.evaluate`."""
