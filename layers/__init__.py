@@ -21,10 +21,13 @@ from .array import (
     TransposeLayer,
 )
 from .constant import ConstantArrayLayer, ConstantPlusLayer, ConstantTimesLayer, NetArrayLayer
+from .convolution import ConvolutionLayer, DeconvolutionLayer, PoolingLayer
 from .elementwise import ACTIVATIONS, THREADING, ElementwiseLayer, SoftmaxLayer, ThreadingLayer
 from .linear import LinearLayer
 from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
+from .normalization import BatchNormalizationLayer, NormalizationLayer, ParametricRampLayer
 from .random import DropoutLayer, RandomArrayLayer
+from .resize import PaddingLayer, ResizeLayer
 
 
 def coerce(spec: Any) -> Any:
@@ -47,11 +50,14 @@ def coerce(spec: Any) -> Any:
 
 __all__ = [
     "AggregationLayer",
+    "BatchNormalizationLayer",
     "CatenateLayer",
     "ConstantArrayLayer",
     "ConstantPlusLayer",
     "ConstantTimesLayer",
+    "ConvolutionLayer",
     "CrossEntropyLossLayer",
+    "DeconvolutionLayer",
     "DropoutLayer",
     "ElementwiseLayer",
     "FlattenLayer",
@@ -59,10 +65,15 @@ __all__ = [
     "MeanAbsoluteLossLayer",
     "MeanSquaredLossLayer",
     "NetArrayLayer",
+    "NormalizationLayer",
+    "PaddingLayer",
+    "ParametricRampLayer",
     "PartLayer",
+    "PoolingLayer",
     "RandomArrayLayer",
     "ReplicateLayer",
     "ReshapeLayer",
+    "ResizeLayer",
     "SoftmaxLayer",
     "SummationLayer",
     "ThreadingLayer",

@@ -134,6 +134,8 @@ class Layer:
         if fixed.get("Output") is not None:
             known["Output"] = as_shape(fixed["Output"], "output")
         self.refine(known)
+        if all(s is not None for s in self.port_shapes.values()):
+            self.check_arrays()
 
     # -- shapes ----------------------------------------------------------------
     def shape_rule(self, shapes: dict[str, Shape | None]) -> dict[str, Shape | None]:

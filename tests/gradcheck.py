@@ -65,10 +65,12 @@ def check_net(
     rtol: float = 1e-6,
     evaluation_mode: str = "Test",
     constant_inputs: tuple[str, ...] = (),
+    constant_arrays: tuple[str, ...] = (),
 ) -> None:
     """Check the gradients of ``net`` with respect to its inputs and all its arrays.
 
-    Inputs are batches; ``constant_inputs`` (e.g. class numbers) are held fixed.
+    Inputs are batches; ``constant_inputs`` (e.g. class numbers) and arrays named in
+    ``constant_arrays`` (state such as moving statistics, which get no gradient) are held fixed.
     Random layers draw the same numbers at every evaluation (a fixed ``random_seeding``).
     """
     rng = np.random.default_rng(seed)
@@ -83,7 +85,7 @@ def check_net(
     base = {p: np.asarray(x, dtype=np.float64) for p, x in inputs.items()}
     outputs = net(base, list(net.output_ports), **options)
     cotangents = {p: rng.standard_normal(np.shape(v)) for p, v in outputs.items()}
-    arrays = [(path, layer, name) for path, layer, name in iter_arrays(net)]
+    arrays = [(path, layer, name) for path, layer, name in iter_arrays(net) if name not in constant_arrays]
     varied = [p for p in base if p not in constant_inputs]
     specs = [NetPortGradient(p) for p in varied] + [NetPortGradient(path) for path, _, _ in arrays]
     if not specs:

@@ -102,3 +102,8 @@ def test_shorthand_conversions_in_chains():
         "LinearLayer",
     ]
     assert chain.port_shapes["Output"] == (2,)
+
+
+def test_given_weights_of_a_standalone_layer_are_checked():
+    with pytest.raises(ShapeError, match="Weights"):
+        L.LinearLayer(2, input=3, weights=np.ones((2, 4)))

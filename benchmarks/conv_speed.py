@@ -1,0 +1,164 @@
+"""Speed of ConvolutionLayer, DeconvolutionLayer and PoolingLayer on VAE-sized batches.
+
+Times forward + backward of each layer's primitive through the autograd tape (no evaluation
+API around it), float32, the median of several runs, and compares the achieved GFLOP/s with
+one large float32 matrix product measured in the same run.
+
+    python benchmarks/conv_speed.py                 # NumPy
+    python benchmarks/conv_speed.py --device GPU    # CuPy
+
+FLOPs counted: a convolution's forward pass is 2·N·O·(C/groups)·∏kernel·∏out multiply-adds
+turned into flops, and its backward pass (input and weight gradients) twice that; a transposed
+convolution the same with input and output swapped. Pooling is reported in GB/s moved
+(input read, output written, and the same again backward), since it does no matrix products.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from layers.convolution import (
+    ConvolutionLayer,
+    DeconvolutionLayer,
+    PoolingLayer,
+    convolution,
+    deconvolution,
+    max_pooling,
+    total_pooling,
+)
+from netgraph.autograd import Tape, Tensor, backward
+from netgraph.backend import get_xp
+
+
+@dataclass
+class Case:
+    name: str
+    batch: int
+    layer: object  # a layer with its input shape fixed
+
+
+def cases() -> list[Case]:
+    """The seed-001 MNIST VAE, a 64×64 convolutional VAE, and wide stride-1 layers."""
+    conv, deconv, pool = ConvolutionLayer, DeconvolutionLayer, PoolingLayer
+    return [
+        Case("mnist enc conv 1→32 k3", 128, conv(32, 3, input=(1, 28, 28))),
+        Case("mnist enc conv 32→64 k3 s2", 128, conv(64, 3, stride=2, input=(32, 26, 26))),
+        Case("mnist enc conv 64→64 k4", 128, conv(64, 4, input=(64, 12, 12))),
+        Case("mnist dec deconv 64→64 k4", 128, deconv(64, 4, input=(64, 9, 9))),
+        Case("mnist dec deconv 64→32 k3 s2", 128, deconv(32, 3, stride=2, input=(64, 12, 12))),
+        Case("mnist dec deconv 32→1 k4", 128, deconv(1, 4, input=(32, 25, 25))),
+        Case("64px enc conv 3→32 k3 s2 p1", 64, conv(32, 3, stride=2, padding_size=1, input=(3, 64, 64))),
+        Case("64px enc conv 32→64 k3 s2 p1", 64, conv(64, 3, stride=2, padding_size=1, input=(32, 32, 32))),
+        Case("64px enc conv 64→128 k3 s2 p1", 64, conv(128, 3, stride=2, padding_size=1, input=(64, 16, 16))),
+        Case("64px enc conv 128→256 k3 s2 p1", 64, conv(256, 3, stride=2, padding_size=1, input=(128, 8, 8))),
+        Case("64px dec deconv 256→128 k4 s2 p1", 64, deconv(128, 4, stride=2, padding_size=1, input=(256, 4, 4))),
+        Case("64px dec deconv 128→64 k4 s2 p1", 64, deconv(64, 4, stride=2, padding_size=1, input=(128, 8, 8))),
+        Case("64px dec deconv 64→32 k4 s2 p1", 64, deconv(32, 4, stride=2, padding_size=1, input=(64, 16, 16))),
+        Case("64px dec deconv 32→32 k4 s2 p1", 64, deconv(32, 4, stride=2, padding_size=1, input=(32, 32, 32))),
+        Case("conv 64→64 k3 Same 32×32", 64, conv(64, 3, padding_size="Same", input=(64, 32, 32))),
+        Case("conv 128→128 k3 Same 16×16", 64, conv(128, 3, padding_size="Same", input=(128, 16, 16))),
+        Case("conv 256→256 k3 Same 8×8", 128, conv(256, 3, padding_size="Same", input=(256, 8, 8))),
+        Case("conv 64→64 k3 Same groups 4", 64, conv(64, 3, padding_size="Same", channel_groups=4, input=(64, 32, 32))),
+        Case("pool max 2 s2 64×32×32", 128, pool(2, 2, input=(64, 32, 32))),
+        Case("pool mean 2 s2 64×32×32", 128, pool(2, 2, function="Mean", input=(64, 32, 32))),
+    ]
+
+
+def synchronize(xp) -> None:
+    if xp.__name__ == "cupy":
+        xp.cuda.Device().synchronize()
+
+
+def median_time(xp, run, repeats: int) -> float:
+    run()  # warm-up (allocations, BLAS threads, CUDA kernels)
+    synchronize(xp)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        synchronize(xp)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_rate(xp, n: int, repeats: int) -> float:
+    """GFLOP/s of one n×n float32 matrix product."""
+    rng = np.random.default_rng(0)
+    a = xp.asarray(rng.standard_normal((n, n)), dtype=xp.float32)
+    b = xp.asarray(rng.standard_normal((n, n)), dtype=xp.float32)
+    return 2 * n**3 / median_time(xp, lambda: a @ b, repeats) / 1e9
+
+
+def layer_step(xp, case: Case):
+    """A closure running forward + backward of the case's primitive, and its work (flops or bytes)."""
+    layer, n = case.layer, case.batch
+    in_shape, out_shape = layer.port_shapes["Input"], layer.port_shapes["Output"]
+    window = layer._window(in_shape[1:])
+    rng = np.random.default_rng(1)
+
+    def tensor(shape):
+        return Tensor(xp.asarray(rng.standard_normal(shape), dtype=xp.float32), requires_grad=True)
+
+    x = tensor((n, *in_shape))
+    seed = xp.asarray(rng.standard_normal((n, *out_shape)), dtype=xp.float32)
+    if isinstance(layer, PoolingLayer):
+        if layer.function == "Max":
+            apply = lambda: max_pooling(x, window=window)
+        else:
+            apply = lambda: total_pooling(x, window=window, scale=1 / math.prod(window.kernel))
+        work = 2 * 4 * n * (math.prod(in_shape) + math.prod(out_shape))  # bytes, forward and backward
+    else:
+        arrays = layer.array_shapes()
+        w, b = tensor(arrays["Weights"]), tensor(arrays["Biases"])
+        primitive = convolution if isinstance(layer, ConvolutionLayer) else deconvolution
+        apply = lambda: primitive(x, w, b, window=window, groups=layer.channel_groups)
+        small = in_shape if isinstance(layer, DeconvolutionLayer) else out_shape  # where the GEMM columns live
+        per_group = math.prod(arrays["Weights"][:2]) * math.prod(window.kernel)  # O·C/groups·∏kernel
+        work = 3 * 2 * n * per_group * math.prod(small[1:])
+
+    def step():
+        with Tape() as tape:
+            y = apply()
+        backward(tape, {y: seed})
+
+    return step, work
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="CPU", choices=["CPU", "GPU"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--matmul-size", type=int, default=None, help="default 4096 on CPU, 8192 on GPU")
+    args = parser.parse_args()
+    xp = get_xp(args.device)
+    size = args.matmul_size or (4096 if args.device == "CPU" else 8192)
+    before = matmul_rate(xp, size, args.repeats)
+    print(f"device {args.device}; float32 matmul {size}×{size}: {before:.1f} GFLOP/s\n")
+    print(f"{'layer':<36} {'batch':>5} {'ms':>9} {'rate':>14} {'of matmul':>10}")
+    results = []
+    for case in cases():
+        step, work = layer_step(xp, case)
+        seconds = median_time(xp, step, args.repeats)
+        results.append((case, seconds, work))
+        if isinstance(case.layer, PoolingLayer):
+            print(f"{case.name:<36} {case.batch:>5} {seconds * 1e3:>9.2f} {work / seconds / 1e9:>9.1f} GB/s {'':>10}")
+        else:
+            rate = work / seconds / 1e9
+            print(f"{case.name:<36} {case.batch:>5} {seconds * 1e3:>9.2f} {rate:>7.1f} GFLOP/s {rate / before:>9.0%}")
+    after = matmul_rate(xp, size, args.repeats)
+    filters = [(s, w) for c, s, w in results if not isinstance(c.layer, PoolingLayer)]
+    overall = sum(w for _, w in filters) / sum(s for s, _ in filters) / 1e9
+    print(f"\nfloat32 matmul again at the end: {after:.1f} GFLOP/s")
+    print(
+        f"all convolution and deconvolution layers together: {overall:.1f} GFLOP/s = {overall / before:.0%} of matmul"
+    )
+
+
+if __name__ == "__main__":
+    main()

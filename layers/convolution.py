@@ -1,0 +1,619 @@
+"""ConvolutionLayer, DeconvolutionLayer and PoolingLayer, over 1, 2 or 3 spatial dimensions.
+
+Examples are channels first: ``(C, L)``, ``(C, H, W)`` or ``(C, D, H, W)``. An int kernel size
+takes its dimensionality from the input; a tuple fixes it.
+
+Lowering. Convolution is cross-correlation computed as one matrix product per channel group:
+``im2col`` copies the windows of the padded input, read through a strided view, into a matrix
+whose rows are (input channel, kernel offset) and whose columns are (example, output position);
+the weights, a (group, output channels, rows) stack, multiply it in one batched ``matmul``. The
+adjoint in the input, ``col2im``, multiplies by the transposed weights and adds every column
+entry back where it was read from (a loop over the kernel offsets only). The transposed
+convolution (DeconvolutionLayer) *is* that adjoint, so its forward pass is the convolution's
+backward-data pass and its backward-data pass is a convolution. Pooling reads the same strided
+windows and reduces them. All of it goes through ``xp``, so NumPy and CuPy share every line.
+
+Example:
+    >>> import numpy as np
+    >>> from layers import ConvolutionLayer, PoolingLayer
+    >>> conv = ConvolutionLayer(1, (2, 2), weights=[[[[1, 2], [0, 0]]]], biases=[0], input=(1, 3, 3))
+    >>> conv(np.array([[[1, 2, 3], [4, 5, 6], [7, 8, 9]]])).tolist()
+    [[[5.0, 8.0], [14.0, 17.0]]]
+    >>> PoolingLayer(2, 2, input=(1, 4, 4))(np.arange(1.0, 17).reshape(1, 4, 4)).tolist()
+    [[[6.0, 8.0], [14.0, 16.0]]]
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from netgraph.autograd import primitive
+from netgraph.backend import array_module
+from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape
+from netgraph.ports import Automatic
+
+# --- geometry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """Per spatial dimension: kernel size, stride, dilation and (begin, end) padding.
+
+    For a convolution or pooling the padding is added to the input; for a transposed
+    convolution it is cropped from the full output.
+    """
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+
+    @property
+    def span(self) -> tuple[int, ...]:
+        """Extent of one dilated window: dil·(k − 1) + 1."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+    def positions(self, padded: tuple[int, ...]) -> tuple[int, ...]:
+        """Window positions along each padded dimension: ⌊(padded − span)/stride⌋ + 1."""
+        return tuple((n - s) // st + 1 for n, s, st in zip(padded, self.span, self.stride))
+
+    def offset_index(self, offset: tuple[int, ...], out: tuple[int, ...]) -> tuple[slice, ...]:
+        """The cells read by kernel offset ``offset`` at every one of the ``out`` positions."""
+        taps = (slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in zip(offset, self.dilation, self.stride, out))
+        return (slice(None), slice(None), *taps)
+
+    def offsets(self):
+        return itertools.product(*(range(k) for k in self.kernel))
+
+
+def _channel_major(xp, shape: tuple[int, ...], value: float, dtype):
+    """An array of ``shape`` (N, C, ...) filled with ``value``, laid out (C, N, ...) in memory.
+
+    NOTE: the matrix products see channels as rows and (example, position) as columns, so
+    arrays in this layout convert to and from them with views instead of copies.
+    """
+    return xp.full((shape[1], shape[0], *shape[2:]), value, dtype).swapaxes(0, 1)
+
+
+def _pad(x, pads, value=0.0):
+    """``x`` (N, C, *spatial) padded spatially with ``value`` (``x`` itself when there is no padding)."""
+    if not any(b or e for b, e in pads):
+        return x
+    n, c, *spatial = x.shape
+    padded = _channel_major(array_module(x), (n, c, *(s + b + e for s, (b, e) in zip(spatial, pads))), value, x.dtype)
+    padded[(slice(None), slice(None), *(slice(b, b + s) for s, (b, _) in zip(spatial, pads)))] = x
+    return padded
+
+
+def _crop(x, pads):
+    return x[(slice(None), slice(None), *(slice(b, n - e) for (b, e), n in zip(pads, x.shape[2:])))]
+
+
+def _windows(xpad, window: Window, out: tuple[int, ...]):
+    """Strided view (N, C, *out, *kernel) of the windows of ``xpad``, to be read only."""
+    xp = array_module(xpad)
+    spatial = xpad.strides[2:]
+    strides = (
+        *xpad.strides[:2],
+        *(b * s for b, s in zip(spatial, window.stride)),
+        *(b * d for b, d in zip(spatial, window.dilation)),
+    )
+    as_strided = importlib.import_module(f"{xp.__name__}.lib.stride_tricks").as_strided  # numpy or cupy
+    return as_strided(xpad, (*xpad.shape[:2], *out, *window.kernel), strides)
+
+
+# --- im2col / col2im and the three products of a convolution ------------------------------------
+
+
+def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int):
+    """(N, C, *padded) -> (groups, C/groups·∏kernel, N·∏out), one copy through the window view."""
+    n, d = xpad.shape[0], len(out)
+    view = _windows(xpad, window, out)  # axes: n, c, *out, *kernel
+    cols = view.transpose(1, *range(2 + d, 2 + 2 * d), 0, *range(2, 2 + d))  # c, *kernel, n, *out
+    return cols.reshape(groups, -1, n * math.prod(out))
+
+
+def _col2im(cols, window: Window, out: tuple[int, ...], padded_shape: tuple[int, ...]):
+    """Adjoint of :func:`_im2col`: adds every column entry back at the cell it was read from."""
+    n, c = padded_shape[:2]
+    cols = cols.reshape(c, *window.kernel, n, *out)
+    result = array_module(cols).zeros((c, n, *padded_shape[2:]), cols.dtype)  # channel-major, as _channel_major
+    for offset in window.offsets():  # a loop over the kernel offsets only
+        result[window.offset_index(offset, out)] += cols[(slice(None), *offset)]
+    return result.swapaxes(0, 1)
+
+
+def _rows(y, groups: int):
+    """(N, O, *out) -> (groups, O/groups, N·∏out)."""
+    n, o = y.shape[:2]
+    return y.reshape(n, groups, o // groups, -1).transpose(1, 2, 0, 3).reshape(groups, o // groups, -1)
+
+
+def _unrows(rows, n: int, out: tuple[int, ...]):
+    """(groups, O/groups, N·∏out) -> (N, O, *out); a view whose memory stays channel-major."""
+    g, og = rows.shape[:2]
+    return rows.reshape(g * og, n, -1).swapaxes(0, 1).reshape(n, g * og, *out)
+
+
+def _matrices(weights, groups: int):
+    """Weights (O, C/groups, *kernel) -> (groups, O/groups, C/groups·∏kernel)."""
+    return weights.reshape(groups, weights.shape[0] // groups, -1)
+
+
+def _correlate(cols, weights, n: int, out: tuple[int, ...], groups: int):
+    """Cross-correlation from the column matrix: one matrix product per group -> (N, O, *out)."""
+    return _unrows(_matrices(weights, groups) @ cols, n, out)
+
+
+def _correlate_adjoint(y, weights, window: Window, padded_shape: tuple[int, ...], groups: int):
+    """Adjoint of the cross-correlation in its (padded) input: GEMM, then col2im -> (N, C, *padded)."""
+    cols = _matrices(weights, groups).swapaxes(1, 2) @ _rows(y, groups)
+    return _col2im(cols, window, y.shape[2:], padded_shape)
+
+
+def _correlate_filter(y, cols, kernel: tuple[int, ...], groups: int):
+    """Gradient in the weights of ⟨y, correlation⟩, from the column matrix: (O, C/groups, *kernel)."""
+    return (_rows(y, groups) @ cols.swapaxes(1, 2)).reshape(y.shape[1], -1, *kernel)
+
+
+def _add_biases(y, biases):
+    if biases is not None:
+        y += biases.reshape(-1, *(1,) * (y.ndim - 2))
+    return y
+
+
+def _bias_gradient(g):
+    return g.sum(axis=(0, *range(2, g.ndim)))
+
+
+# --- primitives ------------------------------------------------------------------------------
+
+
+@primitive
+def convolution(x, weights, biases=None, *, window: Window, groups: int = 1):
+    """Cross-correlation of ``x`` (N, C, *spatial) with ``weights`` (O, C/groups, *kernel), plus ``biases``.
+
+    Keeps the weights and the column matrix (∏kernel times the size of the input).
+
+    NOTE: keeping the columns trades memory for speed: the weights' gradient reuses them
+    instead of copying the windows a second time in backward.
+
+    Example:
+        >>> import numpy as np
+        >>> w = Window(kernel=(2,), stride=(1,), dilation=(1,), pads=((0, 0),))
+        >>> convolution.raw(np.array([[[1.0, 2, 4]]]), np.array([[[1.0, -1]]]), window=w)[0].tolist()
+        [[[-1.0, -2.0]]]
+    """
+    xpad = _pad(x, window.pads)
+    padded_shape, out = xpad.shape, window.positions(xpad.shape[2:])
+    cols = _im2col(xpad, window, out, groups)
+    y = _add_biases(_correlate(cols, weights, x.shape[0], out, groups), biases)
+
+    def vjp(g, needs):
+        gx = _correlate_adjoint(g, weights, window, padded_shape, groups) if needs[0] else None
+        gw = _correlate_filter(g, cols, window.kernel, groups) if needs[1] else None
+        gb = _bias_gradient(g) if biases is not None and needs[2] else None
+        return None if gx is None else _crop(gx, window.pads), gw, gb
+
+    return y, vjp
+
+
+@primitive
+def deconvolution(x, weights, biases=None, *, window: Window, groups: int = 1):
+    """Transposed convolution: the adjoint of :func:`convolution` in its input, cropped by ``window.pads``.
+
+    ``x`` is (N, C, *spatial) and ``weights`` (C, O/groups, *kernel). The forward pass is the
+    convolution's backward-data pass (GEMM, col2im); the backward pass builds the column
+    matrix of the padded cotangent once and uses it for both gradients. Keeps the input and
+    the weights.
+
+    Example:
+        >>> import numpy as np
+        >>> w = Window(kernel=(2,), stride=(2,), dilation=(1,), pads=((0, 0),))
+        >>> deconvolution.raw(np.array([[[1.0, 10]]]), np.array([[[1.0, 2]]]), window=w)[0].tolist()
+        [[[1.0, 2.0, 10.0, 20.0]]]
+    """
+    n, spatial = x.shape[0], x.shape[2:]
+    full = tuple(s * (size - 1) + sp for s, size, sp in zip(window.stride, spatial, window.span))
+    z = _correlate_adjoint(x, weights, window, (n, weights.shape[1] * groups, *full), groups)
+    z = _add_biases(_crop(z, window.pads), biases)  # a view into the full output, which is ours
+
+    def vjp(g, needs):
+        cols = _im2col(_pad(g, window.pads), window, spatial, groups)  # cropped cells: zero cotangent
+        gx = _correlate(cols, weights, n, spatial, groups) if needs[0] else None
+        gw = _correlate_filter(x, cols, window.kernel, groups) if needs[1] else None
+        return gx, gw, _bias_gradient(g) if biases is not None and needs[2] else None
+
+    return z, vjp
+
+
+@primitive
+def max_pooling(x, *, window: Window):
+    """Maximum over each window; padded cells are -inf, so they never win.
+
+    The gradient goes to the first maximal cell of each window. Keeps which kernel offset won
+    (one byte per output value).
+    """
+    xp = array_module(x)
+    xpad = _pad(x, window.pads, value=-np.inf)
+    padded_shape, out, offsets = xpad.shape, window.positions(xpad.shape[2:]), list(window.offsets())
+    y = xpad[window.offset_index(offsets[0], out)].copy()
+    winner = xp.zeros(y.shape, np.uint8 if len(offsets) < 256 else np.int32)  # which offset won
+    for k, offset in enumerate(offsets[1:], 1):
+        cells = xpad[window.offset_index(offset, out)]
+        winner = xp.where(cells > y, winner.dtype.type(k), winner)  # strictly greater: ties keep the first
+        xp.maximum(y, cells, out=y)
+
+    def vjp(g, needs):
+        gpad = _channel_major(xp, padded_shape, 0, g.dtype)
+        for k, offset in enumerate(offsets):
+            gpad[window.offset_index(offset, out)] += (winner == k) * g
+        return (_crop(gpad, window.pads),)
+
+    return y, vjp
+
+
+@primitive
+def total_pooling(x, *, window: Window, scale: float = 1.0):
+    """``scale`` times the sum over each window, padded cells (zeros) included. Keeps nothing."""
+    xp = array_module(x)
+    xpad = _pad(x, window.pads)
+    padded_shape, out, offsets = xpad.shape, window.positions(xpad.shape[2:]), list(window.offsets())
+    y = xpad[window.offset_index(offsets[0], out)].copy()
+    for offset in offsets[1:]:
+        y += xpad[window.offset_index(offset, out)]
+    if scale != 1.0:
+        y *= scale
+
+    def vjp(g, needs):
+        gpad = _channel_major(xp, padded_shape, 0, g.dtype)
+        gs = g * scale if scale != 1.0 else g
+        for offset in offsets:
+            gpad[window.offset_index(offset, out)] += gs
+        return (_crop(gpad, window.pads),)
+
+    return y, vjp
+
+
+# --- option handling ---------------------------------------------------------------------------
+
+
+def _ints(value: Any, what: str, minimum: int, many: bool = True) -> tuple[int, ...] | int:
+    """An int, or (when ``many``) a tuple of ints from a list or tuple; each at least ``minimum``."""
+    items = value if many and isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+        raise NetError(f"{what} must be {'an int or a list of ints' if many else 'an int'}, got {value!r}")
+    if any(v < minimum for v in items):
+        raise NetError(f"{what} must be at least {minimum}, got {value!r}")
+    return tuple(int(v) for v in items) if isinstance(value, (list, tuple)) else int(value)
+
+
+def _pad_spec(value: Any, what: str) -> Any:
+    if isinstance(value, str):
+        if value != "Same":
+            raise NetError(f'{what} must be an int, a list, a list of (begin, end) pairs or "Same", got {value!r}')
+        return value
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in value):
+        pairs = tuple(_ints(v if isinstance(v, (list, tuple)) else (v, v), what, 0) for v in value)
+        if any(len(p) != 2 for p in pairs):
+            raise NetError(f"{what}: each (begin, end) pair needs two entries, got {value!r}")
+        return pairs
+    return _ints(value, what, 0)
+
+
+def _per_dim(value: Any, d: int, what: str, layer: str) -> tuple:
+    if not isinstance(value, tuple):
+        return (value,) * d
+    if len(value) != d:
+        raise ShapeError(f"{layer}: {what} {list(value)} has {len(value)} entries for {d} spatial dimensions")
+    return value
+
+
+class _WindowLayer(UnaryLayer):
+    """Kernel, stride, dilation and padding options shared by the three layers."""
+
+    def __init__(self, kernel_size, stride, padding_size, dilation, *, input, output) -> None:  # noqa: A002
+        super().__init__(input=input, output=output)
+        kind = type(self).__name__
+        self.kernel_size = _ints(kernel_size, f"{kind}: kernel_size", 1)
+        self.stride = _ints(stride, f"{kind}: stride", 1)
+        self.dilation = _ints(dilation, f"{kind}: dilation", 1)
+        self.padding_size = _pad_spec(padding_size, f"{kind}: padding_size")
+
+    def _spatial(self, shape: Shape) -> tuple[int, ...]:
+        """The spatial dimensions of an input shape, checked against the options' dimensionality."""
+        fixed = [
+            len(v) for v in (self.kernel_size, self.stride, self.dilation, self.padding_size) if isinstance(v, tuple)
+        ]
+        d = fixed[0] if fixed else len(shape) - 1
+        if len(shape) != d + 1 or not 1 <= d <= 3:
+            raise ShapeError(
+                f"{self.describe()}: needs a channels-first input of rank 2, 3 or 4 matching its "
+                f"{d}-dimensional options, got {format_shape(shape)}"
+            )
+        return tuple(shape[1:])
+
+    def _window(self, spatial: tuple[int, ...]) -> Window:
+        d, name = len(spatial), self.describe()
+        kernel = _per_dim(self.kernel_size, d, "kernel_size", name)
+        stride = _per_dim(self.stride, d, "stride", name)
+        dilation = _per_dim(self.dilation, d, "dilation", name)
+        if self.padding_size == "Same":
+            pads = self._same(spatial, kernel, stride, dilation)
+        else:
+            pads = tuple(
+                p if isinstance(p, tuple) else (p, p) for p in _per_dim(self.padding_size, d, "padding_size", name)
+            )
+        return Window(kernel, stride, dilation, pads)
+
+    def _same(self, spatial, kernel, stride, dilation) -> tuple[tuple[int, int], ...]:
+        """Padding for "Same": output ⌈in/stride⌉, the odd cell at the end (as TensorFlow/Keras)."""
+        pads = []
+        for n, k, s, d in zip(spatial, kernel, stride, dilation):
+            total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+
+    def _checked_positions(self, window: Window, spatial: tuple[int, ...]) -> tuple[int, ...]:
+        padded = tuple(n + b + e for n, (b, e) in zip(spatial, window.pads))
+        out = window.positions(padded)
+        if min(out) < 1:
+            raise ShapeError(
+                f"{self.describe()}: input {format_shape(spatial)} padded to {format_shape(padded)} is smaller "
+                f"than the window {format_shape(window.span)} (kernel {format_shape(window.kernel)}, "
+                f"dilation {format_shape(window.dilation)})"
+            )
+        return out
+
+    def _window_config(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("kernel_size", "stride", "padding_size", "dilation")}
+
+
+class _FilterLayer(_WindowLayer):
+    """Common part of ConvolutionLayer and DeconvolutionLayer: channels, groups, arrays."""
+
+    array_roles = {"Weights": "weights", "Biases": "zeros"}
+
+    def __init__(self, n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases, input, output):  # noqa: A002
+        super().__init__(kernel_size, stride, padding_size, dilation, input=input, output=output)
+        self.n = _ints(n, f"{type(self).__name__}: the number of output channels", 1, many=False)
+        self.channel_groups = _ints(channel_groups, f"{type(self).__name__}: channel_groups", 1, many=False)
+        self.set_arrays({"Weights": _auto(weights), "Biases": _auto(biases)})
+        w = self.arrays.get("Weights")
+        if w is not None and w.ndim < 3:
+            raise NetError(f"{type(self).__name__}: weights must have rank 3 to 5, got shape {w.shape}")
+        self._finish_init()
+
+    def _weights_shape(self, c_in: int, kernel: tuple[int, ...]) -> Shape:
+        raise NotImplementedError
+
+    def _check_channels(self, c_in: int) -> None:
+        g = self.channel_groups
+        if c_in % g or self.n % g:
+            raise ShapeError(
+                f"{self.describe()}: {c_in} input channels and {self.n} output channels must both be "
+                f"divisible by channel_groups={g}"
+            )
+
+    def _check_given(self, shape: Shape) -> None:
+        expected = self._weights_shape(shape[0], self._window(tuple(shape[1:])).kernel)
+        w = self.arrays.get("Weights")
+        if w is not None and w.shape != expected:
+            raise ShapeError(
+                f"{self.describe()}: weights have shape {format_shape(w.shape)}, expected {format_shape(expected)}"
+            )
+
+    def array_shapes(self) -> dict[str, Shape]:
+        shape = self.port_shapes["Input"]
+        shapes = {"Weights": self._weights_shape(shape[0], self._window(tuple(shape[1:])).kernel), "Biases": (self.n,)}
+        return {k: v for k, v in shapes.items() if k in self.arrays}
+
+    def fan(self, name: str) -> tuple[int, int]:
+        """Fan-in (C_in/groups)·∏kernel and fan-out (n/groups)·∏kernel for Kaiming/Xavier."""
+        shape = self.port_shapes["Input"]
+        k = math.prod(self._window(tuple(shape[1:])).kernel)
+        g = self.channel_groups
+        return shape[0] // g * k, self.n // g * k
+
+    def _arrays(self, ctx: Context):
+        biases = ctx.array(self, "Biases") if "Biases" in self.arrays else None
+        return ctx.array(self, "Weights"), biases
+
+    def config(self) -> dict[str, Any]:
+        return {"n": self.n, **self._window_config(), "channel_groups": self.channel_groups}
+
+
+def _auto(value: Any) -> Any:
+    return "Automatic" if value is Automatic else value
+
+
+# --- the layers ----------------------------------------------------------------------------------
+
+
+class ConvolutionLayer(_FilterLayer):
+    """``n`` output channels from a cross-correlation with a learned kernel (not flipped).
+
+    Args:
+        n: output channels.
+        kernel_size: ``k`` (as many dims as the input has spatially) or ``(kh, kw)``, ``(k,)``, ``(kd, kh, kw)``.
+        stride, dilation: an int or one per spatial dimension.
+        padding_size: ``p``, ``(p_h, p_w)``, ``((top, bottom), (left, right))`` or ``"Same"``
+            (output ⌈in/stride⌉, the odd padded cell at the end, as TensorFlow/Keras).
+        channel_groups: input and output channels split into this many groups that see only their own.
+        weights, biases: arrays of shape (n, C_in/groups, *kernel) and (n,); ``biases=None`` removes them.
+
+    Output size per spatial dim: ⌊(in + pb + pe − (dil·(k − 1) + 1))/stride⌋ + 1.
+
+    Example:
+        >>> import numpy as np
+        >>> conv = ConvolutionLayer(1, (2, 2), weights=[[[[1, 2], [0, 0]]]], biases=[0], input=(1, 3, 3))
+        >>> conv(np.array([[[1, 2, 3], [4, 5, 6], [7, 8, 9]]])).tolist()
+        [[[5.0, 8.0], [14.0, 17.0]]]
+        >>> ConvolutionLayer(3, 2, input=(2, 3, 4), padding_size=((1, 2), (2, 1))).port_shapes["Output"]
+        (3, 5, 6)
+    """
+
+    def __init__(
+        self,
+        n: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding_size: Any = 0,
+        dilation: Any = 1,
+        channel_groups: int = 1,
+        *,
+        weights: Any = Automatic,
+        biases: Any = Automatic,
+        input: Any = None,  # noqa: A002
+        output: Any = None,
+    ) -> None:
+        super().__init__(n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases, input, output)
+
+    def _weights_shape(self, c_in, kernel):
+        return (self.n, c_in // self.channel_groups, *kernel)
+
+    def output_shape(self, input_shape):
+        spatial = self._spatial(input_shape)
+        self._check_channels(input_shape[0])
+        self._check_given(input_shape)
+        return (self.n, *self._checked_positions(self._window(spatial), spatial))
+
+    def apply(self, x, ctx):
+        window = self._window(self.port_shapes["Input"][1:])
+        return convolution(x, *self._arrays(ctx), window=window, groups=self.channel_groups)
+
+
+class DeconvolutionLayer(_FilterLayer):
+    """Transposed convolution: the adjoint of a ConvolutionLayer's map from input to output.
+
+    Same options as :class:`ConvolutionLayer`, but ``padding_size`` is *cropped* from the full
+    output, whose size per spatial dim is stride·(in − 1) + dil·(k − 1) + 1; so the output is
+    that minus pb + pe. ``"Same"`` gives in·stride: the crop dil·(k − 1) + 1 − stride is split
+    as begin = total // 2, end = the rest. Weights have shape (C_in, n/groups, *kernel).
+
+    Example:
+        >>> import numpy as np
+        >>> up = DeconvolutionLayer(1, 2, stride=2, weights=[[[[1, 2], [3, 4]]]], biases=[0], input=(1, 1, 2))
+        >>> up(np.array([[[1.0, 10.0]]])).tolist()
+        [[[1.0, 2.0, 10.0, 20.0], [3.0, 4.0, 30.0, 40.0]]]
+        >>> DeconvolutionLayer(1, 4, stride=2, padding_size=1, input=(3, 4, 4)).port_shapes["Output"]
+        (1, 8, 8)
+    """
+
+    def __init__(
+        self,
+        n: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding_size: Any = 0,
+        dilation: Any = 1,
+        channel_groups: int = 1,
+        *,
+        weights: Any = Automatic,
+        biases: Any = Automatic,
+        input: Any = None,  # noqa: A002
+        output: Any = None,
+    ) -> None:
+        super().__init__(n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases, input, output)
+
+    def _weights_shape(self, c_in, kernel):
+        return (c_in, self.n // self.channel_groups, *kernel)
+
+    def _same(self, spatial, kernel, stride, dilation):
+        pads = []
+        for k, s, d in zip(kernel, stride, dilation):
+            total = d * (k - 1) + 1 - s
+            if total < 0:
+                raise ShapeError(
+                    f'{self.describe()}: padding_size "Same" needs stride {s} <= the window {d * (k - 1) + 1} '
+                    f"(kernel {k}, dilation {d})"
+                )
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+
+    def output_shape(self, input_shape):
+        spatial = self._spatial(input_shape)
+        self._check_channels(input_shape[0])
+        self._check_given(input_shape)
+        window = self._window(spatial)
+        full = tuple(s * (n - 1) + sp for s, n, sp in zip(window.stride, spatial, window.span))
+        out = tuple(f - b - e for f, (b, e) in zip(full, window.pads))
+        if min(out) < 1:
+            raise ShapeError(
+                f"{self.describe()}: cropping {[list(p) for p in window.pads]} from the full output "
+                f"{format_shape(full)} leaves nothing"
+            )
+        return (self.n, *out)
+
+    def apply(self, x, ctx):
+        window = self._window(self.port_shapes["Input"][1:])
+        return deconvolution(x, *self._arrays(ctx), window=window, groups=self.channel_groups)
+
+
+class PoolingLayer(_WindowLayer):
+    """Max, mean or total over windows, channel by channel.
+
+    ``PoolingLayer(k)`` has stride 1, as in the Wolfram Language (not k). ``function`` is
+    "Max", "Mean" or "Total"; ``padding_size`` has the convolution's forms, and each padding
+    must be smaller than the kernel. Output per spatial dim: ⌊(in + pb + pe − k)/stride⌋ + 1.
+
+    NOTE: max pooling pads with -inf, so padded cells never win; mean pooling pads with zeros
+    and counts them in the denominator (always divides by ∏kernel), as MXNet does by default.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = PoolingLayer(2, 2, input=(1, 4, 4))
+        >>> pool(np.arange(1.0, 17).reshape(1, 4, 4)).tolist()
+        [[[6.0, 8.0], [14.0, 16.0]]]
+        >>> PoolingLayer(2, function="Mean", input=(1, 3))(np.array([[1.0, 2, 6]])).tolist()
+        [[1.5, 4.0]]
+    """
+
+    FUNCTIONS = ("Max", "Mean", "Total")
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = 1,
+        *,
+        function: str = "Max",
+        padding_size: Any = 0,
+        input: Any = None,  # noqa: A002
+        output: Any = None,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding_size, 1, input=input, output=output)
+        if function not in self.FUNCTIONS:
+            raise NetError(f"PoolingLayer: function must be one of {self.FUNCTIONS}, got {function!r}")
+        self.function = function
+        self._finish_init()
+
+    def output_shape(self, input_shape):
+        spatial = self._spatial(input_shape)
+        window = self._window(spatial)
+        if any(b >= k or e >= k for (b, e), k in zip(window.pads, window.kernel)):
+            raise ShapeError(
+                f"{self.describe()}: padding {[list(p) for p in window.pads]} must be smaller than "
+                f"the kernel {format_shape(window.kernel)}"
+            )
+        return (input_shape[0], *self._checked_positions(window, spatial))
+
+    def apply(self, x, ctx):
+        window = self._window(self.port_shapes["Input"][1:])
+        if self.function == "Max":
+            return max_pooling(x, window=window)
+        # NOTE: "Mean" divides by the kernel size everywhere, padded cells included (MXNet's default).
+        return total_pooling(x, window=window, scale=1.0 / math.prod(window.kernel) if self.function == "Mean" else 1.0)
+
+    def config(self) -> dict[str, Any]:
+        config = self._window_config()
+        del config["dilation"]
+        return {**config, "function": self.function}
+
+
+__all__ = ["ConvolutionLayer", "DeconvolutionLayer", "PoolingLayer", "Window", "convolution", "deconvolution"]
