@@ -301,7 +301,17 @@ def NetTrain(  # noqa: N802 - the Wolfram name
                 round_number, b + 1, batches_per_round, loss, seen / max(time.perf_counter() - started, 1e-9)
             )
             if callback and interval[0] == "Batches" and step % interval[1] == 0:
-                if _call(callback, locals(), train_net, store) == "StopTraining":
+                progress = {
+                    "Round": round_number,
+                    "Batch": b + 1,
+                    "AbsoluteBatch": step,
+                    "BatchLoss": loss,
+                    "BatchSize": size,
+                    "RoundLossList": list(round_losses),
+                    "ValidationLossList": list(validation_losses),
+                    "BatchLossList": list(batch_losses),
+                }
+                if _call(callback, progress, net, train_net, store) == "StopTraining":
                     reason = "TrainingProgressFunction"
                     break
         round_losses.append(total / seen)
@@ -327,7 +337,8 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         if reason == "TrainingProgressFunction":
             break
         if callback and interval[0] == "Rounds" and round_number % interval[1] == 0:
-            if _call(callback, {**locals(), "progress": progress}, train_net, store) == "StopTraining":
+            progress.update({"Batch": batches_per_round, "BatchLoss": batch_losses[-1], "BatchSize": size})
+            if _call(callback, progress, net, train_net, store) == "StopTraining":
                 reason = "TrainingProgressFunction"
                 break
         if criterion.should_stop(progress, validation is not None):
@@ -512,15 +523,9 @@ def _callback(spec: Any) -> tuple[Callable | None, tuple[str, int]]:
     return spec, ("Rounds", 1)
 
 
-def _call(callback: Callable, scope: dict, train_net: Layer, store: dict) -> Any:
-    progress = dict(scope.get("progress") or {})
-    progress.setdefault("Round", scope.get("round_number"))
-    progress.setdefault("Batch", scope.get("b", 0) + 1)
-    progress.setdefault("AbsoluteBatch", scope.get("step"))
-    progress.setdefault("BatchLoss", scope["batch_losses"][-1] if scope.get("batch_losses") else None)
-    progress["BatchSize"] = scope.get("size")
-    progress["Net"] = _write_back(train_net, store)
-    return callback(progress)
+def _call(callback: Callable, progress: dict, net: Layer, train_net: Layer, store: dict) -> Any:
+    """Call the user's progress function with Wolfram's keys and the current net."""
+    return callback({**progress, "Net": _strip_losses(_write_back(train_net, store), net, train_net)})
 
 
 class _StoppingCriterion:

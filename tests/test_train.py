@@ -186,3 +186,21 @@ def test_non_finite_loss_stops_with_the_last_good_net():
             training_progress_reporting=None,
         )
     assert err.value.last_good_net["lin"].arrays["Weights"].tolist() == [[1.0]]
+
+
+def test_progress_function_at_a_batch_interval_sees_the_current_net():
+    x, y = line_data(32)
+    calls = []
+
+    def progress(p):
+        calls.append((p["Round"], p["Batch"], p["Net"](np.array([0.5])).shape))
+
+    NetTrain(
+        L.LinearLayer(1, input=1),
+        (x, y),
+        max_training_rounds=2,
+        batch_size=8,
+        training_progress_reporting=None,
+        training_progress_function=(progress, {"Interval": ("Batches", 2)}),
+    )
+    assert calls == [(1, 2, (1,)), (1, 4, (1,)), (2, 2, (1,)), (2, 4, (1,))]
