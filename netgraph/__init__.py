@@ -26,9 +26,40 @@ import importlib
 from typing import Any
 
 from .backend import BackendError, get_xp, gpu_available, to_numpy
+from .datasets import (
+    DatasetError,
+    cifar10,
+    fashion_mnist,
+    image_folder,
+    load_mnist_format,
+    mnist,
+    random_horizontal_flip,
+    read_idx,
+    split,
+    to_float,
+    write_idx,
+)
 from .distributions import NormalDistribution, UniformDistribution
 from .evaluate import evaluate
+from .generate import (
+    anomaly_scores,
+    attribute_vector,
+    bits_per_dim,
+    elbo,
+    interpolate,
+    iwae_bound,
+    iwae_log_likelihood,
+    lerp,
+    reconstruct,
+    roc_auc,
+    sample_prior,
+    slerp,
+    slerp_grid,
+    traversal_grid,
+    vae_parts,
+)
 from .graph import NetChain, NetGraph
+from .images import ImageError, NetDecoder, NetEncoder, image_grid, interpolation_strip, save_png
 from .initialize import NetInitialize
 from .io import Export, Import, NetFileError, load, save
 from .layer import Layer, NetError, ShapeError
@@ -76,6 +107,27 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "NetEncoder",
+    "NetDecoder",
+    "ImageError",
+    "image_grid",
+    "interpolation_strip",
+    "save_png",
+    "vae_parts",
+    "sample_prior",
+    "reconstruct",
+    "lerp",
+    "slerp",
+    "interpolate",
+    "slerp_grid",
+    "attribute_vector",
+    "traversal_grid",
+    "elbo",
+    "bits_per_dim",
+    "iwae_bound",
+    "iwae_log_likelihood",
+    "anomaly_scores",
+    "roc_auc",
     "Export",
     "Import",
     "NetFileError",
@@ -84,6 +136,17 @@ __all__ = [
     "NetTrain",
     "NetTrainResults",
     "TrainingError",
+    "DatasetError",
+    "cifar10",
+    "fashion_mnist",
+    "image_folder",
+    "load_mnist_format",
+    "mnist",
+    "random_horizontal_flip",
+    "read_idx",
+    "split",
+    "to_float",
+    "write_idx",
     "All",
     "Automatic",
     "BackendError",

@@ -196,8 +196,10 @@ class Layer:
         """
         from .paths import iter_arrays
 
-        return {path: (None if layer.arrays[name] is None else layer.arrays[name].copy())
-                for path, layer, name in iter_arrays(self)}
+        return {
+            path: (None if layer.arrays[name] is None else layer.arrays[name].copy())
+            for path, layer, name in iter_arrays(self)
+        }
 
     def children(self) -> Iterator[tuple[Any, Layer]]:
         """Sub-layers (for nets); a plain layer has none."""
