@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-gpu lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# On a machine with CUDA and CuPy already installed (no network needed): the whole
+# suite with every GPU variant, failing if the GPU cannot be used.
+test-gpu:
+	NETGRAPH_REQUIRE_GPU=1 PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

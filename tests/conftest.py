@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -14,6 +16,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("default")
+
+if os.environ.get("NETGRAPH_REQUIRE_GPU") and not gpu_available():
+    raise pytest.UsageError("NETGRAPH_REQUIRE_GPU is set but CuPy sees no CUDA device")
 
 DEVICES = ["CPU", pytest.param("GPU", marks=pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU/CuPy"))]
 
