@@ -207,11 +207,17 @@ def _registry() -> dict[str, type]:
 # --- files -----------------------------------------------------------------------------------
 
 
-def save(net: Layer, path: str | Path) -> Path:
-    """Write ``net`` to ``path`` atomically (a crash leaves any previous file intact)."""
+def save(net: Layer, path: str | Path, *, extra: dict[str, Any] | None = None,
+         extra_arrays: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``net`` to ``path`` atomically (a crash leaves any previous file intact).
+
+    ``extra`` (JSON-ready) and ``extra_arrays`` ride along, e.g. a training checkpoint's
+    optimiser state; :func:`load` ignores them, so a checkpoint is also a plain net file.
+    """
     arrays: list[np.ndarray] = []
-    header = {"format": FORMAT, "version": VERSION, "net": encode_layer(net, arrays)}
+    header = {"format": FORMAT, "version": VERSION, "net": encode_layer(net, arrays), "extra": extra}
     payload = {f"array{i}": a for i, a in enumerate(arrays)}
+    payload.update({f"extra/{k}": np.asarray(v) for k, v in (extra_arrays or {}).items()})
     payload["net.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +236,11 @@ def save(net: Layer, path: str | Path) -> Path:
 
 def load(path: str | Path) -> Layer:
     """Read a net written by :func:`save`; never executes code from the file."""
+    return load_with_extra(path)[0]
+
+
+def load_with_extra(path: str | Path) -> tuple[Layer, Any, dict[str, np.ndarray]]:
+    """The net, the ``extra`` header and the ``extra_arrays`` stored by :func:`save`."""
     where = str(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -250,7 +261,9 @@ def load(path: str | Path) -> Layer:
             raise NetFileError(f"{where}: written by format version {header.get('version')!r}, this reads {VERSION}")
         decoder = _Decoder(archive, _registry(), where)
         try:
-            return decoder.layer(header.get("net"))
+            net = decoder.layer(header.get("net"))
+            extra_arrays = {name[6:]: archive[name] for name in archive.files if name.startswith("extra/")}
+            return net, header.get("extra"), extra_arrays
         except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as err:
             raise NetFileError(f"{where}: not a valid netgraph net file (damaged data: {err})") from None
         except RecursionError:

@@ -4,7 +4,7 @@ Example:
     >>> import numpy as np
     >>> from netgraph.optimizers import make_optimizer
     >>> opt = make_optimizer(("SGD", {"momentum": 0, "learning_rate_schedule": None}), None)
-    >>> w = np.array([1.0]); opt.update([w], [np.array([2.0])], step=1, total_steps=10); w.tolist()
+    >>> w = np.array([1.0]); opt.update([("w", w, np.array([2.0]))], step=1, total_steps=10); w.tolist()
     [0.98]
 """
 
@@ -31,12 +31,12 @@ def _snake(name: str) -> str:
 
 
 class Optimizer:
-    """Holds per-array state (moments) and applies one update to a list of arrays."""
+    """Holds per-array state (moments, keyed like the arrays) and updates arrays in place."""
 
     def __init__(self, name: str, options: dict[str, Any]):
         self.name = name
         self.options = options
-        self.state: list[dict[str, Any]] = []
+        self.state: dict[Any, dict[str, Any]] = {}
 
     def learning_rate(self, step: int, total_steps: int) -> float:
         rate = float(self.options["learning_rate"])
@@ -48,21 +48,20 @@ class Optimizer:
         return rate
 
     def update(
-        self, arrays: list[Any], grads: list[Any], step: int, total_steps: int, multipliers: list[float] | None = None
+        self, items: list[tuple[Any, Any, Any]], step: int, total_steps: int, rates: dict[Any, float] | None = None
     ) -> None:
-        """One step (``step`` counts from 1) for every array, in place."""
-        if not self.state:
-            self.state = [{} for _ in arrays]
+        """One step (``step`` counts from 1): ``items`` are (key, array, gradient); ``rates``
+        are per-key learning-rate multipliers."""
         rate = self.learning_rate(step, total_steps)
         o = self.options
-        for i, (w, g) in enumerate(zip(arrays, grads)):
+        for key, w, g in items:
             xp = array_module(w)
             if o["l2_regularization"]:
                 g = g + o["l2_regularization"] * w
             if o["gradient_clipping"] is not None:
                 g = xp.clip(g, -o["gradient_clipping"], o["gradient_clipping"])
-            lr = rate * (multipliers[i] if multipliers else 1.0)
-            getattr(self, "_" + self.name.lower())(w, g, self.state[i], lr, step, xp)
+            lr = rate * (rates or {}).get(key, 1.0)
+            getattr(self, "_" + self.name.lower())(w, g, self.state.setdefault(key, {}), lr, step, xp)
             if o["weight_clipping"] is not None:
                 xp.clip(w, -o["weight_clipping"], o["weight_clipping"], out=w)
 

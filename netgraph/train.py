@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from .backend import get_dtype, get_xp, to_numpy
 from .evaluate import _ensure_initialized
 from .graph import NetGraph
 from .initialize import initialize_in_place
+from .io import load_with_extra, save
 from .layer import Context, Layer, NetError, format_shape
 from .optimizers import make_optimizer
 from .paths import iter_arrays
@@ -199,6 +201,8 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     target_device: str = "CPU",
     random_seeding: int | Any = Automatic,
     working_precision: str = "Real32",
+    training_progress_checkpointing: Any = None,
+    resume_from: str | Path | None = None,
 ) -> Any:
     """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results).
 
@@ -219,6 +223,15 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
             ``f(progress)`` may return "StopTraining".
         random_seeding: an int makes initialisation, shuffling and random layers reproducible.
+        training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
+            with ``{"Interval": ("Rounds"|"Batches", n)}`` as a third element (default: every
+            round). Each checkpoint is a net file (``netgraph.load`` reads it) that also holds the
+            optimiser state, the counters, the random states and the data position; it is
+            written atomically.
+        resume_from: a checkpoint file, or a directory (its newest checkpoint): training
+            continues where it stopped and, with the same seed and data, ends with the same
+            arrays as an uninterrupted run (on the CPU). Ctrl-C stops cleanly and returns the
+            net trained so far.
     """
     started = time.perf_counter()
     seed = None if random_seeding is Automatic else random_seeding
@@ -250,135 +263,148 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     xp = get_xp(target_device)
     dtype = get_dtype(working_precision)
     optimizer = make_optimizer(method, None if learning_rate is Automatic else learning_rate)
-    frozen = _frozen_arrays(train_net, learning_rate_multipliers)
+    paths = {(id(layer), name): path for path, layer, name in iter_arrays(train_net)}
+    rates = _rates(train_net, learning_rate_multipliers)
+    trainable = [(path, layer, name) for path, layer, name in iter_arrays(train_net) if rates.get(path, 1.0) != 0]
+    grad_keys = {(id(layer), name) for _, layer, name in trainable}
     store: dict[tuple[int, str], Any] = {}
-    trainable = [(layer, name) for _, layer, name in iter_arrays(train_net) if (id(layer), name) not in frozen]
-    grad_keys = {(id(layer), name) for layer, name in trainable}
     device_rng = xp.random.default_rng(seed)
     reporter = _Reporter(training_progress_reporting)
     callback, interval = _callback(training_progress_function)
     criterion = _StoppingCriterion(training_stopping_criterion)
-
-    round_losses: list[float] = []
-    validation_losses: list[float] = []
-    batch_losses: list[float] = []
-    best = (math.inf, None, 0)
-    step = 0
-    reason = "MaxTrainingRounds"
+    checkpoints = _Checkpoints(training_progress_checkpointing)
+    state = _State()
     rounds = None if max_training_rounds is Automatic else int(max_training_rounds)
+    prefix = () if train_net is net else ("net",)
+    if resume_from is not None:
+        rounds = _resume(
+            resume_from,
+            train_net,
+            prefix,
+            store,
+            grad_keys,
+            optimizer,
+            state,
+            criterion,
+            rng,
+            device_rng,
+            xp,
+            dtype,
+            rounds,
+        )
     estimated_total = (rounds or 10) * batches_per_round
-    round_number = 0
-    while True:
-        if rounds is not None and round_number >= rounds:
-            break
-        round_number += 1
-        order = rng.permutation(n_examples)
-        total, seen = 0.0, 0
-        for b in range(batches_per_round):
-            index = order[b * size : (b + 1) * size]
-            batch = {p: xp.asarray(v[index], dtype=dtype) for p, v in columns.items()}
-            ctx = Context(
-                xp=xp,
-                dtype=dtype,
-                batch_size=len(index),
-                training=True,
-                rng=device_rng,
-                arrays=store,
-                grad_arrays=grad_keys,
-            )
-            step += 1
-            try:
-                loss = _train_step(
-                    train_net, ctx, batch, losses, optimizer, trainable, step, estimated_total, round_number, b + 1
+
+    def user_net(snapshot: dict | None = None) -> Layer:
+        return _strip_losses(_write_back(train_net, store, snapshot), net, train_net)
+
+    def checkpoint() -> None:
+        checkpoints.write(user_net(), state, optimizer, criterion, rng, device_rng, paths, prefix, rounds)
+
+    reason = "MaxTrainingRounds"
+    try:
+        while True:
+            if state.batch == 0:
+                if rounds is not None and state.round >= rounds:
+                    break
+                state.start_round(rng.permutation(n_examples))
+            while state.batch < batches_per_round:
+                index = state.order[state.batch * size : (state.batch + 1) * size]
+                batch = {p: xp.asarray(v[index], dtype=dtype) for p, v in columns.items()}
+                ctx = Context(
+                    xp=xp,
+                    dtype=dtype,
+                    batch_size=len(index),
+                    training=True,
+                    rng=device_rng,
+                    arrays=store,
+                    grad_arrays=grad_keys,
                 )
-            except TrainingError as err:
-                err.last_good_net = _strip_losses(_write_back(train_net, store), net, train_net)
-                raise
-            batch_losses.append(loss)
-            total += loss * len(index)
-            seen += len(index)
-            reporter.batch(
-                round_number, b + 1, batches_per_round, loss, seen / max(time.perf_counter() - started, 1e-9)
-            )
-            if callback and interval[0] == "Batches" and step % interval[1] == 0:
-                progress = {
-                    "Round": round_number,
-                    "Batch": b + 1,
-                    "AbsoluteBatch": step,
-                    "BatchLoss": loss,
-                    "BatchSize": size,
-                    "RoundLossList": list(round_losses),
-                    "ValidationLossList": list(validation_losses),
-                    "BatchLossList": list(batch_losses),
-                }
+                try:
+                    loss = _train_step(
+                        train_net,
+                        ctx,
+                        batch,
+                        losses,
+                        optimizer,
+                        trainable,
+                        rates,
+                        state.step + 1,
+                        estimated_total,
+                        state.round,
+                        state.batch + 1,
+                    )
+                except TrainingError as err:
+                    err.last_good_net = user_net()
+                    raise
+                state.finish_batch(loss, len(index))
+                rate = state.examples / max(time.perf_counter() - started, 1e-9)
+                reporter.batch(state.round, state.batch, batches_per_round, loss, rate)
+                if checkpoints.due("Batches", state.step):
+                    checkpoint()
+                if callback and interval[0] == "Batches" and state.step % interval[1] == 0:
+                    if _call(callback, state.progress(size), net, train_net, store) == "StopTraining":
+                        reason = "TrainingProgressFunction"
+                        break
+            if reason == "TrainingProgressFunction":
+                break
+            state.finish_round()
+            if rounds is None and state.round == 1:  # Automatic: about 20 s of training
+                per_round = time.perf_counter() - started
+                rounds = max(1, min(10000, int(20.0 / max(per_round, 1e-6))))
+                estimated_total = rounds * batches_per_round
+            if validation is not None:
+                state.validation_losses.append(_evaluate_loss(train_net, validation, losses, store, xp, dtype, size))
+            measured = state.validation_losses[-1] if validation is not None else state.round_losses[-1]
+            if measured < state.best_value:
+                state.best_value, state.best_round = measured, state.round
+                state.best = {paths[k]: v for k, v in _snapshot(store).items()}
+            progress = state.progress(size)
+            reporter.round(progress)
+            stop = criterion.should_stop(progress, validation is not None)
+            if checkpoints.due("Rounds", state.round):
+                checkpoint()
+            if callback and interval[0] == "Rounds" and state.round % interval[1] == 0:
                 if _call(callback, progress, net, train_net, store) == "StopTraining":
                     reason = "TrainingProgressFunction"
                     break
-        round_losses.append(total / seen)
-        if rounds is None and round_number == 1:  # Automatic: about 20 s of training
-            per_round = time.perf_counter() - started
-            rounds = max(1, min(10000, int(20.0 / max(per_round, 1e-6))))
-            estimated_total = rounds * batches_per_round
-        if validation is not None:
-            validation_losses.append(_evaluate_loss(train_net, validation, losses, store, xp, dtype, size))
-        measured = validation_losses[-1] if validation is not None else round_losses[-1]
-        if measured < best[0]:
-            best = (measured, _snapshot(store), round_number)
-        progress = {
-            "Round": round_number,
-            "RoundLoss": round_losses[-1],
-            "RoundLossList": list(round_losses),
-            "ValidationLoss": validation_losses[-1] if validation_losses else None,
-            "ValidationLossList": list(validation_losses),
-            "BatchLossList": list(batch_losses),
-            "AbsoluteBatch": step,
-        }
-        reporter.round(progress)
-        if reason == "TrainingProgressFunction":
-            break
-        if callback and interval[0] == "Rounds" and round_number % interval[1] == 0:
-            progress.update({"Batch": batches_per_round, "BatchLoss": batch_losses[-1], "BatchSize": size})
-            if _call(callback, progress, net, train_net, store) == "StopTraining":
-                reason = "TrainingProgressFunction"
+            if stop:
+                reason = "TrainingStoppingCriterion"
                 break
-        if criterion.should_stop(progress, validation is not None):
-            reason = "TrainingStoppingCriterion"
-            break
-        if time_goal is not None and time.perf_counter() - started >= time_goal:
-            reason = "TimeGoal"
-            break
+            if time_goal is not None and time.perf_counter() - started >= time_goal:
+                reason = "TimeGoal"
+                break
+    except KeyboardInterrupt:
+        reason = "UserInterrupt"  # Ctrl-C: stop cleanly, keep the checkpoints, return what was trained
 
-    final = _write_back(train_net, store)
-    trained = final
-    if validation is not None and best[1] is not None:
-        trained = _write_back(train_net, store, best[1])
-    final_net = _strip_losses(final, net, train_net)
-    trained_net = _strip_losses(trained, net, train_net)
+    final_net = user_net()
+    trained_net = final_net
+    if validation is not None and state.best is not None:
+        by_key = {key: state.best[path] for key, path in paths.items() if path in state.best}
+        trained_net = user_net(by_key)
     elapsed = time.perf_counter() - started
     properties = {
         "TrainedNet": trained_net,
         "FinalNet": final_net,
-        "TrainingNet": trained,
-        "RoundLossList": round_losses,
-        "BatchLossList": batch_losses,
-        "ValidationLossList": validation_losses,
-        "RoundLoss": round_losses[-1] if round_losses else None,
-        "ValidationLoss": validation_losses[-1] if validation_losses else None,
-        "BestValidationRound": best[2] if validation is not None else None,
+        "RoundLossList": state.round_losses,
+        "BatchLossList": state.batch_losses,
+        "ValidationLossList": state.validation_losses,
+        "RoundLoss": state.round_losses[-1] if state.round_losses else None,
+        "ValidationLoss": state.validation_losses[-1] if state.validation_losses else None,
+        "BestValidationRound": state.best_round if validation is not None else None,
         "TotalTrainingTime": elapsed,
-        "MeanExamplesPerSecond": step * size / max(elapsed, 1e-9) if step else 0.0,
+        "MeanExamplesPerSecond": state.examples / max(elapsed, 1e-9),
         "ReasonTrainingStopped": reason,
-        "TotalRounds": round_number,
-        "TotalBatches": step,
+        "TotalRounds": state.round,
+        "TotalBatches": state.step,
         "BatchSize": size,
         "BatchesPerRound": batches_per_round,
-        "ExamplesProcessed": sum(1 for _ in batch_losses) * size,
+        "ExamplesProcessed": state.examples,
         "TrainingExamples": n_examples,
         "ValidationExamples": 0 if validation is None else len(next(iter(validation.values()))),
         "OptimizationMethod": optimizer.name,
         "InitialLearningRate": optimizer.options["learning_rate"],
-        "FinalLearningRate": optimizer.learning_rate(step, estimated_total),
-        "CheckpointingFiles": [],
+        "FinalLearningRate": optimizer.learning_rate(state.step, estimated_total),
+        "CheckpointingFiles": list(checkpoints.files),
     }
     reporter.done(properties)
     if prop is None:
@@ -390,7 +416,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     return NetTrainResults(properties)[prop]
 
 
-def _train_step(net, ctx, batch, losses, optimizer, trainable, step, total, round_number, batch_number) -> float:
+def _train_step(net, ctx, batch, losses, optimizer, trainable, rates, step, total, round_number, batch_number):
     with Tape() as tape:
         outputs = net.forward({p: _tensor(v) for p, v in batch.items()}, ctx)
     n = ctx.batch_size
@@ -407,14 +433,13 @@ def _train_step(net, ctx, batch, losses, optimizer, trainable, step, total, roun
             f"(loss ports {[p for p, _ in losses]}); the net before this batch is in .last_good_net"
         )
     grads = backward(tape, seeds)
-    arrays, updates = [], []
-    for layer, name in trainable:
+    items = []
+    for path, layer, name in trainable:
         tensor = ctx.arrays.get((id(layer), name))
         g = None if tensor is None else grads.get(id(tensor))
         if g is not None:
-            arrays.append(tensor.data)
-            updates.append(g)
-    optimizer.update(arrays, updates, step, total)
+            items.append((path, tensor.data, g))
+    optimizer.update(items, step, total, rates)
     return value
 
 
@@ -439,19 +464,213 @@ def _evaluate_loss(net, columns, losses, store, xp, dtype, size) -> float:
     return total / n
 
 
-def _frozen_arrays(net: Layer, multipliers: dict | None) -> set:
-    frozen = set()
-    for _path, layer, name in iter_arrays(net):
-        if name in ("MovingMean", "MovingVariance"):
-            frozen.add((id(layer), name))
+def _rates(net: Layer, multipliers: dict | None) -> dict[tuple, float]:
+    """Learning-rate multiplier per array path; 0 freezes (moving statistics are always frozen).
+
+    Keys of ``multipliers`` are layer paths (``"enc"`` or ``("enc", 2)``) or array paths
+    (``("enc", "Weights")``); a wrapped training net's leading "net" is implied.
+    """
+    rates: dict[tuple, float] = {}
+    for path, layer, name in iter_arrays(net):
+        if name in getattr(layer, "state_arrays", ("MovingMean", "MovingVariance")):
+            rates[path] = 0.0
     for spec, rate in (multipliers or {}).items():
-        if rate not in (0, None):
-            continue
         target = spec if isinstance(spec, tuple) else (spec,)
-        for path, layer, name in iter_arrays(net):
+        for path, _, _ in iter_arrays(net):
             if path[: len(target)] == target or path[1 : 1 + len(target)] == target:
-                frozen.add((id(layer), name))
-    return frozen
+                rates[path] = 0.0 if rate is None else float(rate)
+    return rates
+
+
+@dataclass
+class _State:
+    """Where training stands: with the arrays, the optimiser and the random states, all a
+    checkpoint needs to resume exactly."""
+
+    round: int = 0
+    batch: int = 0  # batches done in the current round
+    step: int = 0
+    examples: int = 0
+    order: Any = None  # this round's permutation of the examples
+    round_total: float = 0.0
+    round_seen: int = 0
+    round_losses: list = field(default_factory=list)
+    validation_losses: list = field(default_factory=list)
+    batch_losses: list = field(default_factory=list)
+    best_value: float = math.inf
+    best_round: int = 0
+    best: dict | None = None  # array path -> values at the best round
+
+    COUNTERS = (
+        "round",
+        "batch",
+        "step",
+        "examples",
+        "round_total",
+        "round_seen",
+        "round_losses",
+        "validation_losses",
+        "batch_losses",
+        "best_value",
+        "best_round",
+    )
+
+    def start_round(self, order: Any) -> None:
+        self.round += 1
+        self.order = order
+        self.round_total, self.round_seen = 0.0, 0
+
+    def finish_batch(self, loss: float, count: int) -> None:
+        self.batch += 1
+        self.step += 1
+        self.examples += count
+        self.batch_losses.append(loss)
+        self.round_total += loss * count
+        self.round_seen += count
+
+    def finish_round(self) -> None:
+        self.batch = 0
+        self.round_losses.append(self.round_total / max(self.round_seen, 1))
+
+    def progress(self, size: int) -> dict[str, Any]:
+        """The keys Wolfram's progress functions receive (the net is added by the caller)."""
+        return {
+            "Round": self.round,
+            "Batch": self.batch,
+            "AbsoluteBatch": self.step,
+            "BatchSize": size,
+            "BatchLoss": self.batch_losses[-1] if self.batch_losses else None,
+            "RoundLoss": self.round_losses[-1] if self.round_losses else None,
+            "ValidationLoss": self.validation_losses[-1] if self.validation_losses else None,
+            "RoundLossList": list(self.round_losses),
+            "ValidationLossList": list(self.validation_losses),
+            "BatchLossList": list(self.batch_losses),
+        }
+
+
+CHECKPOINT_KIND = "netgraph-training-checkpoint"
+
+
+class _Checkpoints:
+    """Wolfram's TrainingProgressCheckpointing: ("File", path) or ("Directory", dir) [, {"Interval": ...}]."""
+
+    def __init__(self, spec: Any):
+        self.files: list[str] = []
+        self.kind = None
+        if spec is None:
+            return
+        if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3) or spec[0] not in ("File", "Directory"):
+            raise NetError(
+                f'NetTrain: training_progress_checkpointing must be ("File", path) or ("Directory", dir), '
+                f"optionally with {{'Interval': ('Rounds'|'Batches', n)}}; got {spec!r}"
+            )
+        self.kind, self.target = spec[0], Path(spec[1])
+        unit, every = (spec[2] if len(spec) == 3 else {}).get("Interval", ("Rounds", 1))
+        if unit not in ("Rounds", "Batches") or int(every) < 1:
+            raise NetError(f"NetTrain: checkpoint interval must be ('Rounds'|'Batches', n >= 1), got {(unit, every)!r}")
+        self.unit, self.every = unit, int(every)
+        self.stamp = time.strftime("%Y%m%d-%H%M%S")
+        if self.kind == "Directory":
+            self.target.mkdir(parents=True, exist_ok=True)
+
+    def due(self, unit: str, count: int) -> bool:
+        return self.kind is not None and unit == self.unit and count % self.every == 0
+
+    def write(
+        self,
+        net: Layer,
+        state: _State,
+        optimizer: Any,
+        criterion: Any,
+        rng: Any,
+        device_rng: Any,
+        paths: dict,
+        prefix: tuple,
+        rounds: int | None,
+    ) -> None:
+        header, arrays = _checkpoint_contents(state, optimizer, criterion, rng, device_rng, prefix, rounds)
+        if self.kind == "File":
+            path = self.target
+        else:
+            loss = f"-loss{state.batch_losses[-1]:.5g}" if state.batch_losses else ""
+            val = f"-val{state.validation_losses[-1]:.5g}" if state.validation_losses and state.batch == 0 else ""
+            path = self.target / (
+                f"{self.stamp}-{len(self.files) + 1:05d}-round{state.round}-batch{state.batch}{loss}{val}.npz"
+            )
+        save(net, path, extra=header, extra_arrays=arrays)
+        if str(path) not in self.files:
+            self.files.append(str(path))
+
+
+def _checkpoint_contents(state, optimizer, criterion, rng, device_rng, prefix, rounds) -> tuple[dict, dict]:
+    arrays: dict[str, Any] = {"order": np.asarray(state.order if state.order is not None else [], dtype=np.int64)}
+    optimizer_keys = []
+    for i, (key, slots) in enumerate(optimizer.state.items()):
+        optimizer_keys.append([list(key), sorted(slots)])
+        for slot, value in slots.items():
+            arrays[f"opt{i}/{slot}"] = to_numpy(value)
+    best_keys = []
+    for i, (path, value) in enumerate((state.best or {}).items()):
+        best_keys.append(list(path))
+        arrays[f"best{i}"] = value
+    header = {
+        "kind": CHECKPOINT_KIND,
+        "counters": {name: getattr(state, name) for name in _State.COUNTERS},
+        "rounds": rounds,
+        "prefix": list(prefix),
+        "optimizer": {"name": optimizer.name, "keys": optimizer_keys},
+        "best": best_keys,
+        "criterion": {"best": criterion.best, "waited": criterion.waited},
+        "rng": rng.bit_generator.state,
+        # NOTE: CuPy's generators expose no state to save; a GPU resume redraws random layers.
+        "device_rng": device_rng.bit_generator.state if hasattr(device_rng, "bit_generator") else None,
+    }
+    return header, arrays
+
+
+def _latest_checkpoint(where: Path) -> Path:
+    if where.is_dir():
+        found = sorted(where.glob("*.npz"))
+        if not found:
+            raise NetError(f"NetTrain: resume_from={str(where)!r} holds no checkpoint (*.npz) files")
+        return found[-1]
+    return where
+
+
+def _resume(
+    where, train_net, prefix, store, grad_keys, optimizer, state, criterion, rng, device_rng, xp, dtype, rounds
+):
+    """Load a checkpoint into the training run; returns the number of rounds to train."""
+    from .autograd import Tensor
+
+    path = _latest_checkpoint(Path(where))
+    saved, header, arrays = load_with_extra(path)
+    if not isinstance(header, dict) or header.get("kind") != CHECKPOINT_KIND:
+        raise NetError(f"NetTrain: {path} is a net file but not a training checkpoint")
+    if list(prefix) != header.get("prefix") or header["optimizer"]["name"] != optimizer.name:
+        raise NetError(
+            f"NetTrain: checkpoint {path} was written by a different training setup "
+            f"(losses or method {header['optimizer']['name']!r} differ)"
+        )
+    saved_arrays = {path_: layer.arrays[name] for path_, layer, name in iter_arrays(saved)}
+    for array_path, layer, name in iter_arrays(train_net):
+        value = saved_arrays.get(array_path[len(prefix) :])
+        if value is None or value.shape != layer.array_shapes().get(name, value.shape):
+            raise NetError(f"NetTrain: checkpoint {path} does not fit this net (array {array_path})")
+        key = (id(layer), name)
+        store[key] = Tensor(xp.asarray(value, dtype=dtype), key in grad_keys)
+    for i, (key, slots) in enumerate(header["optimizer"]["keys"]):
+        optimizer.state[tuple(key)] = {slot: xp.asarray(arrays[f"opt{i}/{slot}"], dtype=dtype) for slot in slots}
+    for name, value in header["counters"].items():
+        setattr(state, name, value)
+    state.best_value = float(state.best_value)
+    state.order = arrays["order"] if state.batch else None
+    state.best = {tuple(p): arrays[f"best{i}"] for i, p in enumerate(header["best"])} or None
+    criterion.best, criterion.waited = header["criterion"]["best"], header["criterion"]["waited"]
+    rng.bit_generator.state = header["rng"]
+    if header.get("device_rng") is not None and hasattr(device_rng, "bit_generator"):
+        device_rng.bit_generator.state = header["device_rng"]
+    return rounds if rounds is not None else header.get("rounds")
 
 
 def _snapshot(store: dict) -> dict:
