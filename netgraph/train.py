@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -219,7 +220,8 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         training_stopping_criterion: ``{"Criterion": "Loss", "Patience": n,
             "InitialPatience": m, "Improvement": ("AbsoluteChange", v)}`` or a
             callable of the progress dict returning True to stop.
-        training_progress_reporting: Automatic (lines every few seconds), None.
+        training_progress_reporting: Automatic (lines every few seconds), None, or
+            ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
         training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
             ``f(progress)`` may return "StopTraining".
         random_seeding: an int makes initialisation, shuffling and random layers reproducible.
@@ -359,7 +361,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
                 state.best_value, state.best_round = measured, state.round
                 state.best = {paths[k]: v for k, v in _snapshot(store).items()}
             progress = state.progress(size)
-            reporter.round(progress)
+            reporter.round(progress, state.examples)
             stop = criterion.should_stop(progress, validation is not None)
             if checkpoints.due("Rounds", state.round):
                 checkpoint()
@@ -702,11 +704,24 @@ def _strip_losses(trained: Layer, original: Layer, train_net: Layer) -> Layer:
 
 
 class _Reporter:
-    """Plain progress lines every few seconds (Wolfram's "Print"); None silences."""
+    """Progress a person can read: lines every few seconds on stderr (Wolfram's "Print"),
+    nothing with None, or a per-round log file with ("File", "log.csv" | "log.jsonl")."""
+
+    FIELDS = ("Round", "RoundLoss", "ValidationLoss", "AbsoluteBatch", "ExamplesPerSecond", "Seconds")
 
     def __init__(self, spec: Any):
         self.silent = spec is None
-        self.last = 0.0
+        self.log: Path | None = None
+        if isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "File":
+            self.log, self.silent = Path(spec[1]), True
+            if self.log.suffix not in (".csv", ".json", ".jsonl"):
+                raise NetError(f"NetTrain: a progress log must end in .csv, .json or .jsonl, got {self.log}")
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            if self.log.suffix == ".csv":
+                self.log.write_text(",".join(self.FIELDS) + "\n")
+            else:
+                self.log.write_text("")
+        self.started = self.last = time.perf_counter()
         self.every = 2.0
 
     def batch(self, round_number, batch, batches, loss, rate) -> None:
@@ -716,7 +731,22 @@ class _Reporter:
         self.last = now
         print(f"round {round_number} batch {batch}/{batches}  loss {loss:.5g}  {rate:.0f} examples/s", file=sys.stderr)
 
-    def round(self, progress: dict) -> None:
+    def round(self, progress: dict, examples: int) -> None:
+        seconds = time.perf_counter() - self.started
+        if self.log is not None:
+            row = {
+                "Round": progress["Round"],
+                "RoundLoss": progress["RoundLoss"],
+                "ValidationLoss": progress["ValidationLoss"],
+                "AbsoluteBatch": progress["AbsoluteBatch"],
+                "ExamplesPerSecond": examples / max(seconds, 1e-9),
+                "Seconds": seconds,
+            }
+            with self.log.open("a") as stream:
+                if self.log.suffix == ".csv":
+                    stream.write(",".join("" if row[k] is None else repr(row[k]) for k in self.FIELDS) + "\n")
+                else:
+                    stream.write(json.dumps(row) + "\n")
         if self.silent:
             return
         val = progress["ValidationLoss"]

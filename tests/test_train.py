@@ -204,3 +204,28 @@ def test_progress_function_at_a_batch_interval_sees_the_current_net():
         training_progress_function=(progress, {"Interval": ("Batches", 2)}),
     )
     assert calls == [(1, 2, (1,)), (1, 4, (1,)), (2, 2, (1,)), (2, 4, (1,))]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_progress_log_file_has_a_line_per_round(tmp_path, suffix):
+    import csv
+    import json
+
+    x, y = line_data(32)
+    log = tmp_path / f"log{suffix}"
+    res = NetTrain(
+        L.LinearLayer(1, input=1),
+        (x, y),
+        "All",
+        max_training_rounds=3,
+        batch_size=8,
+        training_progress_reporting=("File", log),
+    )
+    if suffix == ".csv":
+        rows = list(csv.DictReader(log.open()))
+        losses = [float(r["RoundLoss"]) for r in rows]
+    else:
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        losses = [r["RoundLoss"] for r in rows]
+    assert [int(r["Round"]) for r in rows] == [1, 2, 3]
+    assert losses == pytest.approx(res["RoundLossList"])
