@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-gpu lint bench clean
+.PHONY: demo demo-latent test test-gpu lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,22 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The seed-001 VAE (examples/mnist_vae.py): MNIST when it is cached or can be downloaded, else
+# Fashion-MNIST, installed from Debian's dataset-fashion-mnist when it is missing and we are root.
+HAVE_MNIST := $(BIN)/python -c "from netgraph.datasets import mnist; mnist(download=True)"
+HAVE_FASHION := $(BIN)/python -c "from netgraph.datasets import fashion_mnist; fashion_mnist()"
 demo: $(STAMP)
+	@if ! $(HAVE_MNIST) >/dev/null 2>&1 && ! $(HAVE_FASHION) >/dev/null 2>&1 \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "MNIST cannot be downloaded and Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist"; \
+		apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist) \
+		    || echo "(apt-get failed; the example says how to get the data)"; \
+	fi
+	$(BIN)/python examples/mnist_vae.py --out out/mnist_vae
+	@echo "pictures: out/mnist_vae/samples.png, reconstructions.png, interpolation.png, loss.png"
+
+# The latentLoss graph alone, checked against the closed-form KL divergence and drawn.
+demo-latent: $(STAMP)
 	$(BIN)/python examples/latent_loss_demo.py --out out/demo
 
 lint: $(STAMP)

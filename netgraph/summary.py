@@ -114,6 +114,10 @@ class NetSummary:
         return str(self)
 
 
+def _plain(shape: Any) -> str:
+    return format_shape(shape).replace("×", "x")  # the default bitmap font has no "×"
+
+
 def draw(net: Layer, path: str | Path, *, scale: int = 1) -> Path:
     """Draw ``net`` (its top-level vertices) to a PNG: layers as boxes in
     topological layers, graph ports as rounded boxes, shapes on the edges."""
@@ -125,12 +129,12 @@ def draw(net: Layer, path: str | Path, *, scale: int = 1) -> Path:
     graph = nx.DiGraph()
     nodes: dict[Any, str] = {}
     for port in net.input_ports:
-        nodes[("in", port)] = f"{port}\n{format_shape(net.port_shapes.get(port))}"
+        nodes[("in", port)] = f"{port}\n{_plain(net.port_shapes.get(port))}"
     for key, layer in vertices.items():
         label = str(layer) if type(layer).__str__ is not object.__str__ else ""
         nodes[("v", key)] = f"{key}: {type(layer).__name__}" + (f"\n{label[:28]}" if label else "")
     for port in net.output_ports:
-        nodes[("out", port)] = f"{port}\n{format_shape(net.port_shapes.get(port))}"
+        nodes[("out", port)] = f"{port}\n{_plain(net.port_shapes.get(port))}"
     graph.add_nodes_from(nodes)
     labels: dict[tuple, str] = {}
 
@@ -141,11 +145,11 @@ def draw(net: Layer, path: str | Path, *, scale: int = 1) -> Path:
         a, b = node_of(src, "in"), node_of(dst, "out")
         graph.add_edge(a, b)
         shape = vertices[dst[0]].port_shapes.get(dst[1]) if dst[0] is not None else None
-        labels[(a, b)] = format_shape(shape)
+        labels[(a, b)] = _plain(shape)
     for name, src in outputs.items():
         a = node_of(src, "in")
         graph.add_edge(a, ("out", name))
-        labels[(a, ("out", name))] = format_shape(net.port_shapes.get(name))
+        labels[(a, ("out", name))] = _plain(net.port_shapes.get(name))
     if not edges and hasattr(net, "input_ports") and "net" in vertices:
         for port in net.input_ports:
             graph.add_edge(("in", port), ("v", "net"))

@@ -126,8 +126,8 @@ def _take_graph(net: NetGraph, start: Any, end: Any) -> NetGraph:
             wires.append((NetPort(s[0], s[1]), NetPort(d[0], d[1])))
         elif isinstance(start, NetPort) and s == (start.parts[0], start.port):
             wires.append((NetPort("Input"), NetPort(d[0], d[1])))
-        else:
-            wires.append((NetPort(s[1]), NetPort(d[0], d[1])))
+        else:  # a port cut open becomes a graph input named like the port it feeds
+            wires.append((NetPort(d[1]), NetPort(d[0], d[1])))
     out_port = end.port if isinstance(end, NetPort) else None
     for port in net.vertices[end_key].output_ports:
         if out_port in (None, port):

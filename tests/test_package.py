@@ -172,3 +172,14 @@ def test_summary_and_drawing(tmp_path):
 
     with Image.open(png) as image:
         assert image.size[0] > 400 and image.getextrema() != ((255, 255), (255, 255), (255, 255))
+
+
+def test_take_from_a_vertex_names_the_cut_input_after_the_port_it_feeds():
+    net = NetInitialize(
+        NetGraph(
+            {"enc": L.LinearLayer(2, input=4), "dec": NetChain([L.LinearLayer(4)])}, [(NetPort("Input"), "enc", "dec")]
+        )
+    )
+    dec = NetTake(net, ("dec", "dec"))
+    assert dec.input_ports == ("Input",) and dec.port_shapes["Input"] == (2,)
+    np.testing.assert_allclose(dec(np.array([0.1, 0.2])), net["dec"](np.array([0.1, 0.2])), rtol=1e-6)
