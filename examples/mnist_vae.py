@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from layers import (
     ConvolutionLayer,
@@ -67,7 +67,7 @@ from netgraph.datasets import (
     to_float,
 )
 from netgraph.generate import bits_per_dim, elbo, interpolate, vae_parts
-from netgraph.images import image_grid, interpolation_strip, save_png
+from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
 
 NLATENT = 8  # the post's latent size
 PIXELS = 28 * 28
@@ -216,108 +216,6 @@ def load_data(data: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, str,
 
 
 # --- the loss plot ---------------------------------------------------------------------------------------
-
-
-def _font(size: int) -> Any:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow before 10.1: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _smooth(values: np.ndarray, window: int) -> np.ndarray:
-    if window <= 1 or len(values) < window:
-        return values
-    kernel = np.ones(window) / window
-    head = np.cumsum(values[: window - 1]) / np.arange(1, window)
-    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
-
-
-def _log_ticks(low: float, high: float) -> list[float]:
-    """Round numbers between ``low`` and ``high`` (> 0) for a log axis: powers of 10, then 1-2-5, then
-    1-9 steps; on a range too short for those, evenly spaced round numbers."""
-    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-    for mantissas in ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
-        ticks = [m * 10.0**k for k in decades for m in mantissas if low <= m * 10.0**k <= high]
-        if len(ticks) >= 4:
-            return ticks
-    raw = (high - low) / 4
-    step = 10.0 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
-    return [t * step for t in range(math.ceil(low / step), math.floor(high / step) + 1)]
-
-
-def loss_plot(
-    round_losses: list[float],
-    validation_losses: list[float],
-    batch_losses: list[float],
-    batches_per_round: int,
-    title: str = "loss per image",
-    size: tuple[int, int] = (720, 440),
-) -> Image.Image:
-    """Round loss and validation loss against the training round, over the smoothed batch losses,
-    on a log scale as NetTrain's progress panel draws them; Pillow only.
-
-    The x axis is in rounds: batch b of round r sits at r - 1 + b / batches_per_round, and each
-    round's mean loss and validation loss at the round's end.
-    """
-    width, height = size
-    left, right, top, bottom = 64, 20, 36, 50
-    image = Image.new("RGB", size, "white")
-    pen = ImageDraw.Draw(image)
-    font, small = _font(14), _font(12)
-    batch = np.asarray(batch_losses, dtype=np.float64)
-    smooth = _smooth(batch, max(1, min(50, len(batch) // 20)))
-    x_batch = np.arange(1, len(batch) + 1) / max(1, batches_per_round)
-    x_round = np.arange(1, len(round_losses) + 1, dtype=np.float64)
-    values = [v for v in (*smooth, *round_losses, *validation_losses) if math.isfinite(v) and v > 0]
-    y_low, y_high = (min(values), max(values)) if values else (1.0, 10.0)
-    if y_high <= y_low * 1.05:
-        y_low, y_high = y_low / 1.1, y_high * 1.1
-    log_low, log_high = math.log(y_low), math.log(y_high)
-    pad = 0.04 * (log_high - log_low)
-    log_low, log_high = log_low - pad, log_high + pad
-    x_high = max([1.0, *x_round, *x_batch[-1:]])
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        ly = math.log(y) if y > 0 else log_low
-        px = left + (width - left - right) * x / x_high
-        py = top + (height - top - bottom) * (1 - (min(max(ly, log_low), log_high) - log_low) / (log_high - log_low))
-        return px, py
-
-    pen.rectangle([left, top, width - right, height - bottom], outline="black")
-    for tick in _log_ticks(y_low, y_high):
-        _, py = at(0, tick)
-        pen.line([left - 4, py, left, py], fill="black")
-        pen.line([left + 1, py, width - right - 1, py], fill=(230, 230, 230))
-        pen.text((left - 8, py), f"{tick:g}", fill="black", font=small, anchor="rm")
-    step = max(1, math.ceil(x_high / 10))
-    for tick in range(0, int(x_high) + 1, step):
-        px, _ = at(tick, y_low)
-        pen.line([px, height - bottom, px, height - bottom + 4], fill="black")
-        pen.text((px, height - bottom + 6), str(tick), fill="black", font=small, anchor="mt")
-    pen.text(((left + width - right) / 2, height - 16), "training round", fill="black", font=font, anchor="mm")
-    pen.text((left, top - 10), title, fill="black", font=font, anchor="ls")
-    legend = []
-    if len(batch) > 1:
-        pen.line([at(x, y) for x, y in zip(x_batch, smooth)], fill=(160, 160, 160), width=1)
-        legend.append(("batch loss (smoothed)", (160, 160, 160)))
-    for losses, color, name in (
-        (round_losses, (31, 119, 180), "round loss"),
-        (validation_losses, (255, 127, 14), "validation loss"),
-    ):
-        points = [at(x, y) for x, y in zip(x_round, losses)]
-        if len(points) > 1:
-            pen.line(points, fill=color, width=2)
-        for px, py in points:
-            pen.ellipse([px - 4, py - 4, px + 4, py + 4], fill=color)
-        if points:
-            legend.append((name, color))
-    for i, (name, color) in enumerate(legend):
-        y = top + 14 + 18 * i
-        pen.line([width - right - 190, y, width - right - 165, y], fill=color, width=3)
-        pen.text((width - right - 158, y), name, fill="black", font=small, anchor="lm")
-    return image
 
 
 # --- the run ---------------------------------------------------------------------------------------------

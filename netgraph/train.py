@@ -34,6 +34,7 @@ from .autograd import Tape, backward
 from .backend import get_dtype, get_xp, to_numpy
 from .evaluate import _ensure_initialized
 from .graph import NetGraph
+from .images import loss_plot
 from .initialize import initialize_in_place
 from .io import load_with_extra, save
 from .layer import Context, Layer, NetError, format_shape
@@ -407,6 +408,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         "InitialLearningRate": optimizer.options["learning_rate"],
         "FinalLearningRate": optimizer.learning_rate(state.step, estimated_total),
         "CheckpointingFiles": list(checkpoints.files),
+        "LossPlot": loss_plot(state.round_losses, state.validation_losses, state.batch_losses, batches_per_round),
     }
     reporter.done(properties)
     if prop is None:

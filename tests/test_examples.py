@@ -15,6 +15,7 @@ from PIL import Image
 
 from netgraph import BackendError, NetGraph, gpu_available, load
 from netgraph.datasets import write_idx
+from netgraph.images import _log_ticks, loss_plot
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 OUTPUTS = ("samples.png", "reconstructions.png", "interpolation.png", "loss.png", "vae.png", "vae.npz")
@@ -124,14 +125,14 @@ def test_mnist_vae_net_follows_the_post(mnist_vae):
 
 def test_loss_plot_draws_with_and_without_rounds(mnist_vae):
     batches = list(30 + 100 * np.exp(-np.arange(40) / 8))
-    full = mnist_vae.loss_plot([60.0, 35.0], [50.0, 33.0], batches, 20, title="t")
-    partial = mnist_vae.loss_plot([], [], batches[:3], 20)
-    empty = mnist_vae.loss_plot([], [], [], 20)
+    full = loss_plot([60.0, 35.0], [50.0, 33.0], batches, 20, title="t")
+    partial = loss_plot([], [], batches[:3], 20)
+    empty = loss_plot([], [], [], 20)
     assert full.size == partial.size == empty.size == (720, 440)
     colors = np.unique(np.asarray(full).reshape(-1, 3), axis=0).tolist()
     assert [31, 119, 180] in colors and [255, 127, 14] in colors  # the round and validation curves
-    assert mnist_vae._log_ticks(0.5, 3000) == [1.0, 10.0, 100.0, 1000.0]
-    assert mnist_vae._log_ticks(100, 165) == [100.0, 120.0, 140.0, 160.0]
+    assert _log_ticks(0.5, 3000) == [1.0, 10.0, 100.0, 1000.0]
+    assert _log_ticks(100, 165) == [100.0, 120.0, 140.0, 160.0]
 
 
 def test_mnist_vae_help_and_bad_arguments(mnist_vae, capsys):

@@ -229,3 +229,19 @@ def test_progress_log_file_has_a_line_per_round(tmp_path, suffix):
         losses = [r["RoundLoss"] for r in rows]
     assert [int(r["Round"]) for r in rows] == [1, 2, 3]
     assert losses == pytest.approx(res["RoundLossList"])
+
+
+def test_loss_plot_is_a_picture_of_the_losses():
+    x, y = line_data(32)
+    res = NetTrain(
+        L.LinearLayer(1, input=1),
+        (x, y),
+        "All",
+        max_training_rounds=3,
+        batch_size=8,
+        validation_set=Scaled(0.25),
+        training_progress_reporting=None,
+    )
+    plot = res["LossPlot"]
+    assert plot.size == (720, 440) and plot.getextrema() != ((255, 255), (255, 255), (255, 255))
+    assert res["LossEvolutionPlot"] is plot  # the pre-12 name
