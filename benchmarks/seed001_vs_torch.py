@@ -59,38 +59,21 @@ INSTALL = (
 
 def netgraph_nets(seed: int = 1):
     """The encoder and decoder, initialized, with small random biases (so biases are compared too)."""
+    import importlib.util
+    from pathlib import Path
+
     import numpy as np
 
-    from layers import ConvolutionLayer, DeconvolutionLayer, FlattenLayer, LinearLayer, ReshapeLayer
-    from netgraph import NetChain, NetInitialize
+    from netgraph import NetInitialize
     from netgraph.paths import iter_arrays
 
-    encoder = NetChain(
-        [
-            ConvolutionLayer(32, 3),
-            "Ramp",
-            ConvolutionLayer(64, 3, stride=2),
-            "Ramp",
-            ConvolutionLayer(64, 4),
-            "Ramp",
-            FlattenLayer(),
-        ],
-        input=(1, 28, 28),
+    # the very nets of the example, so the benchmark measures what users train
+    spec = importlib.util.spec_from_file_location(
+        "mnist_vae", Path(__file__).resolve().parents[1] / "examples" / "mnist_vae.py"
     )
-    decoder = NetChain(
-        [
-            LinearLayer(5184),
-            "Ramp",
-            ReshapeLayer((64, 9, 9)),
-            DeconvolutionLayer(64, 4),
-            "Ramp",
-            DeconvolutionLayer(32, 3, stride=2),
-            "Ramp",
-            DeconvolutionLayer(1, 4),
-            "LogisticSigmoid",
-        ],
-        input=8,
-    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    encoder, decoder = example.build_encoder(), example.build_decoder()
     rng = np.random.default_rng(seed)
     nets = []
     for net in (encoder, decoder):
