@@ -61,10 +61,12 @@ __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
     "ImageFolderData",
+    "ImageSet",
     "SkippedFile",
     "cifar10",
     "fashion_mnist",
     "image_folder",
+    "load_images",
     "load_mnist_format",
     "mnist",
     "random_horizontal_flip",
@@ -1025,3 +1027,87 @@ def to_float(images: Any, range: tuple[float, float] = (0, 1)) -> np.ndarray:
         raise ValueError(f"to_float: range must be two finite numbers with low < high, got {range!r}")
     x = images.astype(np.float32)
     return x * np.float32(high - low) / np.float32(255) + np.float32(low)
+
+
+# --- one entry point for the examples -------------------------------------------------------------------
+
+
+class ImageSet(NamedTuple):
+    """Images found by :func:`load_images`: ``uint8 (N, C, H, W)``, labels (or None), a description, skipped files."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    description: str
+    skipped: list[SkippedFile]
+
+
+def _resize_batch(images: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """uint8 (N, H, W) grey images → uint8 (N, C, size, size), Pillow bilinear, grey copied to RGB if asked."""
+    out = np.empty((len(images), size, size), dtype=np.uint8)
+    for i, image in enumerate(images):
+        im = Image.fromarray(image, "L")
+        out[i] = np.asarray(im if im.size == (size, size) else im.resize((size, size), _BILINEAR))
+    return np.repeat(out[:, None], 3 if mode == "RGB" else 1, axis=1)
+
+
+def load_images(
+    source: PathLike | None,
+    size: int,
+    color_space: str = "Grayscale",
+    kind: str = "train",
+    limit: int | None = None,
+) -> ImageSet:
+    """Images for an image model, from whatever ``source`` holds, as ``uint8 (N, C, size, size)``.
+
+    ``source`` may be a folder of MNIST-format IDX files, CIFAR-10 batches (or
+    their archive), or pictures (read with :func:`image_folder`: centre-cropped,
+    resized bilinearly, bad files skipped and listed in ``skipped``). With
+    ``source=None`` it falls back to Fashion-MNIST (Debian's
+    ``dataset-fashion-mnist``), real pictures that are always at hand. Grey
+    images asked for in "RGB" have their one channel copied three times;
+    colour images asked for in "Grayscale" are converted with the ITU-R 601-2
+    luma. ``limit`` keeps only the first N images (before resizing).
+
+    Example:
+        >>> import os, tempfile, numpy as np
+        >>> folder = tempfile.mkdtemp()
+        >>> write_idx(os.path.join(folder, "train-images-idx3-ubyte"), np.full((3, 28, 28), 7, np.uint8))
+        >>> write_idx(os.path.join(folder, "train-labels-idx1-ubyte"), np.arange(3, dtype=np.uint8))
+        >>> found = load_images(folder, 32, color_space="RGB")
+        >>> found.images.shape, found.labels.tolist(), found.description.startswith("MNIST-format files in")
+        ((3, 3, 32, 32), [0, 1, 2], True)
+    """
+    if color_space not in ("Grayscale", "RGB"):
+        raise ValueError(f'color_space must be "Grayscale" or "RGB", got {color_space!r}')
+    mode = "L" if color_space == "Grayscale" else "RGB"
+
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return a if a is None or limit is None else a[:limit]
+
+    if source is None:
+        images, labels = fashion_mnist(kind=kind)
+        images, labels = cut(images), cut(labels)
+        return ImageSet(_resize_batch(images, size, mode), labels, f"Fashion-MNIST ({kind})", [])
+    folder = Path(source).expanduser()
+    if not folder.exists():
+        raise DatasetNotFoundError(
+            f"{folder}: no such folder (expected MNIST-format files, CIFAR-10 batches or pictures)"
+        )
+    if folder.is_dir() and _has_mnist_files(folder, kind):
+        images, labels = load_mnist_format(folder, kind)
+        images, labels = cut(images), cut(labels)
+        return ImageSet(_resize_batch(images, size, mode), labels, f"MNIST-format files in {folder}", [])
+    try:
+        images, labels = cifar10(folder, kind)
+    except DatasetNotFoundError:
+        if folder.is_file():
+            raise
+    else:
+        images, labels = cut(images), cut(labels)
+        if (size, color_space) != (32, "RGB"):
+            pictures = [Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0)), "RGB") for im in images]
+            pictures = [p.convert(mode).resize((size, size), _BILINEAR) for p in pictures]
+            images = np.stack([np.asarray(p).reshape(size, size, -1) for p in pictures]).transpose(0, 3, 1, 2)
+        return ImageSet(np.ascontiguousarray(images), labels, f"CIFAR-10 ({kind}) in {folder}", [])
+    found = image_folder(folder, size, color_space=color_space)
+    return ImageSet(cut(found.images), None, f"{len(found.images)} pictures in {folder}", found.skipped)
