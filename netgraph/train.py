@@ -181,6 +181,33 @@ def _as_columns(net: Layer, data: Any, what: str) -> dict[str, np.ndarray]:
     return columns
 
 
+def _generator(data: Any) -> tuple[Callable | None, int | None]:
+    """A generator function ``f`` or ``(f, {"RoundLength": n})``, else (None, None)."""
+    if callable(data) and not isinstance(data, Layer):
+        return data, None
+    if isinstance(data, tuple) and len(data) == 2 and callable(data[0]) and isinstance(data[1], dict):
+        unknown = set(data[1]) - {"RoundLength"}
+        if unknown:
+            raise NetError(f"NetTrain: a generator takes only the option 'RoundLength', got {sorted(unknown)}")
+        length = data[1].get("RoundLength")
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+            raise NetError(f"NetTrain: 'RoundLength' must be a positive number of examples, got {length!r}")
+        return data[0], length
+    return None, None
+
+
+def _generator_info(round_number: int, batch: int, absolute: int, size: int, round_length: int | None) -> dict:
+    """What a generator function is called with (Wolfram's keys)."""
+    per_round = math.ceil((round_length or size) / size)
+    return {
+        "BatchSize": size,
+        "Round": round_number,
+        "Batch": batch,
+        "AbsoluteBatch": absolute,
+        "BatchesPerRound": per_round,
+    }
+
+
 # --- the training loop ------------------------------------------------------------------------------
 
 
@@ -209,8 +236,13 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results).
 
     Args:
-        data: ``{"Input": images}``, an array for a single-input net, or
-            ``(inputs, targets)`` for a net whose loss is attached automatically.
+        data: ``{"Input": images}``, an array for a single-input net,
+            ``(inputs, targets)`` for a net whose loss is attached automatically, or a
+            generator function ``f`` (or ``(f, {"RoundLength": n})``, n examples per round;
+            one batch per round without it). ``f`` is called once per batch with
+            ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` and returns a
+            batch in any of the other forms; resuming from a checkpoint repeats a run exactly
+            when ``f`` depends only on its argument.
         prop: None (the trained net), a property name such as
             "RoundLossList", a list of names, or "All" for a results object.
         loss_function: Automatic, an output port ("Loss"), a list of ports
@@ -221,8 +253,12 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         training_stopping_criterion: ``{"Criterion": "Loss", "Patience": n,
             "InitialPatience": m, "Improvement": ("AbsoluteChange", v)}`` or a
             callable of the progress dict returning True to stop.
-        training_progress_reporting: Automatic (lines every few seconds), None, or
-            ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
+        training_progress_reporting: Automatic (a tqdm bar per round in a terminal, else
+            lines every few seconds), "ProgressIndicator" (the bar), "Print" (the lines), None,
+            or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
+            A NaN or infinite loss or gradient stops training with a TrainingError naming the
+            round, the batch and the loss ports (or arrays); its ``last_good_net`` is the net
+            before that batch.
         training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
             ``f(progress)`` may return "StopTraining".
         random_seeding: an int makes initialisation, shuffling and random layers reproducible.
@@ -240,8 +276,21 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     seed = None if random_seeding is Automatic else random_seeding
     net = net.copy()
     train_net, losses = _loss_specs(net, loss_function)
-    columns = _as_columns(train_net, data, "training data")
-    n_examples = len(next(iter(columns.values())))
+    generator, round_length = _generator(data)
+    size = 64 if batch_size is Automatic else int(batch_size)
+    if generator is not None:  # one call now, to check the batch's ports and shapes before training
+        if isinstance(validation_set, Scaled):
+            raise NetError(
+                "NetTrain: validation_set=Scaled(f) needs a fixed data set; give a generator's "
+                "validation data explicitly"
+            )
+        pending = _as_columns(train_net, generator(_generator_info(1, 1, 1, size, round_length)), "generator's batch")
+        columns = pending
+        n_examples = round_length or size  # without "RoundLength", one batch makes a round
+    else:
+        pending = None
+        columns = _as_columns(train_net, data, "training data")
+        n_examples = len(next(iter(columns.values())))
     rng = np.random.default_rng(seed)
     if isinstance(validation_set, Scaled):
         order = rng.permutation(n_examples)
@@ -260,8 +309,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         initialize_in_place(train_net, random_seeding=1234 if seed is None else seed)
     _ensure_initialized(train_net)
 
-    size = 64 if batch_size is Automatic else int(batch_size)
-    size = max(1, min(size, n_examples))
+    size = size if generator is not None else max(1, min(size, n_examples))
     batches_per_round = math.ceil(n_examples / size)
     xp = get_xp(target_device)
     dtype = get_dtype(working_precision)
@@ -280,6 +328,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     rounds = None if max_training_rounds is Automatic else int(max_training_rounds)
     prefix = () if train_net is net else ("net",)
     if resume_from is not None:
+        pending = None  # the generator is asked again for the batch where training resumes
         rounds = _resume(
             resume_from,
             train_net,
@@ -311,12 +360,19 @@ def NetTrain(  # noqa: N802 - the Wolfram name
                     break
                 state.start_round(rng.permutation(n_examples))
             while state.batch < batches_per_round:
-                index = state.order[state.batch * size : (state.batch + 1) * size]
-                batch = {p: xp.asarray(v[index], dtype=dtype) for p, v in columns.items()}
+                if generator is None:
+                    index = state.order[state.batch * size : (state.batch + 1) * size]
+                    chosen = {p: v[index] for p, v in columns.items()}
+                else:
+                    info = _generator_info(state.round, state.batch + 1, state.step + 1, size, round_length)
+                    chosen = pending or _as_columns(train_net, generator(info), "generator's batch")
+                    pending = None
+                count = len(next(iter(chosen.values())))
+                batch = {p: xp.asarray(v, dtype=dtype) for p, v in chosen.items()}
                 ctx = Context(
                     xp=xp,
                     dtype=dtype,
-                    batch_size=len(index),
+                    batch_size=count,
                     training=True,
                     rng=device_rng,
                     arrays=store,
@@ -335,13 +391,15 @@ def NetTrain(  # noqa: N802 - the Wolfram name
                         estimated_total,
                         state.round,
                         state.batch + 1,
+                        len(prefix),
                     )
                 except TrainingError as err:
                     err.last_good_net = user_net()
                     raise
-                state.finish_batch(loss, len(index))
+                state.finish_batch(loss, count)
                 rate = state.examples / max(time.perf_counter() - started, 1e-9)
-                reporter.batch(state.round, state.batch, batches_per_round, loss, rate)
+                reporter.total_batches = rounds * batches_per_round if rounds else None
+                reporter.batch(state.round, state.batch, batches_per_round, loss, rate, state.step)
                 if checkpoints.due("Batches", state.step):
                     checkpoint()
                 if callback and interval[0] == "Batches" and state.step % interval[1] == 0:
@@ -378,6 +436,8 @@ def NetTrain(  # noqa: N802 - the Wolfram name
                 break
     except KeyboardInterrupt:
         reason = "UserInterrupt"  # Ctrl-C: stop cleanly, keep the checkpoints, return what was trained
+    finally:
+        reporter.close()
 
     final_net = user_net()
     trained_net = final_net
@@ -420,7 +480,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     return NetTrainResults(properties)[prop]
 
 
-def _train_step(net, ctx, batch, losses, optimizer, trainable, rates, step, total, round_number, batch_number):
+def _train_step(net, ctx, batch, losses, optimizer, trainable, rates, step, total, round_number, batch_number, strip=0):
     with Tape() as tape:
         outputs = net.forward({p: _tensor(v) for p, v in batch.items()}, ctx)
     n = ctx.batch_size
@@ -443,8 +503,31 @@ def _train_step(net, ctx, batch, losses, optimizer, trainable, rates, step, tota
         g = None if tensor is None else grads.get(id(tensor))
         if g is not None:
             items.append((path, tensor.data, g))
+    _check_gradients(items, ctx.xp, round_number, batch_number, losses, strip)
     optimizer.update(items, step, total, rates)
     return value
+
+
+def _check_gradients(items: list, xp: Any, round_number: int, batch_number: int, losses: list, strip: int = 0) -> None:
+    """Raise a TrainingError, before any array changes, when a gradient holds NaN or ±Inf.
+
+    One reduction per array and a single transfer to the host: a sum is finite exactly when no
+    element is NaN or infinite (barring an overflow of the sum itself, checked element-wise then).
+    """
+    if not items:
+        return
+    sums = xp.stack([g.sum(dtype=xp.float64) for _, _, g in items])
+    if bool(xp.isfinite(sums).all()):
+        return
+    bad = [path for path, _, g in items if not bool(xp.isfinite(g).all())]
+    if not bad:
+        return
+    names = ", ".join("/".join(str(part) for part in path[strip:]) for path in bad[:5])
+    raise TrainingError(
+        f"NetTrain: the gradient of {names}{' and others' if len(bad) > 5 else ''} holds NaN or Inf in round "
+        f"{round_number}, batch {batch_number} (loss ports {[p for p, _ in losses]}); the arrays were not "
+        "updated and the net before this batch is in .last_good_net"
+    )
 
 
 def _tensor(value):
@@ -706,16 +789,24 @@ def _strip_losses(trained: Layer, original: Layer, train_net: Layer) -> Layer:
 
 
 class _Reporter:
-    """Progress a person can read: lines every few seconds on stderr (Wolfram's "Print"),
-    nothing with None, or a per-round log file with ("File", "log.csv" | "log.jsonl")."""
+    """Progress a person can read (Wolfram's TrainingProgressReporting).
+
+    * Automatic: a live tqdm bar per round when stderr is a terminal (batch, loss, validation
+      loss, examples/s, the round's ETA and the whole run's), plain lines every few seconds
+      otherwise (CI, logs); "ProgressIndicator" and "Print" choose one of the two.
+    * None: nothing.
+    * ``("File", "log.csv" | "log.jsonl")``: one line per round in a file (and nothing on screen).
+    """
 
     FIELDS = ("Round", "RoundLoss", "ValidationLoss", "AbsoluteBatch", "ExamplesPerSecond", "Seconds")
+    MODES = (Automatic, None, "Print", "ProgressIndicator")
 
     def __init__(self, spec: Any):
-        self.silent = spec is None
         self.log: Path | None = None
+        self.bar: Any = None
+        self.mode = "lines"
         if isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "File":
-            self.log, self.silent = Path(spec[1]), True
+            self.log, self.mode = Path(spec[1]), "silent"
             if self.log.suffix not in (".csv", ".json", ".jsonl"):
                 raise NetError(f"NetTrain: a progress log must end in .csv, .json or .jsonl, got {self.log}")
             self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -723,12 +814,35 @@ class _Reporter:
                 self.log.write_text(",".join(self.FIELDS) + "\n")
             else:
                 self.log.write_text("")
+        elif spec is None:
+            self.mode = "silent"
+        elif not any(spec is mode or spec == mode for mode in self.MODES):
+            raise NetError(
+                'NetTrain: training_progress_reporting must be Automatic, None, "Print", "ProgressIndicator" '
+                f'or ("File", "log.csv"|"log.jsonl"), got {spec!r}'
+            )
+        elif spec == "ProgressIndicator" or (spec is Automatic and _is_terminal(sys.stderr)):
+            self.mode = "bar" if _tqdm() is not None else "lines"
         self.started = self.last = time.perf_counter()
         self.every = 2.0
+        self.total_batches: int | None = None
 
-    def batch(self, round_number, batch, batches, loss, rate) -> None:
+    def batch(self, round_number: int, batch: int, batches: int, loss: float, rate: float, step: int) -> None:
+        if self.mode == "bar":
+            if self.bar is None:
+                self.bar = _tqdm()(
+                    total=batches, desc=f"round {round_number}", unit="batch", file=sys.stderr, dynamic_ncols=True
+                )
+                self.bar.update(batch - 1)  # a resumed round starts part-way
+            self.bar.update(1)
+            postfix = {"loss": f"{loss:.4g}", "examples/s": f"{rate:.0f}"}
+            if self.total_batches:
+                left = (self.total_batches - step) * (time.perf_counter() - self.started) / max(step, 1)
+                postfix["run ETA"] = _clock(left)
+            self.bar.set_postfix(postfix, refresh=False)
+            return
         now = time.perf_counter()
-        if self.silent or now - self.last < self.every:
+        if self.mode != "lines" or now - self.last < self.every:
             return
         self.last = now
         print(f"round {round_number} batch {batch}/{batches}  loss {loss:.5g}  {rate:.0f} examples/s", file=sys.stderr)
@@ -749,19 +863,53 @@ class _Reporter:
                     stream.write(",".join("" if row[k] is None else repr(row[k]) for k in self.FIELDS) + "\n")
                 else:
                     stream.write(json.dumps(row) + "\n")
-        if self.silent:
-            return
         val = progress["ValidationLoss"]
-        extra = f"  validation loss {val:.5g}" if val is not None else ""
-        print(f"round {progress['Round']}: loss {progress['RoundLoss']:.5g}{extra}", file=sys.stderr)
+        if self.mode == "bar" and self.bar is not None:
+            postfix = {"loss": f"{progress['RoundLoss']:.4g}"}
+            if val is not None:
+                postfix["validation"] = f"{val:.4g}"
+            postfix["examples/s"] = f"{examples / max(seconds, 1e-9):.0f}"
+            self.bar.set_postfix(postfix)
+            self.close()
+        elif self.mode == "lines":
+            extra = f"  validation loss {val:.5g}" if val is not None else ""
+            print(f"round {progress['Round']}: loss {progress['RoundLoss']:.5g}{extra}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def done(self, properties: dict) -> None:
-        if not self.silent:
+        self.close()
+        if self.mode != "silent":
             print(
                 f"training stopped ({properties['ReasonTrainingStopped']}) after {properties['TotalRounds']} rounds, "
                 f"{properties['TotalTrainingTime']:.1f} s",
                 file=sys.stderr,
             )
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _tqdm() -> Any:
+    """tqdm's progress bar class, or None where tqdm is not installed (plain lines are printed then)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
 def _callback(spec: Any) -> tuple[Callable | None, tuple[str, int]]:
