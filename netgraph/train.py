@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import Tape, backward
-from .backend import get_dtype, get_xp, to_numpy
+from .backend import get_dtype, get_xp, seeded_rng, to_numpy
 from .evaluate import _ensure_initialized
 from .graph import NetGraph
 from .images import loss_plot
@@ -319,7 +319,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     trainable = [(path, layer, name) for path, layer, name in iter_arrays(train_net) if rates.get(path, 1.0) != 0]
     grad_keys = {(id(layer), name) for _, layer, name in trainable}
     store: dict[tuple[int, str], Any] = {}
-    device_rng = xp.random.default_rng(seed)
+    device_rng = _DeviceRandom(xp, seed)
     reporter = _Reporter(training_progress_reporting)
     callback, interval = _callback(training_progress_function)
     criterion = _StoppingCriterion(training_stopping_criterion)
@@ -374,7 +374,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
                     dtype=dtype,
                     batch_size=count,
                     training=True,
-                    rng=device_rng,
+                    rng=device_rng.for_step(state.step + 1),
                     arrays=store,
                     grad_arrays=grad_keys,
                 )
@@ -569,6 +569,18 @@ def _rates(net: Layer, multipliers: dict | None) -> dict[tuple, float]:
     return rates
 
 
+class _DeviceRandom:
+    """The random numbers of random layers while training: each step's generator is made from
+    (base seed, step), so a checkpoint only needs the base seed (CuPy's states cannot be saved)."""
+
+    def __init__(self, xp: Any, seed: int | None):
+        self.xp = xp
+        self.base_seed = int(np.random.SeedSequence(seed).entropy) % 2**63
+
+    def for_step(self, step: int) -> Any:
+        return seeded_rng(self.xp, [self.base_seed, step])
+
+
 @dataclass
 class _State:
     """Where training stands: with the arrays, the optimiser and the random states, all a
@@ -709,8 +721,7 @@ def _checkpoint_contents(state, optimizer, criterion, rng, device_rng, prefix, r
         "best": best_keys,
         "criterion": {"best": criterion.best, "waited": criterion.waited},
         "rng": rng.bit_generator.state,
-        # NOTE: CuPy's generators expose no state to save; a GPU resume redraws random layers.
-        "device_rng": device_rng.bit_generator.state if hasattr(device_rng, "bit_generator") else None,
+        "device_seed": device_rng.base_seed,
     }
     return header, arrays
 
@@ -755,8 +766,8 @@ def _resume(
     state.best = {tuple(p): arrays[f"best{i}"] for i, p in enumerate(header["best"])} or None
     criterion.best, criterion.waited = header["criterion"]["best"], header["criterion"]["waited"]
     rng.bit_generator.state = header["rng"]
-    if header.get("device_rng") is not None and hasattr(device_rng, "bit_generator"):
-        device_rng.bit_generator.state = header["device_rng"]
+    if header.get("device_seed") is not None:
+        device_rng.base_seed = int(header["device_seed"])
     return rounds if rounds is not None else header.get("rounds")
 
 

@@ -77,8 +77,10 @@ def test_file_checkpoint_is_a_net_and_results_list_files(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_resume_from_the_last_round_checkpoint_trains_the_remaining_rounds(tmp_path):
+def test_resume_from_the_last_round_checkpoint_trains_the_remaining_rounds(tmp_path, device):
+    # on the GPU too: each step's random numbers come from (seed, step), as CuPy's states cannot be saved
     make_net, x, y, options = namespace["make_net"], namespace["x"], namespace["y"], namespace["OPTIONS"]
+    options = {**options, "target_device": device}
     full = NetTrain(make_net(), (x, y), "All", **options)
     NetTrain(
         make_net(),
