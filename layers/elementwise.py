@@ -24,6 +24,7 @@ from typing import Any
 
 from netgraph import ops
 from netgraph import symbolic as sym
+from netgraph.fused import apply_function
 from netgraph.layer import Context, Layer, NetError, ShapeError, UnaryLayer, format_shape
 from netgraph.ports import Automatic
 
@@ -116,7 +117,7 @@ class ElementwiseLayer(UnaryLayer):
         return output_shape
 
     def apply(self, x, ctx: Context):
-        return sym.apply_function(x, function=self.function)
+        return apply_function(x, function=self.function)
 
     def config(self) -> dict[str, Any]:
         return {"f": self.label or self.function}
@@ -169,7 +170,7 @@ class ThreadingLayer(Layer):
         return {"Output": broadcast_shapes(ins, self.describe())}
 
     def forward(self, inputs, ctx):
-        return {"Output": sym.apply_function(*[inputs[p] for p in self.input_ports], function=self.function)}
+        return {"Output": apply_function(*[inputs[p] for p in self.input_ports], function=self.function)}
 
     def config(self) -> dict[str, Any]:
         f = self.spec if isinstance(self.spec, str) else self.function

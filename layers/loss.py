@@ -15,6 +15,7 @@ from typing import Any
 
 from netgraph import ops
 from netgraph import symbolic as sym
+from netgraph.fused import apply_function
 from netgraph.layer import Context, Layer, NetError
 
 # NOTE: logs are clamped at -100, as PyTorch's BCELoss does, so p = 0 gives a
@@ -47,7 +48,7 @@ class _LossLayer(Layer):
 
     def forward(self, inputs, ctx: Context):
         x = inputs["Input"]
-        per_element = sym.apply_function(x, inputs["Target"], function=self.function)
+        per_element = apply_function(x, inputs["Target"], function=self.function)
         return {"Loss": ops.mean(per_element, axis=tuple(range(1, x.ndim)))}
 
 
@@ -88,9 +89,9 @@ class CrossEntropyLossLayer(_LossLayer):
     def forward(self, inputs, ctx: Context):
         p, t = inputs["Input"], inputs["Target"]
         if self.kind == "Binary":
-            per = sym.apply_function(p, t, function=_BINARY)
+            per = apply_function(p, t, function=_BINARY)
         elif self.kind == "Probabilities":
-            per = ops.sum(sym.apply_function(p, t, function=_CROSS), axis=-1)
+            per = ops.sum(apply_function(p, t, function=_CROSS), axis=-1)
         else:
             xp = ctx.xp
             classes = t.data.astype(xp.int64) - 1
@@ -98,7 +99,7 @@ class CrossEntropyLossLayer(_LossLayer):
                 raise NetError(f"CrossEntropyLossLayer: Target class numbers must be in 1..{p.shape[-1]}")
             flat = ops.reshape(p, (-1, p.shape[-1]))
             picked = ops.getitem(flat, (xp.arange(flat.shape[0]), classes.reshape(-1)))
-            per = ops.reshape(sym.apply_function(picked, function=_NEG_LOG), t.shape)
+            per = ops.reshape(apply_function(picked, function=_NEG_LOG), t.shape)
         if per.ndim == 1:
             return {"Loss": per}
         return {"Loss": ops.mean(per, axis=tuple(range(1, per.ndim)))}

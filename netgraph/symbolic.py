@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import primitive
 from .backend import array_module
 
 _SQRT_2 = math.sqrt(2.0)
@@ -735,23 +734,3 @@ def _arity(fn: Callable) -> int:
     if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
         raise TracingError(f"{fn!r} takes *args; give the number of inputs explicitly")
     return len(positional)
-
-
-# --- the fused primitive -------------------------------------------------------------------
-
-
-@primitive
-def apply_function(*inputs, function: Function):
-    """Evaluate ``function`` elementwise (with broadcasting) as one primitive.
-
-    Keeps the inputs for backward; the derivative programs are compiled once
-    per function.
-    """
-    out = function.program.run(inputs)
-
-    def vjp(g, needs):
-        return tuple(
-            g * program.run(inputs) if need else None for program, need in zip(function.partial_programs, needs)
-        )
-
-    return out, vjp

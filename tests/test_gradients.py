@@ -17,6 +17,7 @@ import layers as L
 import netgraph.symbolic as sym
 from gradcheck import check_function, check_net
 from netgraph import NetChain, NetGraph, NetInitialize, NetPort, NormalDistribution, ops
+from netgraph.fused import apply_function
 
 dims = st.integers(1, 4)
 batch = st.integers(1, 3)
@@ -188,7 +189,7 @@ def test_symbolic_gradient(name, data, device):
     x = values(data.draw, shape, low, high)
     for p in KINKS.get(name, []):
         x = np.where(np.abs(x - p) < 0.05, p + 0.1, x)
-    check_function(lambda t: sym.apply_function(t, function=function), [x], device=device)
+    check_function(lambda t: apply_function(t, function=function), [x], device=device)
 
 
 @pytest.mark.parametrize("name", sorted(L.ACTIVATIONS))

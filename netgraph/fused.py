@@ -1,0 +1,284 @@
+"""Fused GPU kernels for traced elementwise functions (the one GPU-only path of the engine).
+
+On NumPy a traced function runs as a :class:`~netgraph.symbolic.Program`: one ``xp`` call per
+distinct operation, each writing a temporary array. On CuPy the same expression is compiled
+into a single ``cupy.ElementwiseKernel``: one pass over memory for the value, and one pass
+for all the needed partial derivatives of the backward step (``g * ∂f/∂x_i`` for each input
+at once). Broadcasting works as in NumPy; un-broadcasting the gradients stays in the autograd.
+
+The code generator is shared by both devices: :func:`kernel_code` turns an expression into
+numbered assignments written in the common subset of C++ and Python (function calls,
+arithmetic, ``T(constant)`` casts). :func:`run_on_numpy` runs those very lines with NumPy,
+which is how the CPU tests check the generated code; on a GPU the tests compare the compiled
+kernels with the shared path.
+
+The switch: :func:`set_fused_kernels` (or the environment variable ``NETGRAPH_FUSED_KERNELS=0``)
+turns the fused path off, so the shared ``xp`` path runs on CuPy too.
+
+Example:
+    >>> from netgraph.symbolic import tanh, trace
+    >>> f = trace(lambda x: 0.5 * x * (1 + tanh(x)))
+    >>> lines, result = kernel_code([f.expr], 1)
+    >>> lines
+    [('v1', '(T(0.5) * x0)'), ('v2', 'tanh(x0)'), ('v3', '(T(1) + v2)'), ('v4', '(v1 * v3)')]
+    >>> result
+    ['v4']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .autograd import primitive
+from .backend import array_module
+from .symbolic import Expr, Function, _make, differentiate, postorder, var
+
+__all__ = ["apply_function", "fused_kernels_enabled", "kernel_code", "run_on_numpy", "set_fused_kernels"]
+
+# Each operation as an expression in the shared C++/Python subset; helpers ending in "_" are
+# defined in PREAMBLE (C++) and in NUMPY_NAMES (Python).
+TEMPLATES: dict[str, str] = {
+    "add": "({0} + {1})",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "neg": "(-{0})",
+    "pow": "pow({0}, {1})",
+    "exp": "exp({0})",
+    "log": "log({0})",
+    "sqrt": "sqrt({0})",
+    "log1p": "log1p({0})",
+    "expm1": "expm1({0})",
+    "tanh": "tanh({0})",
+    "sin": "sin({0})",
+    "cos": "cos({0})",
+    "tan": "tan({0})",
+    "arctan": "atan({0})",
+    "erf": "erf({0})",
+    "abs": "fabs({0})",
+    "sign": "sign_({0})",
+    "floor": "floor({0})",
+    "ceiling": "ceil({0})",
+    "ramp": "ramp_({0})",
+    "logistic_sigmoid": "sigmoid_({0})",
+    "softplus": "softplus_({0})",
+    "maximum": "max_({0}, {1})",
+    "minimum": "min_({0}, {1})",
+    "gt": "gt_({0}, {1})",
+    "ge": "ge_({0}, {1})",
+    "where": "where_({0}, {1}, {2})",
+}
+
+PREAMBLE = r"""
+template <typename T> __device__ T sign_(T a) { return a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0)); }
+template <typename T> __device__ T ramp_(T a) { return a > T(0) ? a : T(0); }
+template <typename T> __device__ T sigmoid_(T a) { return T(0.5) * (T(1) + tanh(T(0.5) * a)); }
+template <typename T> __device__ T softplus_(T a) { return (a > T(0) ? a : T(0)) + log1p(exp(-fabs(a))); }
+template <typename T> __device__ T max_(T a, T b) { return (a != a || b != b) ? a + b : (a >= b ? a : b); }
+template <typename T> __device__ T min_(T a, T b) { return (a != a || b != b) ? a + b : (a <= b ? a : b); }
+template <typename T> __device__ T gt_(T a, T b) { return a > b ? T(1) : T(0); }
+template <typename T> __device__ T ge_(T a, T b) { return a >= b ? T(1) : T(0); }
+template <typename T> __device__ T where_(T c, T a, T b) { return c != T(0) ? a : b; }
+"""
+
+_enabled = os.environ.get("NETGRAPH_FUSED_KERNELS", "1") not in ("0", "false", "False", "")
+
+
+def set_fused_kernels(enabled: bool) -> bool:
+    """Turn the fused CuPy kernels on or off (they are on by default); returns the previous setting.
+
+    Example:
+        >>> previous = set_fused_kernels(False)
+        >>> fused_kernels_enabled(np)   # never on NumPy, whatever the switch
+        False
+        >>> _ = set_fused_kernels(previous)
+    """
+    global _enabled
+    previous, _enabled = _enabled, bool(enabled)
+    return previous
+
+
+def fused_kernels_enabled(xp: Any) -> bool:
+    """Whether traced functions run as fused kernels on the array module ``xp`` (CuPy only)."""
+    return _enabled and xp is not np and hasattr(xp, "ElementwiseKernel")
+
+
+def _number(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"a fused kernel cannot hold the constant {value}")
+    return f"T({int(value)})" if value == int(value) and abs(value) < 1e15 else f"T({value!r})"
+
+
+def kernel_code(roots: Sequence[Expr], arity: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """Assignments ``(name, expression)`` computing every root, equal subexpressions once.
+
+    Inputs are ``x0 … x{arity-1}``; returns the lines and, per root, the name (or literal)
+    holding its value.
+    """
+    lines: list[tuple[str, str]] = []
+    names: dict[int, str] = {}
+    seen: dict[str, str] = {}  # expression text -> the variable that holds it
+    for root in roots:
+        for node in postorder(root):
+            if id(node) in names:
+                continue
+            if node.op == "var":
+                names[id(node)] = f"x{node.args[0]}"
+            elif node.op == "const":
+                names[id(node)] = _number(float(node.args[0]))
+            else:
+                text = TEMPLATES[node.op].format(*[names[id(a)] for a in node.args])
+                if text not in seen:
+                    seen[text] = f"v{len(lines) + 1}"
+                    lines.append((seen[text], text))
+                names[id(node)] = seen[text]
+    return lines, [names[id(root)] for root in roots]
+
+
+def _backward_roots(function: Function, needs: Sequence[bool]) -> list[Expr]:
+    """g * ∂f/∂x_i for each needed input; ``g`` is variable number ``arity``."""
+    g = var(function.arity)
+    return [_make("mul", g, differentiate(function.expr, i)) for i, need in enumerate(needs) if need]
+
+
+# --- NumPy: running the generated lines (for tests) ---------------------------------------------
+
+
+def _numpy_names(dtype: Any) -> dict[str, Any]:
+    def where_(c, a, b):
+        return np.where(c != 0, a, b)
+
+    one = dtype.type(1)
+    return {
+        "T": dtype.type,
+        "pow": np.power,
+        "exp": np.exp,
+        "log": np.log,
+        "sqrt": np.sqrt,
+        "log1p": np.log1p,
+        "expm1": np.expm1,
+        "tanh": np.tanh,
+        "sin": np.sin,
+        "cos": np.cos,
+        "tan": np.tan,
+        "atan": np.arctan,
+        "erf": _numpy_erf,
+        "fabs": np.abs,
+        "sign_": np.sign,
+        "floor": np.floor,
+        "ceil": np.ceil,
+        "ramp_": lambda a: np.maximum(a, 0),
+        "sigmoid_": lambda a: dtype.type(0.5) * (one + np.tanh(dtype.type(0.5) * a)),
+        "softplus_": lambda a: np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a))),
+        "max_": np.maximum,
+        "min_": np.minimum,
+        "gt_": lambda a, b: (a > b).astype(dtype),
+        "ge_": lambda a, b: (a >= b).astype(dtype),
+        "where_": where_,
+    }
+
+
+def _numpy_erf(a: np.ndarray) -> np.ndarray:
+    from .symbolic import OPS
+
+    return OPS["erf"].evaluate(np, a)
+
+
+def run_on_numpy(lines: list[tuple[str, str]], results: list[str], inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Execute generated lines with NumPy (the same text the GPU kernel is compiled from).
+
+    Example:
+        >>> from netgraph.symbolic import exp, trace
+        >>> f = trace(lambda a, b: a * b + exp(a))
+        >>> lines, results = kernel_code([f.expr], 2)
+        >>> [float(v) for v in run_on_numpy(lines, results, [np.array([0.0]), np.array([3.0])])[0]]
+        [1.0]
+    """
+    dtype = np.result_type(*inputs)
+    scope: dict[str, Any] = {**_numpy_names(dtype), **{f"x{i}": np.asarray(x) for i, x in enumerate(inputs)}}
+    with np.errstate(all="ignore"):
+        for name, text in lines:
+            scope[name] = eval(text, {"__builtins__": {}}, scope)  # noqa: S307 - our own generated code
+        shape = np.broadcast_shapes(*[np.shape(x) for x in inputs])
+        values = [np.asarray(eval(r, {"__builtins__": {}}, scope), dtype=dtype) for r in results]  # noqa: S307
+        return [np.broadcast_to(v, shape) for v in values]
+
+
+# --- CuPy: compiled kernels, cached per function and per set of needed gradients ---------------
+
+_kernels: dict[tuple[str, tuple[bool, ...] | None], Any] = {}
+
+
+def _kernel(function: Function, needs: tuple[bool, ...] | None) -> Any:
+    import cupy
+
+    key = (str(function.to_json()), needs)
+    kernel = _kernels.get(key)
+    if kernel is None:
+        arity = function.arity
+        if needs is None:  # forward: x0..x{n-1} -> y
+            lines, results = kernel_code([function.expr], arity)
+            params_in = ", ".join(f"T x{i}" for i in range(arity))
+            outputs = ["y"]
+        else:  # backward: x0..x{n-1}, g (= x{n}) -> gx_i for each needed i
+            lines, results = kernel_code(_backward_roots(function, needs), arity + 1)
+            params_in = ", ".join([f"T x{i}" for i in range(arity)] + [f"T x{arity}"])
+            outputs = [f"gx{i}" for i, need in enumerate(needs) if need]
+        body = "".join(f"T {name} = {text};\n" for name, text in lines)
+        body += "".join(f"{out} = {value};\n" for out, value in zip(outputs, results))
+        digest = hashlib.sha1(f"{key}".encode()).hexdigest()[:12]
+        kernel = cupy.ElementwiseKernel(
+            params_in,
+            ", ".join(f"T {o}" for o in outputs),
+            body,
+            f"netgraph_{'forward' if needs is None else 'backward'}_{digest}",
+            preamble=PREAMBLE,
+        )
+        _kernels[key] = kernel
+    return kernel
+
+
+def forward(function: Function, inputs: Sequence[Any]) -> Any:
+    """f(x0, …) in one CuPy kernel (inputs of one dtype, broadcast together)."""
+    return _kernel(function, None)(*inputs)
+
+
+def backward(function: Function, inputs: Sequence[Any], g: Any, needs: Sequence[bool]) -> tuple[Any, ...]:
+    """(g·∂f/∂x_i for each needed i, None for the rest) in one CuPy kernel, each of g's shape."""
+    import cupy
+
+    needs = tuple(bool(n) for n in needs)
+    if not any(needs):
+        return tuple(None for _ in needs)
+    outputs = [cupy.empty(g.shape, dtype=g.dtype) for n in needs if n]
+    _kernel(function, needs)(*inputs, g, *outputs)
+    found = iter(outputs)
+    return tuple(next(found) if need else None for need in needs)
+
+
+# --- the primitive -------------------------------------------------------------------------------
+
+
+@primitive
+def apply_function(*inputs, function: Function):
+    """Evaluate the traced ``function`` elementwise (with broadcasting) as one primitive.
+
+    On CuPy with fused kernels on, the value is one kernel and the backward step one more;
+    otherwise the shared :class:`~netgraph.symbolic.Program` runs, and its derivative programs
+    (compiled once per function) give the backward step. Keeps the inputs for backward.
+    """
+    if fused_kernels_enabled(array_module(*inputs)):
+        return forward(function, inputs), lambda g, needs: backward(function, inputs, g, needs)
+    out = function.program.run(inputs)
+
+    def vjp(g, needs):
+        return tuple(
+            g * program.run(inputs) if need else None for program, need in zip(function.partial_programs, needs)
+        )
+
+    return out, vjp
