@@ -237,7 +237,8 @@ class BatchNormalizationLayer(UnaryLayer):
         The evaluation's tensor is updated in place (a training loop keeps it
         from step to step), and the layer's own array is replaced by a copy of
         the new value, so that the update persists whether or not the tensor
-        shares memory with that array (it does on the CPU in float32).
+        shares memory with that array (it does on the CPU in float32). In a training loop
+        (``ctx.arrays_persist``) only the tensor changes, so a GPU step never waits for the host.
         """
         if self.momentum == 1:
             return
@@ -245,6 +246,8 @@ class BatchNormalizationLayer(UnaryLayer):
             tensor = ctx.array(self, name)
             new = self.momentum * tensor.data + (1 - self.momentum) * batch_value.reshape(tensor.shape)
             tensor.data[...] = new
+            if ctx.arrays_persist:  # NetTrain writes the tensors back at the end: no copy to the host per step
+                continue
             old = self.arrays[name]
             self.arrays[name] = np.array(to_numpy(new), dtype=old.dtype if old is not None else np.float32)
 

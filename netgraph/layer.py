@@ -87,6 +87,9 @@ class Context:
     rng: Any = None
     arrays: dict[tuple[int, str], Tensor] = field(default_factory=dict)
     grad_arrays: set[tuple[int, str]] = field(default_factory=set)
+    #: True in a training loop, which keeps ``arrays`` from step to step and writes them back at
+    #: the end: layers then leave state updates (moving statistics) on the device
+    arrays_persist: bool = False
     path: tuple = ()
     wanted: set[tuple] = field(default_factory=set)
     captured: dict[tuple, Tensor] = field(default_factory=dict)

@@ -377,6 +377,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
                     rng=device_rng.for_step(state.step + 1),
                     arrays=store,
                     grad_arrays=grad_keys,
+                    arrays_persist=True,
                 )
                 try:
                     loss = _train_step(
@@ -480,22 +481,25 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     return NetTrainResults(properties)[prop]
 
 
-def _train_step(net, ctx, batch, losses, optimizer, trainable, rates, step, total, round_number, batch_number, strip=0):
+def _train_step(
+    net, ctx, batch, losses, optimizer, trainable, rates, step, total, round_number, batch_number, strip=0
+) -> float:
+    """One batch forward and backward, then the optimiser's update; returns the batch's objective.
+
+    The loss values and a checksum of every gradient travel to the host in one transfer (the
+    only synchronisation of a step on a GPU); NaN or Inf in either stops training before any
+    array is changed.
+    """
+    xp = ctx.xp
     with Tape() as tape:
         outputs = net.forward({p: _tensor(v) for p, v in batch.items()}, ctx)
     n = ctx.batch_size
-    seeds, value = {}, 0.0
+    seeds, values = {}, []
     for port, weight in losses:
         out = outputs[port]
-        per_example = out.data.reshape(n, -1).sum(axis=1)
-        value += weight * float(per_example.mean())
+        values.append(weight * out.data.reshape(n, -1).sum(axis=1, dtype=xp.float64).mean())
         if out.requires_grad:
-            seeds[out] = ctx.xp.full(out.shape, weight / n, dtype=ctx.dtype)
-    if not math.isfinite(value):
-        raise TrainingError(
-            f"NetTrain: the loss became {value} in round {round_number}, batch {batch_number} "
-            f"(loss ports {[p for p, _ in losses]}); the net before this batch is in .last_good_net"
-        )
+            seeds[out] = xp.full(out.shape, weight / n, dtype=ctx.dtype)
     grads = backward(tape, seeds)
     items = []
     for path, layer, name in trainable:
@@ -503,22 +507,22 @@ def _train_step(net, ctx, batch, losses, optimizer, trainable, rates, step, tota
         g = None if tensor is None else grads.get(id(tensor))
         if g is not None:
             items.append((path, tensor.data, g))
-    _check_gradients(items, ctx.xp, round_number, batch_number, losses, strip)
+    checks = to_numpy(xp.stack(values + [g.sum(dtype=xp.float64) for _, _, g in items]))
+    value = float(checks[: len(values)].sum())
+    if not math.isfinite(value):
+        raise TrainingError(
+            f"NetTrain: the loss became {value} in round {round_number}, batch {batch_number} "
+            f"(loss ports {[p for p, _ in losses]}); the net before this batch is in .last_good_net"
+        )
+    if not np.isfinite(checks[len(values) :]).all():
+        _check_gradients(items, xp, round_number, batch_number, losses, strip)
     optimizer.update(items, step, total, rates)
     return value
 
 
 def _check_gradients(items: list, xp: Any, round_number: int, batch_number: int, losses: list, strip: int = 0) -> None:
-    """Raise a TrainingError, before any array changes, when a gradient holds NaN or ±Inf.
-
-    One reduction per array and a single transfer to the host: a sum is finite exactly when no
-    element is NaN or infinite (barring an overflow of the sum itself, checked element-wise then).
-    """
-    if not items:
-        return
-    sums = xp.stack([g.sum(dtype=xp.float64) for _, _, g in items])
-    if bool(xp.isfinite(sums).all()):
-        return
+    """Raise a TrainingError naming the arrays whose gradients hold NaN or ±Inf (a checksum said so;
+    a sum that merely overflowed passes this element-wise look)."""
     bad = [path for path, _, g in items if not bool(xp.isfinite(g).all())]
     if not bad:
         return

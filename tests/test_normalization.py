@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import layers as L
 from gradcheck import check_net
-from netgraph import All, NetChain, NetError, NetExtract, NetInitialize, NetPort, NetPortGradient, ShapeError
+from netgraph import All, NetChain, NetError, NetExtract, NetInitialize, NetPort, NetPortGradient, NetTrain, ShapeError
 from netgraph.paths import iter_arrays
 
 dims = st.integers(1, 4)
@@ -289,3 +289,20 @@ def test_parametric_ramp_gradient(data, device):
     x = values(data.draw, (data.draw(batch), *shape))
     x = np.where(np.abs(x) < 0.05, 0.1, x)  # away from the kink at 0
     check_net(net, {"Input": x}, device=device, evaluation_mode=data.draw(st.sampled_from(["Test", "Train"])))
+
+
+def test_nettrain_returns_the_moving_statistics_it_kept_on_the_device(device):
+    x = np.random.default_rng(5).normal(3.0, 2.0, size=(8, 3))
+    net = NetInitialize(NetChain([L.BatchNormalizationLayer(momentum=0.5), L.LinearLayer(1)], input=3))
+    trained = NetTrain(
+        net,
+        (x, x[:, :1]),
+        batch_size=8,
+        max_training_rounds=2,
+        training_progress_reporting=None,
+        target_device=device,
+    )
+    # two steps on the same batch: moving = 0.25 * initial + 0.75 * batch statistic
+    np.testing.assert_allclose(NetExtract(trained, (1, "MovingMean")), 0.75 * x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(NetExtract(trained, (1, "MovingVariance")), 0.25 + 0.75 * x.var(axis=0), rtol=1e-5)
+    assert np.array_equal(NetExtract(net, (1, "MovingMean")), np.zeros(3))  # the given net is unchanged
