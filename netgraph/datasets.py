@@ -735,7 +735,7 @@ class SkippedFile(NamedTuple):
 class ImageFolderData(NamedTuple):
     """What :func:`image_folder` returns: ``images, paths, skipped = image_folder(...)``."""
 
-    images: np.ndarray  # uint8 (N, C, size, size)
+    images: np.ndarray  # uint8 (N, C, height, width): (N, C, size, size) for a square size
     paths: list[Path]  # the file of each image, in order
     skipped: list[SkippedFile]  # files left out, with the reason
 
@@ -753,8 +753,33 @@ def _walk_files(directory: Path, recursive: bool) -> list[Path]:
     return files
 
 
-def _resize_linear(a: np.ndarray, size: int) -> np.ndarray:
-    """OpenCV's ``cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR)`` of a uint8 (H, W, C) array.
+def _size_pair(size: Any) -> tuple[int, int]:
+    """``size`` as ``(width, height)``: an int is a square, a pair is (width, height); both positive."""
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1:
+        return int(size), int(size)
+    if (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in size)
+    ):
+        return int(size[0]), int(size[1])
+    raise ValueError(f"size must be a positive int or a pair (width, height) of positive ints, got {size!r}")
+
+
+def _crop_box(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the largest centred box of a width × height image with the
+    aspect ratio out_width : out_height (the shorter side's square when the output is square)."""
+    if width * out_height >= height * out_width:  # the image is wider than the output: cut the sides
+        crop_height, crop_width = height, max(1, min(width, round(height * out_width / out_height)))
+    else:  # taller: cut the top and the bottom
+        crop_width, crop_height = width, max(1, min(height, round(width * out_height / out_width)))
+    left, top = (width - crop_width) // 2, (height - crop_height) // 2
+    return left, top, left + crop_width, top + crop_height
+
+
+def _resize_linear(a: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """OpenCV's ``cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)`` of a uint8 (H, W, C) array;
+    ``size`` is ``(width, height)``, or an int for a square.
 
     Two taps per axis at half-pixel centres, no antialiasing; weights and
     rounding in OpenCV's 11-bit fixed point, which matches OpenCV 4's output
@@ -774,8 +799,9 @@ def _resize_linear(a: np.ndarray, size: int) -> np.ndarray:
         w1 = np.rint(frac * np.float32(2048)).astype(np.int64)
         return i0, i1, w0, w1
 
-    y0, y1, b0, b1 = taps(a.shape[0], size, False)
-    x0, x1, c0, c1 = taps(a.shape[1], size, True)
+    out_width, out_height = _size_pair(size)
+    y0, y1, b0, b1 = taps(a.shape[0], out_height, False)
+    x0, x1, c0, c1 = taps(a.shape[1], out_width, True)
     rows = np.unique(np.concatenate([y0, y1]))  # only the rows that are read
     src = a[rows].astype(np.int64)
     h = src[:, x0] * c0[:, None] + src[:, x1] * c1[:, None]  # horizontal pass, 11-bit weights
@@ -785,8 +811,10 @@ def _resize_linear(a: np.ndarray, size: int) -> np.ndarray:
     return np.clip((out + 2) >> 2, 0, 255).astype(np.uint8)
 
 
-def _load_image(path: Path, size: int, mode: str, resampling: str) -> np.ndarray:
-    """One image, centre-cropped to a square, resized to ``size`` × ``size``, as uint8 (size, size, C)."""
+def _load_image(path: Path, size: tuple[int, int], mode: str, resampling: str) -> np.ndarray:
+    """One image, centre-cropped to the aspect ratio of ``size`` = (width, height) and resized to it,
+    as uint8 (height, width, C)."""
+    out_width, out_height = size
     try:
         file = open(path, "rb")  # closed below, once Pillow is done with it
     except OSError as e:
@@ -804,10 +832,11 @@ def _load_image(path: Path, size: int, mode: str, resampling: str) -> np.ndarray
             width, height = im.size
             if width <= 0 or height <= 0:
                 raise _SkipFileError(f"zero-size image ({width}×{height})")
-            side = min(width, height)
-            if resampling == "Bilinear" and im.format == "JPEG" and side > 2 * size:
-                # decode at a reduced scale (1/2, 1/4, 1/8) while the square stays >= 2 × size
-                scale = 2 * size / side
+            side, largest = min(width, height), max(out_width, out_height)
+            if resampling == "Bilinear" and im.format == "JPEG" and side > 2 * largest:
+                # decode at a reduced scale (1/2, 1/4, 1/8) while the crop stays >= 2 × the output (whichever
+                # way the EXIF orientation turns the image, as the shorter side stays >= 2 × the longer output side)
+                scale = 2 * largest / side
                 im.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             im.load()
             try:
@@ -819,28 +848,27 @@ def _load_image(path: Path, size: int, mode: str, resampling: str) -> np.ndarray
             if im.mode == "P":
                 im = im.convert("RGBA")  # a palette's transparency converts cleanly only this way
             im = im.convert(mode)
-            width, height = im.size
-            side = min(width, height)
-            left, top = (width - side) // 2, (height - side) // 2
+            left, top, right, bottom = _crop_box(*im.size, out_width, out_height)
             if resampling == "Bilinear":
-                gap = 3.0 if side >= 3 * size else None
-                square = im.crop((left, top, left + side, top + side))  # a true crop: nothing outside leaks in
-                im = square.resize((size, size), _BILINEAR, reducing_gap=gap)
+                gap = 3.0 if right - left >= 3 * out_width and bottom - top >= 3 * out_height else None
+                crop = im.crop((left, top, right, bottom))  # a true crop: nothing outside leaks in
+                im = crop.resize((out_width, out_height), _BILINEAR, reducing_gap=gap)
                 out = np.asarray(im)
             else:
-                square = np.asarray(im)[top : top + side, left : left + side]
-                out = _resize_linear(square.reshape(side, side, -1), size)
-    return out.reshape(size, size, -1)
+                crop = np.asarray(im)[top:bottom, left:right]
+                out = _resize_linear(crop.reshape(bottom - top, right - left, -1), (out_width, out_height))
+    return out.reshape(out_height, out_width, -1)
 
 
 def image_folder(
     directory: PathLike,
-    size: int,
+    size: int | tuple[int, int],
     color_space: str = "Grayscale",
     recursive: bool = True,
     resampling: str = "Bilinear",
 ) -> ImageFolderData:
-    """Every image in a folder, centre-cropped to a square, resized to ``size`` × ``size``.
+    """Every image in a folder, centre-cropped to a square, resized to ``size`` × ``size``; or, with
+    ``size=(width, height)``, centre-cropped to that aspect ratio and resized to width × height.
 
     Files ending in .jpg, .jpeg, .png, .bmp, .gif, .webp, .tif or .tiff (any
     case) are read, in a fixed order (each folder's files by name, then its
@@ -848,7 +876,8 @@ def image_folder(
     are left out). Each image is turned upright by its EXIF orientation,
     converted to ``color_space`` ("Grayscale": 1 channel, Pillow's ITU-R 601-2
     luma; "RGB": 3 channels, transparency dropped; 16-bit images scaled to 8
-    bits), its longer side cropped to the shorter one, centred, and resized:
+    bits), cropped to the largest centred box with the output's aspect ratio
+    (for a square, the longer side cut to the shorter one), and resized:
 
     * ``resampling="Bilinear"`` (default): Pillow's BILINEAR filter, which
       averages over the whole footprint when shrinking (antialiased). Large
@@ -862,14 +891,14 @@ def image_folder(
       shrinking differs (INTER_LINEAR reads only the pixels next to each sample).
 
     Returns ``ImageFolderData(images, paths, skipped)`` (unpacks as a 3-tuple):
-    ``uint8 (N, C, size, size)`` channels first, the path of each image, and a
+    ``uint8 (N, C, height, width)`` channels first, the path of each image, and a
     :class:`SkippedFile` (path, reason) for each file left out - unreadable,
     empty, truncated, damaged, not an image, too large for Pillow's
     decompression-bomb guard, or not named as an image. A bad file never stops
     the load; a folder with no usable image raises :class:`DatasetError`.
 
     Example:
-        >>> import os, tempfile
+        >>> import os, tempfile, numpy as np
         >>> from PIL import Image
         >>> folder = tempfile.mkdtemp()
         >>> Image.new("RGB", (40, 20), (255, 0, 0)).save(os.path.join(folder, "red.png"))
@@ -883,14 +912,23 @@ def image_folder(
         ([200, 200, 200], [255, 0, 0])
         >>> [(s.path.name, s.reason) for s in skipped]
         [('notes.txt', 'not an image file (extension .txt)')]
+
+        Portrait pictures 6 wide and 8 high, keeping the aspect ratio: a 40 × 20 picture, red at
+        the sides and blue in the middle, keeps only a centred 15 × 20 box (all blue), then is resized.
+
+        >>> picture = Image.new("RGB", (40, 20), (255, 0, 0))
+        >>> picture.paste((0, 0, 255), (10, 0, 30, 20))
+        >>> picture.save(os.path.join(folder, "red.png"))
+        >>> images, _, _ = image_folder(folder, (6, 8), color_space="RGB")
+        >>> images.shape, np.unique(images[1].reshape(3, -1), axis=1).T.tolist()
+        ((2, 3, 8, 6), [[0, 0, 255]])
     """
     directory = Path(directory)
     if color_space not in ("Grayscale", "RGB"):
         raise ValueError(f'color_space must be "Grayscale" or "RGB", got {color_space!r}')
     if resampling not in ("Bilinear", "OpenCV"):
         raise ValueError(f'resampling must be "Bilinear" or "OpenCV", got {resampling!r}')
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
+    pair = _size_pair(size)
     if not directory.is_dir():
         raise DatasetNotFoundError(f"{directory}: no such folder (expected a folder of images)")
     mode = "L" if color_space == "Grayscale" else "RGB"
@@ -904,7 +942,7 @@ def image_folder(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                images.append(_load_image(path, int(size), mode, resampling))
+                images.append(_load_image(path, pair, mode, resampling))
             paths.append(path)
         except _SkipFileError as e:
             skipped.append(SkippedFile(path, str(e)))
@@ -1041,23 +1079,29 @@ class ImageSet(NamedTuple):
     skipped: list[SkippedFile]
 
 
-def _resize_batch(images: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """uint8 (N, H, W) grey images → uint8 (N, C, size, size), Pillow bilinear, grey copied to RGB if asked."""
-    out = np.empty((len(images), size, size), dtype=np.uint8)
+def _resize_batch(images: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """uint8 (N, H, W) grey images → uint8 (N, C, height, width) for ``size`` = (width, height): centre-cropped
+    to its aspect ratio, Pillow bilinear, grey copied to RGB if asked."""
+    width, height = size
+    out = np.empty((len(images), height, width), dtype=np.uint8)
     for i, image in enumerate(images):
         im = Image.fromarray(image, "L")
-        out[i] = np.asarray(im if im.size == (size, size) else im.resize((size, size), _BILINEAR))
+        if im.size != size:
+            box = _crop_box(*im.size, width, height)
+            im = (im if box == (0, 0, *im.size) else im.crop(box)).resize(size, _BILINEAR)
+        out[i] = np.asarray(im)
     return np.repeat(out[:, None], 3 if mode == "RGB" else 1, axis=1)
 
 
 def load_images(
     source: PathLike | None,
-    size: int,
+    size: int | tuple[int, int],
     color_space: str = "Grayscale",
     kind: str = "train",
     limit: int | None = None,
 ) -> ImageSet:
-    """Images for an image model, from whatever ``source`` holds, as ``uint8 (N, C, size, size)``.
+    """Images for an image model, from whatever ``source`` holds, as ``uint8 (N, C, size, size)``,
+    or ``uint8 (N, C, height, width)`` for ``size=(width, height)``.
 
     ``source`` may be a folder of MNIST-format IDX files, CIFAR-10 batches (or
     their archive), or pictures (read with :func:`image_folder`: centre-cropped,
@@ -1066,7 +1110,10 @@ def load_images(
     ``dataset-fashion-mnist``), real pictures that are always at hand. Grey
     images asked for in "RGB" have their one channel copied three times;
     colour images asked for in "Grayscale" are converted with the ITU-R 601-2
-    luma. ``limit`` keeps only the first N images (before resizing).
+    luma. ``limit`` keeps only the first N images (before resizing). Images
+    whose aspect ratio differs from the asked size's are centre-cropped to it
+    first (the square data sets, for instance, lose their sides or their top
+    and bottom when ``size`` is not square).
 
     Example:
         >>> import os, tempfile, numpy as np
@@ -1076,10 +1123,14 @@ def load_images(
         >>> found = load_images(folder, 32, color_space="RGB")
         >>> found.images.shape, found.labels.tolist(), found.description.startswith("MNIST-format files in")
         ((3, 3, 32, 32), [0, 1, 2], True)
+        >>> load_images(folder, (48, 64), color_space="RGB").images.shape  # 48 wide, 64 high
+        (3, 3, 64, 48)
     """
     if color_space not in ("Grayscale", "RGB"):
         raise ValueError(f'color_space must be "Grayscale" or "RGB", got {color_space!r}')
     mode = "L" if color_space == "Grayscale" else "RGB"
+    pair = _size_pair(size)
+    width, height = pair
 
     def cut(a: np.ndarray | None) -> np.ndarray | None:
         return a if a is None or limit is None else a[:limit]
@@ -1087,7 +1138,7 @@ def load_images(
     if source is None:
         images, labels = fashion_mnist(kind=kind)
         images, labels = cut(images), cut(labels)
-        return ImageSet(_resize_batch(images, size, mode), labels, f"Fashion-MNIST ({kind})", [])
+        return ImageSet(_resize_batch(images, pair, mode), labels, f"Fashion-MNIST ({kind})", [])
     folder = Path(source).expanduser()
     if not folder.exists():
         raise DatasetNotFoundError(
@@ -1096,7 +1147,7 @@ def load_images(
     if folder.is_dir() and _has_mnist_files(folder, kind):
         images, labels = load_mnist_format(folder, kind)
         images, labels = cut(images), cut(labels)
-        return ImageSet(_resize_batch(images, size, mode), labels, f"MNIST-format files in {folder}", [])
+        return ImageSet(_resize_batch(images, pair, mode), labels, f"MNIST-format files in {folder}", [])
     try:
         images, labels = cifar10(folder, kind)
     except DatasetNotFoundError:
@@ -1104,10 +1155,11 @@ def load_images(
             raise
     else:
         images, labels = cut(images), cut(labels)
-        if (size, color_space) != (32, "RGB"):
+        if (pair, color_space) != ((32, 32), "RGB"):
+            box = _crop_box(32, 32, width, height)
             pictures = [Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0)), "RGB") for im in images]
-            pictures = [p.convert(mode).resize((size, size), _BILINEAR) for p in pictures]
-            images = np.stack([np.asarray(p).reshape(size, size, -1) for p in pictures]).transpose(0, 3, 1, 2)
+            pictures = [p.convert(mode).crop(box).resize(pair, _BILINEAR) for p in pictures]
+            images = np.stack([np.asarray(p).reshape(height, width, -1) for p in pictures]).transpose(0, 3, 1, 2)
         return ImageSet(np.ascontiguousarray(images), labels, f"CIFAR-10 ({kind}) in {folder}", [])
-    found = image_folder(folder, size, color_space=color_space)
+    found = image_folder(folder, pair, color_space=color_space)
     return ImageSet(cut(found.images), None, f"{len(found.images)} pictures in {folder}", found.skipped)

@@ -816,3 +816,83 @@ def test_to_float():
         to_float(pixels, range=(1, 0))
     with pytest.raises(ValueError, match="two numbers"):
         to_float(pixels, range=(1,))
+
+
+# --- pictures of another aspect ratio: size=(width, height) -----------------------------------------------
+
+
+def test_crop_box_is_the_largest_centred_box_of_the_aspect_ratio():
+    assert ds._crop_box(70, 40, 16, 16) == (15, 0, 55, 40)  # a square: the longer side cut to the shorter
+    assert ds._crop_box(40, 70, 16, 16) == (0, 15, 40, 55)
+    assert ds._crop_box(178, 218, 48, 64) == (7, 0, 171, 218)  # portrait 3:4 from a CelebA-sized picture
+    assert ds._crop_box(28, 28, 48, 64) == (3, 0, 24, 28)  # a square loses its sides
+    assert ds._crop_box(28, 28, 64, 48) == (0, 3, 28, 24)  # ... or its top and bottom
+    assert ds._crop_box(30, 40, 3, 4) == (0, 0, 30, 40)  # already the right shape
+    assert ds._crop_box(1, 1, 5, 1) == (0, 0, 1, 1)  # never empty
+
+
+@pytest.mark.parametrize("resampling", ["Bilinear", "OpenCV"])
+def test_image_folder_keeps_the_aspect_ratio_of_a_width_height_size(tmp_path, resampling):
+    rng = np.random.default_rng(5)
+    wide = rng.integers(0, 256, (40, 90, 3), dtype=np.uint8)
+    tall = rng.integers(0, 256, (90, 40, 3), dtype=np.uint8)
+    Image.fromarray(wide).save(tmp_path / "a_wide.png")
+    Image.fromarray(tall).save(tmp_path / "b_tall.png")
+    images, _, _ = image_folder(tmp_path, (12, 16), "RGB", resampling=resampling)  # 12 wide, 16 high
+    assert images.shape == (2, 3, 16, 12) and images.flags.c_contiguous
+    crops = (wide[:, 30:60], tall[18:71])  # the centred 3:4 boxes: 30 wide × 40 high, 40 wide × 53 high
+    for got, crop in zip(images, crops):
+        if resampling == "Bilinear":
+            want = np.asarray(Image.fromarray(crop).resize((12, 16), Image.Resampling.BILINEAR))
+        else:
+            want = ds._resize_linear(crop, (12, 16))
+        np.testing.assert_array_equal(got.transpose(1, 2, 0), want)
+    square, _, _ = image_folder(tmp_path, 16, "RGB", resampling=resampling)
+    same, _, _ = image_folder(tmp_path, (16, 16), "RGB", resampling=resampling)
+    np.testing.assert_array_equal(square, same)  # an int is the square (size, size)
+
+
+def test_resize_linear_to_a_rectangle_matches_the_resize_layer():
+    from layers import ResizeLayer
+
+    rng = np.random.default_rng(6)
+    for (h, w), (width, height) in (((37, 23), (12, 20)), ((9, 30), (40, 5)), ((16, 12), (48, 64))):
+        a = rng.integers(0, 256, (h, w, 1), dtype=np.uint8)
+        got = ds._resize_linear(a, (width, height)).transpose(2, 0, 1).astype(int)
+        assert got.shape == (1, height, width)
+        want = ResizeLayer([height, width], input=(1, h, w))(a.transpose(2, 0, 1).astype(np.float32))
+        assert np.abs(got - np.asarray(want)).max() <= 1, (h, w, width, height)
+
+
+def test_load_images_crops_square_data_sets_to_the_asked_aspect_ratio(tmp_path):
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[:, :, :3] = 255  # a white band down the left side, which a 3:4 portrait crop (columns 3..23) removes
+    images[:, :, 3:24] = 100
+    write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(2, np.uint8))
+    found = ds.load_images(tmp_path, (21, 28), color_space="RGB")  # the crop's own size: no resampling
+    assert found.images.shape == (2, 3, 28, 21) and np.all(found.images == 100)
+    portrait = ds.load_images(tmp_path, (48, 64))
+    assert portrait.images.shape == (2, 1, 64, 48) and np.all(portrait.images == 100)
+    square = ds.load_images(tmp_path, 28)
+    np.testing.assert_array_equal(square.images[:, 0], images)  # a square size keeps the whole picture
+    landscape = ds.load_images(tmp_path, (64, 48))  # cut at the top and bottom: the band stays
+    assert landscape.images.shape == (2, 1, 48, 64) and landscape.images[0, 0, 10, 0] == 255
+
+
+def test_load_images_crops_cifar10_to_the_asked_aspect_ratio(tmp_path):
+    planes = np.zeros((3, 32, 32), np.uint8)
+    planes[0, :4] = 255  # a red band along the top, which a 2:1 landscape crop removes
+    (tmp_path / "test_batch.bin").write_bytes(bytes([1]) + planes.tobytes())
+    found = ds.load_images(tmp_path, (16, 8), color_space="RGB", kind="test")
+    assert found.images.shape == (1, 3, 8, 16) and not found.images.any()
+    assert ds.load_images(tmp_path, 32, color_space="RGB", kind="test").images[0, 0, 0, 0] == 255
+
+
+@pytest.mark.parametrize("size", [(0, 5), (5,), (5, 5, 5), "8", True, (8, 2.5), (True, 4), -1])
+def test_image_sizes_are_a_positive_int_or_a_width_height_pair(tmp_path, size):
+    Image.new("L", (4, 4)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"size must be a positive int or a pair \(width, height\)"):
+        image_folder(tmp_path, size)
+    with pytest.raises(ValueError, match=r"size must be a positive int or a pair \(width, height\)"):
+        ds.load_images(tmp_path, size)
