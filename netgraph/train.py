@@ -496,6 +496,8 @@ def _train_step(
     n = ctx.batch_size
     seeds, values = {}, []
     for port, weight in losses:
+        if weight == 0:  # a switched-off loss (say KL weight 0) adds nothing, not even 0 * inf
+            continue
         out = outputs[port]
         values.append(weight * out.data.reshape(n, -1).sum(axis=1, dtype=xp.float64).mean())
         if out.requires_grad:
@@ -551,7 +553,8 @@ def _evaluate_loss(net, columns, losses, store, xp, dtype, size) -> float:
         )
         outputs = net.forward(batch, ctx)
         for port, weight in losses:
-            total += weight * float(outputs[port].data.reshape(count, -1).sum(axis=1).sum())
+            if weight != 0:
+                total += weight * float(outputs[port].data.reshape(count, -1).sum(axis=1).sum())
     return total / n
 
 

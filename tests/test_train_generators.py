@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import layers as L
-from netgraph import NetChain, NetError, NetTrain, TrainingError, sqrt
+from netgraph import NetChain, NetError, NetGraph, NetPort, NetTrain, TrainingError, exp, sqrt
 
 
 def line_batch(info: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -124,3 +124,27 @@ def test_the_progress_bar_shows_the_round_loss_and_speed(capsys):
 def test_an_unknown_progress_reporting_is_refused():
     with pytest.raises(NetError, match="training_progress_reporting"):
         NetTrain(L.LinearLayer(1, input=1), (np.ones((2, 1)), np.ones((2, 1))), training_progress_reporting="Bars")
+
+
+def test_a_loss_port_weighted_zero_is_left_out_even_when_it_overflows():
+    net = NetChain([L.LinearLayer(1, weights=[[1.0]], biases=[0.0])], input=1)
+    graph = NetGraph(
+        {"net": net, "huge": L.ElementwiseLayer(lambda x: exp(1000 * x)), "loss": L.MeanSquaredLossLayer()},
+        [
+            ("net", "huge", NetPort("Huge")),
+            ("net", NetPort("loss", "Input")),
+            (NetPort("Target"), NetPort("loss", "Target")),
+        ],
+        input=1,
+    )
+    x = np.ones((4, 1))
+    results = NetTrain(
+        graph,
+        {"Input": x, "Target": x},
+        "All",
+        loss_function={"Loss": 1, "Huge": 0},
+        max_training_rounds=2,
+        batch_size=4,
+        training_progress_reporting=None,
+    )
+    assert all(np.isfinite(results["RoundLossList"]))
