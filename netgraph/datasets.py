@@ -42,7 +42,6 @@ import os
 import pickle
 import struct
 import tarfile
-import tempfile
 import urllib.request
 import warnings
 import zlib
@@ -53,6 +52,7 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .files import atomic_file
 from .layer import NetError
 
 __all__ = [
@@ -92,23 +92,8 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def _remove_quietly(path: PathLike) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    with atomic_file(path) as out:
+        out.write(data)
 
 
 # --- IDX files ---------------------------------------------------------------------------------
@@ -426,26 +411,18 @@ class _RejectedDownloadError(Exception):
 
 def _fetch(url: str, dest: Path, size: int, sha256: str) -> None:
     """Downloads ``url`` to ``dest`` through a temporary file, keeping it only if size and SHA-256 match."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        digest, n = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            while chunk := response.read(1 << 20):
-                n += len(chunk)
-                if n > size:
-                    raise _RejectedDownloadError(f"more than the expected {size} bytes")
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+    digest, n = hashlib.sha256(), 0
+    with atomic_file(dest) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+        while chunk := response.read(1 << 20):
+            n += len(chunk)
+            if n > size:
+                raise _RejectedDownloadError(f"more than the expected {size} bytes")
+            digest.update(chunk)
+            out.write(chunk)
         if n != size:
             raise _RejectedDownloadError(f"got {n} bytes, expected {size}")
         if digest.hexdigest() != sha256:
             raise _RejectedDownloadError(f"SHA-256 {digest.hexdigest()} does not match the published {sha256}")
-        os.replace(tmp, dest)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
 
 
 def _download_mnist(root: Path) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -32,6 +31,7 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from .files import atomic_file
 from .layer import NetError
 
 __all__ = [
@@ -609,16 +609,8 @@ def save_png(image: Any, path: str | os.PathLike) -> Path:
         image = _as_image(image, (0.0, 1.0))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format="PNG")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as stream:
+        image.save(stream, format="PNG")
     return out
 
 

@@ -21,8 +21,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .distributions import Distribution
+from .files import atomic_file
 from .layer import Layer, NetError
 from .ports import All, Automatic, NetPort, Scaled
 from .symbolic import Function, TracingError
@@ -207,8 +206,13 @@ def _registry() -> dict[str, type]:
 # --- files -----------------------------------------------------------------------------------
 
 
-def save(net: Layer, path: str | Path, *, extra: dict[str, Any] | None = None,
-         extra_arrays: dict[str, np.ndarray] | None = None) -> Path:
+def save(
+    net: Layer,
+    path: str | Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    extra_arrays: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write ``net`` to ``path`` atomically (a crash leaves any previous file intact).
 
     ``extra`` (JSON-ready) and ``extra_arrays`` ride along, e.g. a training checkpoint's
@@ -221,16 +225,8 @@ def save(net: Layer, path: str | Path, *, extra: dict[str, Any] | None = None,
     payload["net.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as stream:
+        np.savez(stream, **payload)
     return path
 
 

@@ -191,3 +191,20 @@ def test_wrong_array_shape_is_refused(tmp_path):
     _rewrite(path, extra={"array0.npy": (tmp_path / "w.npy").read_bytes()})
     with pytest.raises(NetFileError, match="Weights"):
         load(path)
+
+
+def test_saved_files_get_the_permissions_of_an_ordinary_new_file(tmp_path):
+    import os
+
+    from netgraph.images import save_png
+
+    mask = os.umask(0o022)
+    try:
+        net = NetInitialize(L.LinearLayer(2, input=3))
+        net.save(tmp_path / "net.npz")
+        save_png(np.zeros((1, 4, 4)), tmp_path / "p.png")
+    finally:
+        os.umask(mask)
+    for name in ("net.npz", "p.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz", "p.png"]
