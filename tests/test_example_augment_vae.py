@@ -3,7 +3,6 @@ step at full size on a dozen synthetic pictures, generation from the saved net, 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import subprocess
@@ -17,18 +16,9 @@ from PIL import Image
 from layers import BatchNormalizationLayer, ConvolutionLayer, DeconvolutionLayer, ElementwiseLayer
 from netgraph import BackendError, NetExtract, NetGraph, gpu_available, load
 from netgraph.datasets import DatasetError
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from scripts import EXAMPLES, load_example
 
 OUTPUTS = ("samples.png", "reconstructions.png", "loss.png", "vae.png", "vae.npz")
-
-
-def load_example(name: str):
-    """An example script as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

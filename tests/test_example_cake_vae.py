@@ -14,8 +14,8 @@ from PIL import Image
 
 from netgraph import BackendError, NetGraph, NetSummary, gpu_available, load
 from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, fashion_mnist, to_float
+from scripts import EXAMPLES, load_example
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 OUTPUTS = (
     "samples.png",
     "reconstructions.png",
@@ -25,16 +25,6 @@ OUTPUTS = (
     "vae.png",
     "cake_vae.npz",
 )
-
-
-def load_example(name: str):
-    """An example script as a module (examples/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_examples import EXAMPLES, load_example
 
 from netgraph import NetChain, NetGraph, NetPort, NetSummary, load
+from scripts import EXAMPLES, load_example
 
 OUTPUTS = (
     "samples.png",

@@ -3,7 +3,6 @@ sub-folders, and the Fashion-MNIST stand-in; each run a couple of batches per ph
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import subprocess
@@ -17,6 +16,7 @@ from PIL import Image
 from netgraph import BackendError, NetGraph, NetPort, gpu_available, load
 from netgraph.datasets import CIFAR10_CLASSES, DatasetError, write_idx
 from netgraph.generate import vae_parts
+from scripts import EXAMPLES, load_example
 
 OUTPUTS = (
     "pegasus.png",
@@ -30,17 +30,13 @@ OUTPUTS = (
     "pretrained.npz",
     "pegasus_vae.npz",
 )
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GRID = 8 * 64 + 9 * 2  # 8 cells of 32 px at scale 2, with 2 px borders
 
 
 @pytest.fixture(scope="module")
 def pegasus():
     """examples/pegasus_vae.py as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("example_pegasus_vae", EXAMPLES / "pegasus_vae.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("pegasus_vae")
 
 
 def colour_pictures(labels: np.ndarray, seed: int) -> np.ndarray:

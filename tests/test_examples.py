@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import subprocess
@@ -16,17 +15,9 @@ from PIL import Image
 from netgraph import BackendError, NetGraph, gpu_available, load
 from netgraph.datasets import write_idx
 from netgraph.images import _log_ticks, loss_plot
+from scripts import EXAMPLES, load_example
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 OUTPUTS = ("samples.png", "reconstructions.png", "interpolation.png", "loss.png", "vae.png", "vae.npz")
-
-
-def load_example(name: str):
-    """An example script as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
