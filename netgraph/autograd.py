@@ -32,6 +32,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from . import profile
 from .backend import array_module
 
 _RECORDING: list[Tape] = []
@@ -123,11 +124,19 @@ def backward(tape: Tape, seeds: dict[Tensor, Any]) -> dict[int, Any]:
     included. Intermediate cotangents are freed as soon as they are used, and
     the tape is cleared at the end, releasing what the primitives kept.
     """
+    timer = profile.active()  # None unless netgraph.profile.timings() is on
+    if timer is not None:
+        with timer.phase("backward"):
+            return _propagate(tape, timer.timed_entries(tape), seeds)
+    return _propagate(tape, tape.entries, seeds)
+
+
+def _propagate(tape: Tape, entries: list, seeds: dict[Tensor, Any]) -> dict[int, Any]:
     cotangents: dict[int, Any] = {}
     owned: set[int] = set()  # slots holding an array we allocated, safe to add into in place
     for tensor, seed in seeds.items():
         _accumulate(cotangents, owned, tensor, array_module(tensor.data).asarray(seed))
-    for vjp, args, needs, out in reversed(tape.entries):
+    for vjp, args, needs, out in reversed(entries):
         g = cotangents.pop(id(out), None)
         owned.discard(id(out))
         if g is None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import networkx as nx
 
+from . import profile
 from .layer import Context, Layer, NetError, Shape, ShapeError, as_shape, format_shape, unify
 from .ports import NetPort
 
@@ -323,12 +324,22 @@ class NetGraph(Layer):
         return [(key, sources[key], release[i]) for i, key in enumerate(self.order)]
 
     def forward(self, inputs: dict, ctx: Context) -> dict:
+        timer = profile.active()  # None unless netgraph.profile.timings() is on
+        if timer is not None:
+            return timer.graph_forward(lambda: self._run_plan(inputs, ctx, timer))
+        return self._run_plan(inputs, ctx, None)
+
+    def _run_plan(self, inputs: dict, ctx: Context, timer: profile.Timings | None) -> dict:
         values = {(None, port): inputs[port] for port in self.input_ports}
         base = ctx.path
         for key, sources, release in self.plan:
             ctx.path = base + (key,)
             layer = self.vertices[key]
-            outs = layer.forward({port: values[src] for port, src in sources.items()}, ctx)
+            args = {port: values[src] for port, src in sources.items()}
+            if timer is None or isinstance(layer, NetGraph):  # a sub-net times its own layers
+                outs = layer.forward(args, ctx)
+            else:
+                outs = timer.run_layer(layer, args, ctx)
             for port in layer.output_ports:
                 values[(key, port)] = outs[port]
                 if ctx.path + (port,) in ctx.wanted:
