@@ -60,7 +60,6 @@ database: its 28×28 grey pictures are resized to 64×64 and the grey channel is
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -99,6 +98,7 @@ from netgraph import (
 from netgraph.datasets import DatasetError, load_images, split, to_float
 from netgraph.generate import sample_prior, vae_parts
 from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
+from netgraph.train import schedule
 
 SIZE = 64
 CHANNELS = 3
@@ -300,16 +300,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     images, test = load_data(args.data, limit, args.test_images, args.seed)
     print(f"      {len(images)} training pictures, {len(test)} held out (validation and reconstructions)")
 
-    batch_size = min(args.batch_size, len(images))
-    per_round = math.ceil(len(images) / batch_size)
-    if args.iterations:
-        rounds, total = math.ceil(args.iterations / per_round), args.iterations
-        stop = ((lambda progress: "StopTraining"), {"Interval": ("Batches", args.iterations)})
-        chosen = f"{args.iterations} batches of {batch_size} (--iterations)"
-    else:
-        rounds = args.epochs or DEMO_EPOCHS
-        total, stop = rounds * per_round, None
-        chosen = f"{rounds} rounds of {per_round} batches of {batch_size}" + ("" if args.epochs else " (the default)")
+    rounds, total, batch_size, _, stop, chosen = schedule(
+        len(images), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS
+    )
     print(
         f"schedule: {chosen} = {total} batches; ADAM, learning rate {args.learning_rate}, beta1 {args.beta1};"
         f"\n          loss = Loss (squared error summed over the picture) + {args.kl_weight:g} × KL"

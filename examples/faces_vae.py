@@ -53,7 +53,6 @@ decoder then mirrors the encoder exactly and its fully connected layer makes 256
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -89,6 +88,7 @@ from netgraph import (
 from netgraph.datasets import DatasetError, load_images, split, to_float
 from netgraph.generate import interpolate, reconstruct, sample_prior, vae_parts
 from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
+from netgraph.train import schedule
 
 WIDTH, HEIGHT = 48, 64  # the report's 64 by 48 (height, width), a portrait face
 CHANNELS = 3
@@ -305,16 +305,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"data: {described}")
     print(f"      {len(train)} training, {len(validation)} validation, {len(test)} test pictures, 3x{HEIGHT}x{WIDTH}")
 
-    batch_size = min(args.batch_size, len(train))
-    per_round = math.ceil(len(train) / batch_size)
-    if args.iterations:
-        rounds, total = math.ceil(args.iterations / per_round), args.iterations
-        stop = ((lambda progress: "StopTraining"), {"Interval": ("Batches", args.iterations)})
-        chosen = f"{args.iterations} batches of {batch_size} (--iterations)"
-    else:
-        rounds = args.epochs or DEMO_EPOCHS
-        total, stop = rounds * per_round, None
-        chosen = f"{rounds} rounds of {per_round} batches of {batch_size}" + ("" if args.epochs else " (the default)")
+    rounds, total, batch_size, per_round, stop, chosen = schedule(
+        len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS
+    )
     print(f"schedule: {chosen} = {total} batches; Adam, learning rate {args.learning_rate}")
     print(f"loss: mean squared error per pixel + {args.kl_weight:g} * KL; latent size {args.latent}")
 

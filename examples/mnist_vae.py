@@ -68,6 +68,7 @@ from netgraph.datasets import (
 )
 from netgraph.generate import bits_per_dim, elbo, interpolate, vae_parts
 from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
+from netgraph.train import schedule
 
 NLATENT = 8  # the post's latent size
 PIXELS = 28 * 28
@@ -273,18 +274,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"      {len(train)} training, {len(validation)} validation, {len(test)} test images")
 
     # the schedule: NetTrain counts rounds; a number of iterations stops it mid-round
-    batch_size = min(args.batch_size, len(train))
-    per_round = math.ceil(len(train) / batch_size)
-    if args.iterations:
-        rounds = math.ceil(args.iterations / per_round)
-        total = args.iterations
-        stop = ((lambda progress: "StopTraining"), {"Interval": ("Batches", args.iterations)})
-        chosen = f"{args.iterations} batches of {batch_size} (--iterations)"
-    else:
-        rounds = args.epochs or DEMO_EPOCHS
-        total = rounds * per_round
-        stop = None
-        chosen = f"{rounds} rounds of {per_round} batches of {batch_size}" + ("" if args.epochs else " (the default)")
+    rounds, total, batch_size, _, stop, chosen = schedule(
+        len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS
+    )
     print(
         f"schedule: {chosen} = {total} batches, {total * batch_size} images; ADAM, learning rate {args.learning_rate}"
     )
