@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from netgraph.autograd import primitive
-from netgraph.backend import array_module
+from netgraph.backend import array_module, in_parallel, matmul
 from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape
 from netgraph.ports import Automatic
 
@@ -113,20 +113,44 @@ def _windows(xpad, window: Window, out: tuple[int, ...]):
 
 def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int):
     """(N, C, *padded) -> (groups, C/groups·∏kernel, N·∏out), one copy through the window view."""
-    n, d = xpad.shape[0], len(out)
+    xp, (n, c), d = array_module(xpad), xpad.shape[:2], len(out)
     view = _windows(xpad, window, out)  # axes: n, c, *out, *kernel
-    cols = view.transpose(1, *range(2 + d, 2 + 2 * d), 0, *range(2, 2 + d))  # c, *kernel, n, *out
+    view = view.transpose(1, *range(2 + d, 2 + 2 * d), 0, *range(2, 2 + d))  # c, *kernel, n, *out
+    cols = xp.empty(view.shape, xpad.dtype)
+
+    def copy(begin: int, end: int) -> None:
+        part = _part(c, n, begin, end, 1 + d)
+        cols[part] = view[part]
+
+    in_parallel(xp, copy, max(c, n), cols.size)
     return cols.reshape(groups, -1, n * math.prod(out))
 
 
 def _col2im(cols, window: Window, out: tuple[int, ...], padded_shape: tuple[int, ...]):
     """Adjoint of :func:`_im2col`: adds every column entry back at the cell it was read from."""
-    n, c = padded_shape[:2]
+    xp, (n, c) = array_module(cols), padded_shape[:2]
     cols = cols.reshape(c, *window.kernel, n, *out)
-    result = array_module(cols).zeros((c, n, *padded_shape[2:]), cols.dtype)  # channel-major, as _channel_major
-    for offset in window.offsets():  # a loop over the kernel offsets only
-        result[window.offset_index(offset, out)] += cols[(slice(None), *offset)]
+    result = xp.zeros((c, n, *padded_shape[2:]), cols.dtype)  # channel-major, as _channel_major
+
+    def scatter(begin: int, end: int) -> None:
+        part = _part(c, n, begin, end, 1)
+        into, cols_part = result[part], cols[_part(c, n, begin, end, 1 + len(out))]
+        for offset in window.offsets():  # a loop over the kernel offsets only
+            into[window.offset_index(offset, out)] += cols_part[(slice(None), *offset)]
+
+    in_parallel(xp, scatter, max(c, n), cols.size)
     return result.swapaxes(0, 1)
+
+
+def _part(c: int, n: int, begin: int, end: int, n_axis: int) -> tuple[slice, ...]:
+    """Index of the channels [begin, end) or, when examples outnumber channels, of those examples.
+
+    Arrays here hold channels on axis 0 and examples on axis ``n_axis``; splitting the longer of
+    the two gives every thread of :func:`in_parallel` a share even with one channel.
+    """
+    if c >= n:
+        return (slice(begin, end),)
+    return (*(slice(None),) * n_axis, slice(begin, end))
 
 
 def _rows(y, groups: int):
@@ -148,18 +172,18 @@ def _matrices(weights, groups: int):
 
 def _correlate(cols, weights, n: int, out: tuple[int, ...], groups: int):
     """Cross-correlation from the column matrix: one matrix product per group -> (N, O, *out)."""
-    return _unrows(_matrices(weights, groups) @ cols, n, out)
+    return _unrows(matmul(_matrices(weights, groups), cols), n, out)
 
 
 def _correlate_adjoint(y, weights, window: Window, padded_shape: tuple[int, ...], groups: int):
     """Adjoint of the cross-correlation in its (padded) input: GEMM, then col2im -> (N, C, *padded)."""
-    cols = _matrices(weights, groups).swapaxes(1, 2) @ _rows(y, groups)
+    cols = matmul(_matrices(weights, groups).swapaxes(1, 2), _rows(y, groups))
     return _col2im(cols, window, y.shape[2:], padded_shape)
 
 
 def _correlate_filter(y, cols, kernel: tuple[int, ...], groups: int):
     """Gradient in the weights of ⟨y, correlation⟩, from the column matrix: (O, C/groups, *kernel)."""
-    return (_rows(y, groups) @ cols.swapaxes(1, 2)).reshape(y.shape[1], -1, *kernel)
+    return matmul(_rows(y, groups), cols.swapaxes(1, 2)).reshape(y.shape[1], -1, *kernel)
 
 
 def _add_biases(y, biases):

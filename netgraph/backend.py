@@ -13,7 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -104,3 +108,135 @@ def seeded_rng(xp: Any, key: Any) -> Any:
     if xp is np:
         return np.random.default_rng(sequence)
     return xp.random.Generator(xp.random.Philox4x3210(sequence))
+
+
+# --- threads for netgraph's own array passes on the CPU --------------------------------------------
+#
+# NOTE: OpenBLAS's worker threads spin for a while after every product, so a pass that NumPy runs
+# next on a second thread finds the other core taken. netgraph therefore sets OpenBLAS to one
+# thread and splits products and copies over its own pool, whose idle threads sleep.
+
+_THREADS: int | None = None  # None: read from the environment when first needed
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
+_BLAS_PINNED: bool | None = None  # None: not tried yet; False: NumPy's BLAS offers no thread setter
+PARALLEL_MINIMUM = 1 << 16  # elements (or multiply-adds) below which a pass is not worth splitting
+
+
+def cpu_threads() -> int:
+    """Threads for netgraph's passes on the CPU: matrix products, window copies, scatter-adds.
+
+    The count comes from :func:`set_cpu_threads`, else from NETGRAPH_NUM_THREADS, OMP_NUM_THREADS
+    or OPENBLAS_NUM_THREADS, else the cores this process may run on.
+    """
+    if _THREADS is not None:
+        return _THREADS
+    for name in ("NETGRAPH_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def set_cpu_threads(count: int | None) -> None:
+    """Fix the thread count of :func:`cpu_threads` (None: back to the environment's)."""
+    global _THREADS, _POOL
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise BackendError(f"the CPU thread count must be a positive int, got {count!r}")
+    _THREADS = count
+    if _POOL is not None:
+        _POOL.shutdown()
+        _POOL = None
+
+
+def _openblas_thread_setter() -> Callable[[int], Any] | None:
+    """OpenBLAS's set_num_threads, from the copy NumPy has loaded (None if NumPy uses another BLAS)."""
+    paths: list[str] = []
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        pass
+    names = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in names:
+            if hasattr(library, name):
+                return getattr(library, name)
+    return None
+
+
+def _pool(parts: int) -> ThreadPoolExecutor:
+    """The worker threads; the first time, OpenBLAS is set to one thread (see the NOTE above)."""
+    global _POOL, _POOL_PID, _BLAS_PINNED
+    if _BLAS_PINNED is None:
+        setter = _openblas_thread_setter()
+        if setter is not None:
+            setter(1)
+        _BLAS_PINNED = setter is not None
+    if _POOL is None or _POOL._max_workers < parts - 1 or _POOL_PID != os.getpid():  # a forked child has no workers
+        _POOL = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="netgraph")
+        _POOL_PID = os.getpid()
+    return _POOL
+
+
+def in_parallel(xp: Any, work: Callable[[int, int], None], length: int, size: int) -> None:
+    """Run ``work(begin, end)`` over ``range(length)`` cut into one contiguous part per CPU thread.
+
+    ``size`` is the number of array elements the whole pass touches (multiply-adds for a
+    product). The parts must write to disjoint memory. NumPy lets go of the interpreter lock
+    inside its copies, ufunc loops and matrix products, so the parts run on separate cores. On
+    CuPy, for small passes or with one thread, ``work`` runs once over everything.
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.zeros(1 << 17)
+        >>> in_parallel(np, lambda begin, end: a[begin:end].fill(1.0), len(a), a.size)
+        >>> float(a.sum()) == a.size
+        True
+    """
+    parts = min(cpu_threads(), length) if xp is np and size >= PARALLEL_MINIMUM else 1
+    if parts <= 1:
+        work(0, length)
+        return
+    pool = _pool(parts)
+    bounds = [length * i // parts for i in range(parts + 1)]
+    futures = [pool.submit(work, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    work(bounds[0], bounds[1])  # the calling thread does the first part
+    for future in futures:
+        future.result()
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` (2-D, or stacks of them), split over :func:`cpu_threads` on the CPU.
+
+    Each thread multiplies a block of rows or of columns of the result, whichever is longer,
+    into a view of one output array (BLAS writes strided blocks directly). Where NumPy's BLAS is
+    not OpenBLAS the product is left to the BLAS's own threads.
+
+    Example:
+        >>> import numpy as np
+        >>> a, b = np.ones((300, 200), np.float32), np.ones((200, 500), np.float32)
+        >>> bool((matmul(a, b) == a @ b).all())
+        True
+    """
+    xp = array_module(a, b)
+    rows, inner, columns = a.shape[-2], a.shape[-1], b.shape[-1]
+    if xp is not np or cpu_threads() == 1 or rows * inner * columns < 64 * PARALLEL_MINIMUM:
+        return a @ b
+    _pool(2)
+    if not _BLAS_PINNED:
+        return a @ b
+    out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, columns), np.result_type(a, b))
+
+    def multiply(begin: int, end: int) -> None:
+        if columns >= rows:
+            np.matmul(a, b[..., begin:end], out=out[..., begin:end])
+        else:
+            np.matmul(a[..., begin:end, :], b, out=out[..., begin:end, :])
+
+    in_parallel(xp, multiply, max(rows, columns), out.size * inner)
+    return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from . import backend
 from .autograd import Tensor, primitive
 from .backend import array_module
 
@@ -70,11 +71,20 @@ def matmul(a, b):
     """Matrix product over the last two axes (leading axes broadcast)."""
 
     def vjp(g, needs):
-        ga = g @ b.swapaxes(-1, -2) if needs[0] else None
-        gb = a.swapaxes(-1, -2) @ g if needs[1] else None
+        ga = _product_like(a, g, b.swapaxes(-1, -2)) if needs[0] else None
+        gb = _product_like(b, a.swapaxes(-1, -2), g) if needs[1] else None
         return ga, gb
 
-    return a @ b, vjp
+    return backend.matmul(a, b), vjp
+
+
+def _product_like(target, left, right):
+    """``left @ right`` laid out in memory as ``target`` is: the transpose of ``right.T @ left.T``
+    when ``target`` is a transposed view (LinearLayer's weights), so its gradient is contiguous
+    where the weights are and the optimiser's passes over both run at full speed."""
+    if target.ndim == 2 and not target.flags.c_contiguous and target.flags.f_contiguous:
+        return backend.matmul(right.T, left.T).T
+    return backend.matmul(left, right)
 
 
 # --- elementwise functions used directly by layers ----------------------------

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .backend import array_module
+from .backend import array_module, in_parallel
 from .layer import NetError
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -71,12 +71,29 @@ class Optimizer:
         if not s:
             s["m"], s["v"] = xp.zeros_like(w), xp.zeros_like(w)
         m, v = s["m"], s["v"]
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * (g * g)
         step_size = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
-        w -= step_size * m / (xp.sqrt(v) + eps)
+        arrays = (w, g if g.flags.c_contiguous or not w.flags.c_contiguous else xp.ascontiguousarray(g), m, v)
+
+        def update(begin: int, end: int) -> None:  # in place, with one scratch array
+            w, g, m, v = (a.reshape(-1)[begin:end] if split else a for a in arrays)
+            scratch = g * (1 - b1)
+            m *= b1
+            m += scratch
+            xp.multiply(g, g, out=scratch)
+            scratch *= 1 - b2
+            v *= b2
+            v += scratch
+            xp.sqrt(v, out=scratch)
+            scratch += eps
+            xp.divide(m, scratch, out=scratch)
+            scratch *= step_size
+            w -= scratch
+
+        split = all(a.flags.c_contiguous for a in arrays)  # flat views write through
+        if split:
+            in_parallel(xp, update, w.size, 4 * w.size)
+        else:
+            update(0, w.size)
 
     def _sgd(self, w, g, s, lr, step, xp):
         momentum = self.options["momentum"]

@@ -307,7 +307,11 @@ def _where(xp, c, a, b):
 
 
 def _compare(fn):
-    return lambda xp, a, b: fn(a, b) * 1.0  # 1.0 / 0.0 in the inputs' precision
+    def compare(xp, a, b):
+        # 1.0 / 0.0 in the inputs' precision (True * 1.0 would be float64 for float32 inputs)
+        return fn(a, b).astype(xp.result_type(a, b)) if hasattr(a, "dtype") or hasattr(b, "dtype") else fn(a, b) * 1.0
+
+    return compare
 
 
 _ZERO = lambda *args: tuple(const(0.0) for _ in args[1:])  # noqa: E731

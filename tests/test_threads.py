@@ -1,0 +1,154 @@
+"""netgraph's own CPU threads: the split matrix product, the split window copies and scatter-adds
+of the convolutions, and the in-place ADAM update give the same numbers on any thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from layers.convolution import Window, convolution, deconvolution
+from netgraph import backend
+from netgraph.autograd import Tape, Tensor, backward
+from netgraph.optimizers import make_optimizer
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Sets the thread count and makes every pass big enough to be split; restores both after."""
+    monkeypatch.setattr(backend, "PARALLEL_MINIMUM", 1)
+
+    def use(count: int) -> None:
+        backend.set_cpu_threads(count)
+
+    yield use
+    backend.set_cpu_threads(None)
+
+
+def test_thread_count_comes_from_the_environment(monkeypatch):
+    backend.set_cpu_threads(None)
+    monkeypatch.setenv("NETGRAPH_NUM_THREADS", "3")
+    assert backend.cpu_threads() == 3
+    monkeypatch.delenv("NETGRAPH_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert backend.cpu_threads() == 1
+    backend.set_cpu_threads(2)
+    assert backend.cpu_threads() == 2
+    backend.set_cpu_threads(None)
+    with pytest.raises(backend.BackendError, match="positive int"):
+        backend.set_cpu_threads(0)
+
+
+def test_in_parallel_covers_the_range_once(threads):
+    threads(3)
+    seen = np.zeros(10, int)
+
+    def work(begin, end):
+        seen[begin:end] += 1
+
+    backend.in_parallel(np, work, 10, 10)
+    assert seen.tolist() == [1] * 10
+
+
+def test_in_parallel_passes_errors_on(threads):
+    threads(2)
+
+    def work(begin, end):
+        if begin > 0:
+            raise ValueError("second part")
+
+    with pytest.raises(ValueError, match="second part"):
+        backend.in_parallel(np, work, 4, 4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    inner=st.integers(1, 30),
+    columns=st.integers(1, 40),
+    stack=st.sampled_from([(), (3,)]),
+    transpose_a=st.booleans(),
+    transpose_b=st.booleans(),
+    count=st.integers(2, 4),
+)
+def test_split_matrix_product_equals_numpys(rows, inner, columns, stack, transpose_a, transpose_b, count):
+    rng = np.random.default_rng(rows * 1000 + columns)
+    a = rng.standard_normal((*stack, inner, rows) if transpose_a else (*stack, rows, inner)).astype(np.float32)
+    b = rng.standard_normal((*stack, columns, inner) if transpose_b else (*stack, inner, columns)).astype(np.float32)
+    a = a.swapaxes(-1, -2) if transpose_a else a
+    b = b.swapaxes(-1, -2) if transpose_b else b
+    minimum = backend.PARALLEL_MINIMUM
+    backend.PARALLEL_MINIMUM, previous = 1, backend._THREADS
+    try:
+        backend.set_cpu_threads(count)
+        result = backend.matmul(a, b)
+    finally:
+        backend.PARALLEL_MINIMUM = minimum
+        backend.set_cpu_threads(previous)
+    assert result.shape == (a @ b).shape and result.dtype == np.float32
+    np.testing.assert_allclose(result, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def _conv_run(primitive, x, w, b, window, groups):
+    xs, ws, bs = (Tensor(v, True) for v in (x, w, b))
+    with Tape() as tape:
+        y = primitive(xs, ws, bs, window=window, groups=groups)
+    seed = np.cos(np.arange(y.data.size)).reshape(y.shape)
+    grads = backward(tape, {y: seed})
+    return [y.data, *(grads[id(t)] for t in (xs, ws, bs))]
+
+
+@pytest.mark.parametrize("kind", ["convolution", "deconvolution"])
+@pytest.mark.parametrize("batch,channels", [(1, 6), (5, 1), (4, 4)])
+def test_convolutions_agree_on_any_thread_count(threads, kind, batch, channels):
+    rng = np.random.default_rng(batch * 10 + channels)
+    window = Window(kernel=(3, 2), stride=(2, 1), dilation=(1, 2), pads=((1, 0), (2, 1)))
+    groups = 2 if channels % 2 == 0 else 1
+    x = rng.standard_normal((batch, channels, 7, 6))
+    if kind == "convolution":
+        w, primitive = rng.standard_normal((4, channels // groups, 3, 2)), convolution
+    else:
+        w, primitive = rng.standard_normal((channels, 4 // groups, 3, 2)), deconvolution
+    b = rng.standard_normal(4)
+    threads(1)
+    one = _conv_run(primitive, x, w, b, window, groups)
+    for count in (2, 3):
+        threads(count)
+        for got, expected in zip(_conv_run(primitive, x, w, b, window, groups), one):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed gradient", "transposed weights"])
+def test_adam_in_place_equals_the_formula(threads, layout):
+    threads(3)
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((7, 5)).astype(np.float32)
+    if layout == "transposed weights":
+        w = np.asfortranarray(w)
+    grads = [rng.standard_normal((7, 5)).astype(np.float32) for _ in range(3)]
+    if layout == "transposed gradient":
+        grads = [np.asfortranarray(g) for g in grads]
+    optimizer = make_optimizer(("ADAM", {"learning_rate": 0.01}), None)
+    expected, m, v = w.astype(np.float64), 0.0, 0.0
+    b1, b2, eps = 0.9, 0.999, 1e-5
+    for step, g in enumerate(grads, 1):
+        optimizer.update([("w", w, g)], step, 3)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g.astype(np.float64) ** 2
+        expected -= 0.01 * np.sqrt(1 - b2**step) / (1 - b1**step) * m / (np.sqrt(v) + eps)
+    assert w.dtype == np.float32
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_workers(threads):
+    import multiprocessing
+
+    threads(2)
+    a = np.arange(24.0).reshape(4, 6)
+    backend.matmul(a, a.T)  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(backend.matmul, (a, a.T)).get(timeout=60)
+    np.testing.assert_allclose(result, a @ a.T)
