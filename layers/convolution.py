@@ -5,13 +5,20 @@ takes its dimensionality from the input; a tuple fixes it.
 
 Lowering. Convolution is cross-correlation computed as one matrix product per channel group:
 ``im2col`` copies the windows of the padded input, read through a strided view, into a matrix
-whose rows are (input channel, kernel offset) and whose columns are (example, output position);
+whose rows are (input channel, kernel offset) and whose columns are (output position, example);
 the weights, a (group, output channels, rows) stack, multiply it in one batched ``matmul``. The
 adjoint in the input, ``col2im``, multiplies by the transposed weights and adds every column
 entry back where it was read from (a loop over the kernel offsets only). The transposed
 convolution (DeconvolutionLayer) *is* that adjoint, so its forward pass is the convolution's
 backward-data pass and its backward-data pass is a convolution. Pooling reads the same strided
 windows and reduces them. All of it goes through ``xp``, so NumPy and CuPy share every line.
+
+Layout. The layers take and give (N, C, *spatial) arrays, but what they allocate is laid out
+(C, *spatial, N) in memory, the example index fastest ("batch-last"). Products then write and
+read their column matrices as views, and each window copy or scatter-add moves runs of
+out_w·N values at stride 1 (N at larger strides) instead of rows of out_w, which is what makes
+them cheap next to the products. The copies, the scatter-adds and the products are split over
+the CPU threads (:func:`netgraph.backend.in_parallel`, :func:`netgraph.backend.matmul`).
 
 Example:
     >>> import numpy as np
@@ -72,21 +79,31 @@ class Window:
         return itertools.product(*(range(k) for k in self.kernel))
 
 
-def _channel_major(xp, shape: tuple[int, ...], value: float, dtype):
-    """An array of ``shape`` (N, C, ...) filled with ``value``, laid out (C, N, ...) in memory.
+def _batch_last(xp, shape: tuple[int, ...], value: float | None, dtype):
+    """An array of ``shape`` (N, C, *spatial) filled with ``value`` (None: left uninitialised),
+    laid out (C, *spatial, N) in memory.
 
-    NOTE: the matrix products see channels as rows and (example, position) as columns, so
-    arrays in this layout convert to and from them with views instead of copies.
+    NOTE: the matrix products see channels as rows and (position, example) as columns, so
+    arrays in this layout convert to and from them with views instead of copies, and the window
+    copies below move runs of whole batches (N·out_w values at stride 1) instead of single rows.
     """
-    return xp.full((shape[1], shape[0], *shape[2:]), value, dtype).swapaxes(0, 1)
+    memory = (shape[1], *shape[2:], shape[0])
+    return xp.moveaxis(xp.empty(memory, dtype) if value is None else xp.full(memory, value, dtype), -1, 0)
+
+
+def _is_batch_last(x) -> bool:
+    return x.strides[0] == x.itemsize and x.strides[1] >= x.strides[-1] if x.ndim > 2 else False
 
 
 def _pad(x, pads, value=0.0):
-    """``x`` (N, C, *spatial) padded spatially with ``value`` (``x`` itself when there is no padding)."""
-    if not any(b or e for b, e in pads):
+    """``x`` (N, C, *spatial) padded spatially with ``value``, laid out batch-last.
+
+    ``x`` itself when there is no padding and it is already batch-last.
+    """
+    if not any(b or e for b, e in pads) and _is_batch_last(x):
         return x
     n, c, *spatial = x.shape
-    padded = _channel_major(array_module(x), (n, c, *(s + b + e for s, (b, e) in zip(spatial, pads))), value, x.dtype)
+    padded = _batch_last(array_module(x), (n, c, *(s + b + e for s, (b, e) in zip(spatial, pads))), value, x.dtype)
     padded[(slice(None), slice(None), *(slice(b, b + s) for s, (b, _) in zip(spatial, pads)))] = x
     return padded
 
@@ -112,57 +129,55 @@ def _windows(xpad, window: Window, out: tuple[int, ...]):
 
 
 def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int):
-    """(N, C, *padded) -> (groups, C/groups·∏kernel, N·∏out), one copy through the window view."""
+    """(N, C, *padded), batch-last -> (groups, C/groups·∏kernel, ∏out·N), one copy through the window view."""
     xp, (n, c), d = array_module(xpad), xpad.shape[:2], len(out)
     view = _windows(xpad, window, out)  # axes: n, c, *out, *kernel
-    view = view.transpose(1, *range(2 + d, 2 + 2 * d), 0, *range(2, 2 + d))  # c, *kernel, n, *out
+    view = view.transpose(1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0)  # c, *kernel, *out, n
     cols = xp.empty(view.shape, xpad.dtype)
 
     def copy(begin: int, end: int) -> None:
-        part = _part(c, n, begin, end, 1 + d)
+        part = _part(c, n, begin, end)
         cols[part] = view[part]
 
     in_parallel(xp, copy, max(c, n), cols.size)
-    return cols.reshape(groups, -1, n * math.prod(out))
+    return cols.reshape(groups, -1, math.prod(out) * n)
 
 
 def _col2im(cols, window: Window, out: tuple[int, ...], padded_shape: tuple[int, ...]):
     """Adjoint of :func:`_im2col`: adds every column entry back at the cell it was read from."""
     xp, (n, c) = array_module(cols), padded_shape[:2]
-    cols = cols.reshape(c, *window.kernel, n, *out)
-    result = xp.zeros((c, n, *padded_shape[2:]), cols.dtype)  # channel-major, as _channel_major
+    cols = cols.reshape(c, *window.kernel, *out, n)
+    result = xp.zeros((c, *padded_shape[2:], n), cols.dtype)  # batch-last, as _batch_last
 
     def scatter(begin: int, end: int) -> None:
-        part = _part(c, n, begin, end, 1)
-        into, cols_part = result[part], cols[_part(c, n, begin, end, 1 + len(out))]
+        into, cols_part = result[_part(c, n, begin, end)], cols[_part(c, n, begin, end)]
         for offset in window.offsets():  # a loop over the kernel offsets only
-            into[window.offset_index(offset, out)] += cols_part[(slice(None), *offset)]
+            taps = window.offset_index(offset, out)[2:]
+            into[(slice(None), *taps)] += cols_part[(slice(None), *offset)]
 
     in_parallel(xp, scatter, max(c, n), cols.size)
-    return result.swapaxes(0, 1)
+    return xp.moveaxis(result, -1, 0)
 
 
-def _part(c: int, n: int, begin: int, end: int, n_axis: int) -> tuple[slice, ...]:
+def _part(c: int, n: int, begin: int, end: int) -> tuple:
     """Index of the channels [begin, end) or, when examples outnumber channels, of those examples.
 
-    Arrays here hold channels on axis 0 and examples on axis ``n_axis``; splitting the longer of
-    the two gives every thread of :func:`in_parallel` a share even with one channel.
+    Arrays here hold channels on the first axis and examples on the last; splitting the longer
+    of the two gives every thread of :func:`in_parallel` a share even with one channel.
     """
-    if c >= n:
-        return (slice(begin, end),)
-    return (*(slice(None),) * n_axis, slice(begin, end))
+    return (slice(begin, end),) if c >= n else (..., slice(begin, end))
 
 
 def _rows(y, groups: int):
-    """(N, O, *out) -> (groups, O/groups, N·∏out)."""
+    """(N, O, *out) -> (groups, O/groups, ∏out·N); a view when ``y`` is batch-last."""
     n, o = y.shape[:2]
-    return y.reshape(n, groups, o // groups, -1).transpose(1, 2, 0, 3).reshape(groups, o // groups, -1)
+    return y.reshape(n, groups, o // groups, -1).transpose(1, 2, 3, 0).reshape(groups, o // groups, -1)
 
 
 def _unrows(rows, n: int, out: tuple[int, ...]):
-    """(groups, O/groups, N·∏out) -> (N, O, *out); a view whose memory stays channel-major."""
+    """(groups, O/groups, ∏out·N) -> (N, O, *out); a view whose memory stays batch-last."""
     g, og = rows.shape[:2]
-    return rows.reshape(g * og, n, -1).swapaxes(0, 1).reshape(n, g * og, *out)
+    return array_module(rows).moveaxis(rows.reshape(g * og, *out, n), -1, 0)
 
 
 def _matrices(weights, groups: int):
@@ -214,7 +229,7 @@ def convolution(x, weights, biases=None, *, window: Window, groups: int = 1):
         >>> convolution.raw(np.array([[[1.0, 2, 4]]]), np.array([[[1.0, -1]]]), window=w)[0].tolist()
         [[[-1.0, -2.0]]]
     """
-    xpad = _pad(x, window.pads)
+    xpad = _pad(x, window.pads)  # batch-last, for long runs in the window copy
     padded_shape, out = xpad.shape, window.positions(xpad.shape[2:])
     cols = _im2col(xpad, window, out, groups)
     y = _add_biases(_correlate(cols, weights, x.shape[0], out, groups), biases)
@@ -267,15 +282,16 @@ def max_pooling(x, *, window: Window):
     xp = array_module(x)
     xpad = _pad(x, window.pads, value=-np.inf)
     padded_shape, out, offsets = xpad.shape, window.positions(xpad.shape[2:]), list(window.offsets())
-    y = xpad[window.offset_index(offsets[0], out)].copy()
-    winner = xp.zeros(y.shape, np.uint8 if len(offsets) < 256 else np.int32)  # which offset won
+    y = _batch_last(xp, (*xpad.shape[:2], *out), None, xpad.dtype)
+    y[...] = xpad[window.offset_index(offsets[0], out)]
+    winner = xp.zeros_like(y, dtype=np.uint8 if len(offsets) < 256 else np.int32)  # which offset won
     for k, offset in enumerate(offsets[1:], 1):
         cells = xpad[window.offset_index(offset, out)]
         winner = xp.where(cells > y, winner.dtype.type(k), winner)  # strictly greater: ties keep the first
         xp.maximum(y, cells, out=y)
 
     def vjp(g, needs):
-        gpad = _channel_major(xp, padded_shape, 0, g.dtype)
+        gpad = _batch_last(xp, padded_shape, 0, g.dtype)
         for k, offset in enumerate(offsets):
             gpad[window.offset_index(offset, out)] += (winner == k) * g
         return (_crop(gpad, window.pads),)
@@ -289,14 +305,15 @@ def total_pooling(x, *, window: Window, scale: float = 1.0):
     xp = array_module(x)
     xpad = _pad(x, window.pads)
     padded_shape, out, offsets = xpad.shape, window.positions(xpad.shape[2:]), list(window.offsets())
-    y = xpad[window.offset_index(offsets[0], out)].copy()
+    y = _batch_last(xp, (*xpad.shape[:2], *out), None, xpad.dtype)
+    y[...] = xpad[window.offset_index(offsets[0], out)]
     for offset in offsets[1:]:
         y += xpad[window.offset_index(offset, out)]
     if scale != 1.0:
         y *= scale
 
     def vjp(g, needs):
-        gpad = _channel_major(xp, padded_shape, 0, g.dtype)
+        gpad = _batch_last(xp, padded_shape, 0, g.dtype)
         gs = g * scale if scale != 1.0 else g
         for offset in offsets:
             gpad[window.offset_index(offset, out)] += gs
