@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from netgraph.autograd import primitive
-from netgraph.backend import array_module, in_parallel, matmul
+from netgraph.backend import array_module, cpu_threads, in_parallel, matmul
 from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape
 from netgraph.ports import Automatic
 
@@ -95,12 +95,19 @@ def _is_batch_last(x) -> bool:
     return x.strides[0] == x.itemsize and x.strides[1] >= x.strides[-1] if x.ndim > 2 else False
 
 
-def _pad(x, pads, value=0.0):
+def _new(xp, shape: tuple[int, ...], value: float | None, dtype, batch_last: bool):
+    """A new array of ``shape`` filled with ``value`` (None: uninitialised), batch-last or C-ordered."""
+    if batch_last:
+        return _batch_last(xp, shape, value, dtype)
+    return xp.empty(shape, dtype) if value is None else xp.full(shape, value, dtype)
+
+
+def _pad(x, pads, value=0.0, relayout=True):
     """``x`` (N, C, *spatial) padded spatially with ``value``, laid out batch-last.
 
-    ``x`` itself when there is no padding and it is already batch-last.
+    ``x`` itself when there is no padding and it is already batch-last (or ``relayout`` is off).
     """
-    if not any(b or e for b, e in pads) and _is_batch_last(x):
+    if not any(b or e for b, e in pads) and (_is_batch_last(x) or not relayout):
         return x
     n, c, *spatial = x.shape
     padded = _batch_last(array_module(x), (n, c, *(s + b + e for s, (b, e) in zip(spatial, pads))), value, x.dtype)
@@ -139,7 +146,7 @@ def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int):
         part = _part(c, n, begin, end)
         cols[part] = view[part]
 
-    in_parallel(xp, copy, max(c, n), cols.size)
+    in_parallel(xp, copy, _split_length(c, n), cols.size)
     return cols.reshape(groups, -1, math.prod(out) * n)
 
 
@@ -155,17 +162,23 @@ def _col2im(cols, window: Window, out: tuple[int, ...], padded_shape: tuple[int,
             taps = window.offset_index(offset, out)[2:]
             into[(slice(None), *taps)] += cols_part[(slice(None), *offset)]
 
-    in_parallel(xp, scatter, max(c, n), cols.size)
+    in_parallel(xp, scatter, _split_length(c, n), cols.size)
     return xp.moveaxis(result, -1, 0)
 
 
-def _part(c: int, n: int, begin: int, end: int) -> tuple:
-    """Index of the channels [begin, end) or, when examples outnumber channels, of those examples.
+def _split_length(c: int, n: int) -> int:
+    """What :func:`in_parallel` splits: the channels, or the examples when there are fewer
+    channels than threads (a first layer's one or three)."""
+    return c if c >= cpu_threads() else n
 
-    Arrays here hold channels on the first axis and examples on the last; splitting the longer
-    of the two gives every thread of :func:`in_parallel` a share even with one channel.
+
+def _part(c: int, n: int, begin: int, end: int) -> tuple:
+    """Index of the channels [begin, end), or of those examples, as :func:`_split_length` chose.
+
+    Arrays here hold channels on the first axis and examples on the last (fastest) one, so a
+    split by channel keeps every copied run whole.
     """
-    return (slice(begin, end),) if c >= n else (..., slice(begin, end))
+    return (slice(begin, end),) if c >= cpu_threads() else (..., slice(begin, end))
 
 
 def _rows(y, groups: int):
@@ -280,9 +293,10 @@ def max_pooling(x, *, window: Window):
     (one byte per output value).
     """
     xp = array_module(x)
-    xpad = _pad(x, window.pads, value=-np.inf)
+    xpad = _pad(x, window.pads, value=-np.inf, relayout=False)
     padded_shape, out, offsets = xpad.shape, window.positions(xpad.shape[2:]), list(window.offsets())
-    y = _batch_last(xp, (*xpad.shape[:2], *out), None, xpad.dtype)
+    batch_last = _is_batch_last(xpad)  # pooling keeps its input's layout
+    y = _new(xp, (*xpad.shape[:2], *out), None, xpad.dtype, batch_last)
     y[...] = xpad[window.offset_index(offsets[0], out)]
     winner = xp.zeros_like(y, dtype=np.uint8 if len(offsets) < 256 else np.int32)  # which offset won
     for k, offset in enumerate(offsets[1:], 1):
@@ -291,7 +305,7 @@ def max_pooling(x, *, window: Window):
         xp.maximum(y, cells, out=y)
 
     def vjp(g, needs):
-        gpad = _batch_last(xp, padded_shape, 0, g.dtype)
+        gpad = _new(xp, padded_shape, 0, g.dtype, batch_last)
         for k, offset in enumerate(offsets):
             gpad[window.offset_index(offset, out)] += (winner == k) * g
         return (_crop(gpad, window.pads),)
@@ -303,9 +317,10 @@ def max_pooling(x, *, window: Window):
 def total_pooling(x, *, window: Window, scale: float = 1.0):
     """``scale`` times the sum over each window, padded cells (zeros) included. Keeps nothing."""
     xp = array_module(x)
-    xpad = _pad(x, window.pads)
+    xpad = _pad(x, window.pads, relayout=False)
     padded_shape, out, offsets = xpad.shape, window.positions(xpad.shape[2:]), list(window.offsets())
-    y = _batch_last(xp, (*xpad.shape[:2], *out), None, xpad.dtype)
+    batch_last = _is_batch_last(xpad)  # pooling keeps its input's layout
+    y = _new(xp, (*xpad.shape[:2], *out), None, xpad.dtype, batch_last)
     y[...] = xpad[window.offset_index(offsets[0], out)]
     for offset in offsets[1:]:
         y += xpad[window.offset_index(offset, out)]
@@ -313,7 +328,7 @@ def total_pooling(x, *, window: Window, scale: float = 1.0):
         y *= scale
 
     def vjp(g, needs):
-        gpad = _batch_last(xp, padded_shape, 0, g.dtype)
+        gpad = _new(xp, padded_shape, 0, g.dtype, batch_last)
         gs = g * scale if scale != 1.0 else g
         for offset in offsets:
             gpad[window.offset_index(offset, out)] += gs
