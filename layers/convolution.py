@@ -70,9 +70,12 @@ class Window:
         """Window positions along each padded dimension: ⌊(padded − span)/stride⌋ + 1."""
         return tuple((n - s) // st + 1 for n, s, st in zip(padded, self.span, self.stride))
 
-    def offset_index(self, offset: tuple[int, ...], out: tuple[int, ...]) -> tuple[slice, ...]:
-        """The cells read by kernel offset ``offset`` at every one of the ``out`` positions."""
-        taps = (slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in zip(offset, self.dilation, self.stride, out))
+    def offset_index(self, offset: tuple[int, ...], out: tuple[int, ...], first: int = 0) -> tuple[slice, ...]:
+        """The cells read by kernel offset ``offset`` at every one of the ``out`` positions
+        (along the first spatial dimension, the positions from ``first`` on)."""
+        firsts = (first, *(0,) * (len(out) - 1))
+        starts = (k * d + s * f for k, d, s, f in zip(offset, self.dilation, self.stride, firsts))
+        taps = (slice(b, b + s * (o - 1) + 1, s) for b, s, o in zip(starts, self.stride, out))
         return (slice(None), slice(None), *taps)
 
     def offsets(self):
@@ -135,10 +138,23 @@ def _windows(xpad, window: Window, out: tuple[int, ...]):
 # --- im2col / col2im and the three products of a convolution ------------------------------------
 
 
-def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int):
-    """(N, C, *padded), batch-last -> (groups, C/groups·∏kernel, ∏out·N), one copy through the window view."""
+COLUMN_BLOCK = 1 << 22
+"""Values in one block of a column matrix (4 MB in float32). The products go block by block over
+the first output dimension, so a block is copied, multiplied and dropped while it is still in
+the cache, and no whole column matrix (∏kernel times the input) is ever held."""
+
+
+def _blocks(values_per_row: int, rows: int) -> list[tuple[int, int]]:
+    """Ranges of output rows (first spatial dimension) whose column blocks hold ~COLUMN_BLOCK values."""
+    step = max(1, COLUMN_BLOCK // max(1, values_per_row))
+    return [(a, min(a + step, rows)) for a in range(0, rows, step)]
+
+
+def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int, rows: tuple[int, int]):
+    """(N, C, *padded), batch-last -> (groups, C/groups·∏kernel, (b−a)·∏out[1:]·N): the windows of the
+    output rows ``rows`` = (a, b), one copy through the window view."""
     xp, (n, c), d = array_module(xpad), xpad.shape[:2], len(out)
-    view = _windows(xpad, window, out)  # axes: n, c, *out, *kernel
+    view = _windows(xpad, window, out)[:, :, rows[0] : rows[1]]  # axes: n, c, *out, *kernel
     view = view.transpose(1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0)  # c, *kernel, *out, n
     cols = xp.empty(view.shape, xpad.dtype)
 
@@ -147,23 +163,23 @@ def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int):
         cols[part] = view[part]
 
     in_parallel(xp, copy, _split_length(c, n), cols.size)
-    return cols.reshape(groups, -1, math.prod(out) * n)
+    return cols.reshape(groups, c // groups * math.prod(window.kernel), -1)
 
 
-def _col2im(cols, window: Window, out: tuple[int, ...], padded_shape: tuple[int, ...]):
-    """Adjoint of :func:`_im2col`: adds every column entry back at the cell it was read from."""
-    xp, (n, c) = array_module(cols), padded_shape[:2]
-    cols = cols.reshape(c, *window.kernel, *out, n)
-    result = xp.zeros((c, *padded_shape[2:], n), cols.dtype)  # batch-last, as _batch_last
+def _col2im_add(result, cols, window: Window, out: tuple[int, ...], rows: tuple[int, int]) -> None:
+    """Adjoint of :func:`_im2col`: adds every entry of the block ``cols`` back into ``result``
+    (memory order (C, *padded, N)) at the cell it was read from."""
+    xp, (c, n) = array_module(cols), (result.shape[0], result.shape[-1])
+    block = (rows[1] - rows[0], *out[1:])
+    cols = cols.reshape(c, *window.kernel, *block, n)
 
     def scatter(begin: int, end: int) -> None:
         into, cols_part = result[_part(c, n, begin, end)], cols[_part(c, n, begin, end)]
         for offset in window.offsets():  # a loop over the kernel offsets only
-            taps = window.offset_index(offset, out)[2:]
+            taps = window.offset_index(offset, block, rows[0])[2:]
             into[(slice(None), *taps)] += cols_part[(slice(None), *offset)]
 
     in_parallel(xp, scatter, _split_length(c, n), cols.size)
-    return xp.moveaxis(result, -1, 0)
 
 
 def _split_length(c: int, n: int) -> int:
@@ -198,20 +214,50 @@ def _matrices(weights, groups: int):
     return weights.reshape(groups, weights.shape[0] // groups, -1)
 
 
-def _correlate(cols, weights, n: int, out: tuple[int, ...], groups: int):
-    """Cross-correlation from the column matrix: one matrix product per group -> (N, O, *out)."""
-    return _unrows(matmul(_matrices(weights, groups), cols), n, out)
+def _correlate(xpad, window: Window, out: tuple[int, ...], groups: int, weights=None, y=None, saved=None):
+    """The cross-correlation of ``xpad`` with ``weights`` -> (N, O, *out), and/or, given a cotangent
+    ``y`` (N, O, *out), the gradient in the weights of ⟨y, correlation⟩ -> (O, C/groups, *kernel).
+
+    Both come from the same column blocks, one matrix product per group and block. When all
+    the columns fit one block, the block is put in the list ``saved`` (if given) and taken from
+    it when there, so a backward pass reuses the forward pass's copy.
+    """
+    xp, (n, c) = array_module(xpad), xpad.shape[:2]
+    width = math.prod(out[1:]) * n  # columns per output row
+    result = filter_gradient = None
+    if weights is not None:
+        o = weights.shape[0]
+        result = xp.empty((groups, o // groups, out[0] * width), xpad.dtype)
+    if y is not None:
+        y_rows = _rows(y, groups)
+    blocks = _blocks(c * math.prod(window.kernel) * width, out[0])
+    for a, b in blocks:
+        if saved and len(blocks) == 1:
+            cols = saved.pop()
+        else:
+            cols = _im2col(xpad, window, out, groups, (a, b))
+            if saved is not None and len(blocks) == 1:
+                saved.append(cols)
+        if weights is not None:
+            matmul(_matrices(weights, groups), cols, out=result[..., a * width : b * width])
+        if y is not None:
+            part = matmul(y_rows[..., a * width : b * width], cols.swapaxes(1, 2))
+            filter_gradient = part if filter_gradient is None else xp.add(filter_gradient, part, out=filter_gradient)
+    if filter_gradient is not None:
+        filter_gradient = filter_gradient.reshape(y.shape[1], -1, *window.kernel)
+    return None if result is None else _unrows(result, n, out), filter_gradient
 
 
 def _correlate_adjoint(y, weights, window: Window, padded_shape: tuple[int, ...], groups: int):
-    """Adjoint of the cross-correlation in its (padded) input: GEMM, then col2im -> (N, C, *padded)."""
-    cols = matmul(_matrices(weights, groups).swapaxes(1, 2), _rows(y, groups))
-    return _col2im(cols, window, y.shape[2:], padded_shape)
-
-
-def _correlate_filter(y, cols, kernel: tuple[int, ...], groups: int):
-    """Gradient in the weights of ⟨y, correlation⟩, from the column matrix: (O, C/groups, *kernel)."""
-    return matmul(_rows(y, groups), cols.swapaxes(1, 2)).reshape(y.shape[1], -1, *kernel)
+    """Adjoint of the cross-correlation in its (padded) input: GEMM, then col2im, block by block
+    -> (N, C, *padded), batch-last."""
+    xp, (n, c), out = array_module(y), padded_shape[:2], y.shape[2:]
+    width = math.prod(out[1:]) * n
+    y_rows, transposed = _rows(y, groups), _matrices(weights, groups).swapaxes(1, 2)
+    result = xp.zeros((c, *padded_shape[2:], n), y.dtype)  # batch-last, as _batch_last
+    for a, b in _blocks(c * math.prod(window.kernel) * width, out[0]):
+        _col2im_add(result, matmul(transposed, y_rows[..., a * width : b * width]), window, out, (a, b))
+    return xp.moveaxis(result, -1, 0)
 
 
 def _add_biases(y, biases):
@@ -231,10 +277,9 @@ def _bias_gradient(g):
 def convolution(x, weights, biases=None, *, window: Window, groups: int = 1):
     """Cross-correlation of ``x`` (N, C, *spatial) with ``weights`` (O, C/groups, *kernel), plus ``biases``.
 
-    Keeps the weights and the column matrix (∏kernel times the size of the input).
-
-    NOTE: keeping the columns trades memory for speed: the weights' gradient reuses them
-    instead of copying the windows a second time in backward.
+    Keeps the weights, the padded input and, when it fits one block (:data:`COLUMN_BLOCK`),
+    the column matrix; a bigger one is not kept: the weights' gradient copies the windows again,
+    block by block, instead of holding ∏kernel times the input's size.
 
     Example:
         >>> import numpy as np
@@ -244,12 +289,12 @@ def convolution(x, weights, biases=None, *, window: Window, groups: int = 1):
     """
     xpad = _pad(x, window.pads)  # batch-last, for long runs in the window copy
     padded_shape, out = xpad.shape, window.positions(xpad.shape[2:])
-    cols = _im2col(xpad, window, out, groups)
-    y = _add_biases(_correlate(cols, weights, x.shape[0], out, groups), biases)
+    saved: list = []  # the column matrix, if it fits one block
+    y = _add_biases(_correlate(xpad, window, out, groups, weights=weights, saved=saved)[0], biases)
 
     def vjp(g, needs):
         gx = _correlate_adjoint(g, weights, window, padded_shape, groups) if needs[0] else None
-        gw = _correlate_filter(g, cols, window.kernel, groups) if needs[1] else None
+        gw = _correlate(xpad, window, out, groups, y=g, saved=saved)[1] if needs[1] else None
         gb = _bias_gradient(g) if biases is not None and needs[2] else None
         return None if gx is None else _crop(gx, window.pads), gw, gb
 
@@ -261,9 +306,9 @@ def deconvolution(x, weights, biases=None, *, window: Window, groups: int = 1):
     """Transposed convolution: the adjoint of :func:`convolution` in its input, cropped by ``window.pads``.
 
     ``x`` is (N, C, *spatial) and ``weights`` (C, O/groups, *kernel). The forward pass is the
-    convolution's backward-data pass (GEMM, col2im); the backward pass builds the column
-    matrix of the padded cotangent once and uses it for both gradients. Keeps the input and
-    the weights.
+    convolution's backward-data pass (GEMM, col2im); the backward pass copies the windows of the
+    padded cotangent once per block and uses them for both gradients. Keeps the input and the
+    weights.
 
     Example:
         >>> import numpy as np
@@ -277,9 +322,8 @@ def deconvolution(x, weights, biases=None, *, window: Window, groups: int = 1):
     z = _add_biases(_crop(z, window.pads), biases)  # a view into the full output, which is ours
 
     def vjp(g, needs):
-        cols = _im2col(_pad(g, window.pads), window, spatial, groups)  # cropped cells: zero cotangent
-        gx = _correlate(cols, weights, n, spatial, groups) if needs[0] else None
-        gw = _correlate_filter(x, cols, window.kernel, groups) if needs[1] else None
+        gpad = _pad(g, window.pads)  # cropped cells: zero cotangent
+        gx, gw = _correlate(gpad, window, spatial, groups, weights if needs[0] else None, x if needs[1] else None)
         return gx, gw, _bias_gradient(g) if biases is not None and needs[2] else None
 
     return z, vjp

@@ -169,14 +169,21 @@ def _openblas_thread_setter() -> Callable[[int], Any] | None:
     return None
 
 
-def _pool(parts: int) -> ThreadPoolExecutor:
-    """The worker threads; the first time, OpenBLAS is set to one thread (see the NOTE above)."""
-    global _POOL, _POOL_PID, _BLAS_PINNED
+def _pin_blas() -> bool:
+    """Sets OpenBLAS to one thread, the first time (see the NOTE above); False if it cannot be."""
+    global _BLAS_PINNED
     if _BLAS_PINNED is None:
         setter = _openblas_thread_setter()
         if setter is not None:
             setter(1)
         _BLAS_PINNED = setter is not None
+    return _BLAS_PINNED
+
+
+def _pool(parts: int) -> ThreadPoolExecutor:
+    """The worker threads; OpenBLAS is set to one thread before they start."""
+    global _POOL, _POOL_PID
+    _pin_blas()
     if _POOL is None or _POOL._max_workers < parts - 1 or _POOL_PID != os.getpid():  # a forked child has no workers
         _POOL = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="netgraph")
         _POOL_PID = os.getpid()
@@ -210,8 +217,8 @@ def in_parallel(xp: Any, work: Callable[[int, int], None], length: int, size: in
         future.result()
 
 
-def matmul(a: Any, b: Any) -> Any:
-    """``a @ b`` (2-D, or stacks of them), split over :func:`cpu_threads` on the CPU.
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """``a @ b`` (2-D, or stacks of them), split over :func:`cpu_threads` on the CPU; into ``out`` if given.
 
     Each thread multiplies a block of rows or of columns of the result, whichever is longer,
     into a view of one output array (BLAS writes strided blocks directly). Where NumPy's BLAS is
@@ -225,12 +232,10 @@ def matmul(a: Any, b: Any) -> Any:
     """
     xp = array_module(a, b)
     rows, inner, columns = a.shape[-2], a.shape[-1], b.shape[-1]
-    if xp is not np or cpu_threads() == 1 or rows * inner * columns < 64 * PARALLEL_MINIMUM:
-        return a @ b
-    _pool(2)
-    if not _BLAS_PINNED:
-        return a @ b
-    out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, columns), np.result_type(a, b))
+    if xp is not np or cpu_threads() == 1 or rows * inner * columns < 64 * PARALLEL_MINIMUM or not _pin_blas():
+        return xp.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, columns), np.result_type(a, b))
 
     def multiply(begin: int, end: int) -> None:
         if columns >= rows:

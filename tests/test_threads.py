@@ -1,5 +1,6 @@
 """netgraph's own CPU threads: the split matrix product, the split window copies and scatter-adds
-of the convolutions, and the in-place ADAM update give the same numbers on any thread count."""
+of the convolutions (also block by block), and the in-place ADAM update give the same numbers
+on any thread count."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import layers.convolution as convolution_module
 from layers.convolution import Window, convolution, deconvolution
 from netgraph import backend
 from netgraph.autograd import Tape, Tensor, backward
@@ -101,7 +103,7 @@ def _conv_run(primitive, x, w, b, window, groups):
 
 @pytest.mark.parametrize("kind", ["convolution", "deconvolution"])
 @pytest.mark.parametrize("batch,channels", [(1, 6), (5, 1), (4, 4)])
-def test_convolutions_agree_on_any_thread_count(threads, kind, batch, channels):
+def test_convolutions_agree_on_any_thread_count_and_block_size(threads, monkeypatch, kind, batch, channels):
     rng = np.random.default_rng(batch * 10 + channels)
     window = Window(kernel=(3, 2), stride=(2, 1), dilation=(1, 2), pads=((1, 0), (2, 1)))
     groups = 2 if channels % 2 == 0 else 1
@@ -113,8 +115,9 @@ def test_convolutions_agree_on_any_thread_count(threads, kind, batch, channels):
     b = rng.standard_normal(4)
     threads(1)
     one = _conv_run(primitive, x, w, b, window, groups)
-    for count in (2, 3):
+    for count, block in ((2, 1 << 20), (3, 1 << 20), (1, 1), (2, 1), (3, 50)):  # 1: one output row a block
         threads(count)
+        monkeypatch.setattr(convolution_module, "COLUMN_BLOCK", block)
         for got, expected in zip(_conv_run(primitive, x, w, b, window, groups), one):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
