@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,11 @@ def _new(xp, shape: tuple[int, ...], value: float | None, dtype, batch_last: boo
     return xp.empty(shape, dtype) if value is None else xp.full(shape, value, dtype)
 
 
+def _as_batch_last(x):
+    """``x`` itself if it is batch-last, else a batch-last copy."""
+    return _pad(x, ((0, 0),) * (x.ndim - 2))
+
+
 def _pad(x, pads, value=0.0, relayout=True):
     """``x`` (N, C, *spatial) padded spatially with ``value``, laid out batch-last.
 
@@ -139,9 +145,9 @@ def _windows(xpad, window: Window, out: tuple[int, ...]):
 
 
 COLUMN_BLOCK = 1 << 22
-"""Values in one block of a column matrix (4 MB in float32). The products go block by block over
+"""Values in one block of a column matrix (16 MB in float32). The products go block by block over
 the first output dimension, so a block is copied, multiplied and dropped while it is still in
-the cache, and no whole column matrix (∏kernel times the input) is ever held."""
+the cache; a column matrix bigger than one block (∏kernel times the input) is never held whole."""
 
 
 def _blocks(values_per_row: int, rows: int) -> list[tuple[int, int]]:
@@ -157,12 +163,12 @@ def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int, rows: tuple
     view = _windows(xpad, window, out)[:, :, rows[0] : rows[1]]  # axes: n, c, *out, *kernel
     view = view.transpose(1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0)  # c, *kernel, *out, n
     cols = xp.empty(view.shape, xpad.dtype)
+    length, part = _split(c, n)
 
     def copy(begin: int, end: int) -> None:
-        part = _part(c, n, begin, end)
-        cols[part] = view[part]
+        cols[part(begin, end)] = view[part(begin, end)]
 
-    in_parallel(xp, copy, _split_length(c, n), cols.size)
+    in_parallel(xp, copy, length, cols.size)
     return cols.reshape(groups, c // groups * math.prod(window.kernel), -1)
 
 
@@ -172,29 +178,27 @@ def _col2im_add(result, cols, window: Window, out: tuple[int, ...], rows: tuple[
     xp, (c, n) = array_module(cols), (result.shape[0], result.shape[-1])
     block = (rows[1] - rows[0], *out[1:])
     cols = cols.reshape(c, *window.kernel, *block, n)
+    length, part = _split(c, n)
 
     def scatter(begin: int, end: int) -> None:
-        into, cols_part = result[_part(c, n, begin, end)], cols[_part(c, n, begin, end)]
+        into, cols_part = result[part(begin, end)], cols[part(begin, end)]
         for offset in window.offsets():  # a loop over the kernel offsets only
             taps = window.offset_index(offset, block, rows[0])[2:]
             into[(slice(None), *taps)] += cols_part[(slice(None), *offset)]
 
-    in_parallel(xp, scatter, _split_length(c, n), cols.size)
+    in_parallel(xp, scatter, length, cols.size)
 
 
-def _split_length(c: int, n: int) -> int:
-    """What :func:`in_parallel` splits: the channels, or the examples when there are fewer
-    channels than threads (a first layer's one or three)."""
-    return c if c >= cpu_threads() else n
+def _split(c: int, n: int) -> tuple[int, Callable[[int, int], tuple]]:
+    """How :func:`in_parallel` cuts a pass over arrays holding channels on the first axis and
+    examples on the last (fastest) one: the length to split, and the index of a part.
 
-
-def _part(c: int, n: int, begin: int, end: int) -> tuple:
-    """Index of the channels [begin, end), or of those examples, as :func:`_split_length` chose.
-
-    Arrays here hold channels on the first axis and examples on the last (fastest) one, so a
-    split by channel keeps every copied run whole.
+    By channel, which keeps every copied run whole, unless there are fewer channels than
+    threads (a first layer's one or three): then by example.
     """
-    return (slice(begin, end),) if c >= cpu_threads() else (..., slice(begin, end))
+    if c >= cpu_threads():
+        return c, lambda begin, end: (slice(begin, end),)
+    return n, lambda begin, end: (..., slice(begin, end))
 
 
 def _rows(y, groups: int):
@@ -293,6 +297,7 @@ def convolution(x, weights, biases=None, *, window: Window, groups: int = 1):
     y = _add_biases(_correlate(xpad, window, out, groups, weights=weights, saved=saved)[0], biases)
 
     def vjp(g, needs):
+        g = _as_batch_last(g)  # both products read it as a (channel, position·example) matrix
         gx = _correlate_adjoint(g, weights, window, padded_shape, groups) if needs[0] else None
         gw = _correlate(xpad, window, out, groups, y=g, saved=saved)[1] if needs[1] else None
         gb = _bias_gradient(g) if biases is not None and needs[2] else None

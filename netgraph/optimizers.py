@@ -73,6 +73,7 @@ class Optimizer:
         m, v = s["m"], s["v"]
         step_size = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
         arrays = (w, g if g.flags.c_contiguous or not w.flags.c_contiguous else xp.ascontiguousarray(g), m, v)
+        split = all(a.flags.c_contiguous for a in arrays)  # flat views write through
 
         def update(begin: int, end: int) -> None:  # in place, with one scratch array
             w, g, m, v = (a.reshape(-1)[begin:end] if split else a for a in arrays)
@@ -89,7 +90,6 @@ class Optimizer:
             scratch *= step_size
             w -= scratch
 
-        split = all(a.flags.c_contiguous for a in arrays)  # flat views write through
         if split:
             in_parallel(xp, update, w.size, 4 * w.size)
         else:
