@@ -20,6 +20,7 @@ from netgraph.optimizers import make_optimizer
 def threads(monkeypatch):
     """Sets the thread count and makes every pass big enough to be split; restores both after."""
     monkeypatch.setattr(backend, "PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(backend, "PRODUCT_MINIMUM", 1)
 
     def use(count: int) -> None:
         backend.set_cpu_threads(count)
@@ -34,6 +35,8 @@ def test_thread_count_comes_from_the_environment(monkeypatch):
     assert backend.cpu_threads() == 3
     monkeypatch.delenv("NETGRAPH_NUM_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert backend.cpu_threads() == 3  # read once, until set_cpu_threads(None)
+    backend.set_cpu_threads(None)
     assert backend.cpu_threads() == 1
     backend.set_cpu_threads(2)
     assert backend.cpu_threads() == 2
@@ -64,7 +67,7 @@ def test_in_parallel_passes_errors_on(threads):
         backend.in_parallel(np, work, 4, 4)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     rows=st.integers(1, 40),
     inner=st.integers(1, 30),
@@ -72,22 +75,29 @@ def test_in_parallel_passes_errors_on(threads):
     stack=st.sampled_from([(), (3,)]),
     transpose_a=st.booleans(),
     transpose_b=st.booleans(),
-    count=st.integers(2, 4),
+    count=st.integers(1, 4),
+    few_rows=st.sampled_from([0, 8, 128]),
+    into=st.booleans(),
 )
-def test_split_matrix_product_equals_numpys(rows, inner, columns, stack, transpose_a, transpose_b, count):
+def test_split_matrix_product_equals_numpys(
+    rows, inner, columns, stack, transpose_a, transpose_b, count, few_rows, into
+):
+    """Split over threads, and computed as the transpose when it has few rows and a long inner side."""
     rng = np.random.default_rng(rows * 1000 + columns)
     a = rng.standard_normal((*stack, inner, rows) if transpose_a else (*stack, rows, inner)).astype(np.float32)
     b = rng.standard_normal((*stack, columns, inner) if transpose_b else (*stack, inner, columns)).astype(np.float32)
     a = a.swapaxes(-1, -2) if transpose_a else a
     b = b.swapaxes(-1, -2) if transpose_b else b
-    minimum = backend.PARALLEL_MINIMUM
-    backend.PARALLEL_MINIMUM, previous = 1, backend._THREADS
+    saved = backend.PARALLEL_MINIMUM, backend.PRODUCT_MINIMUM, backend.FEW_ROWS
+    backend.PARALLEL_MINIMUM, backend.PRODUCT_MINIMUM, backend.FEW_ROWS = 1, 1, few_rows
     try:
         backend.set_cpu_threads(count)
-        result = backend.matmul(a, b)
+        out = np.full((*stack, rows, columns), np.nan, np.float32) if into else None
+        result = backend.matmul(a, b, out=out)
+        assert out is None or result is out
     finally:
-        backend.PARALLEL_MINIMUM = minimum
-        backend.set_cpu_threads(previous)
+        backend.PARALLEL_MINIMUM, backend.PRODUCT_MINIMUM, backend.FEW_ROWS = saved
+        backend.set_cpu_threads(None)
     assert result.shape == (a @ b).shape and result.dtype == np.float32
     np.testing.assert_allclose(result, a @ b, rtol=1e-5, atol=1e-5)
 
@@ -155,3 +165,19 @@ def test_a_forked_child_gets_its_own_workers(threads):
     with context.Pool(1) as pool:
         result = pool.apply_async(backend.matmul, (a, a.T)).get(timeout=60)
     np.testing.assert_allclose(result, a @ a.T)
+
+
+@pytest.mark.parametrize("setting", ["", "system"])
+def test_malloc_keeps_freed_memory_unless_told_not_to(setting):
+    """In a fresh process: glibc's thresholds are set when the CPU is chosen, except under NETGRAPH_MALLOC=system."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the malloc settings are glibc's")
+    code = "from netgraph.backend import get_xp, keep_freed_memory; get_xp('CPU'); print(keep_freed_memory())"
+    environment = {**os.environ, "NETGRAPH_MALLOC": setting}
+    answer = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == ("False" if setting == "system" else "True")
