@@ -18,9 +18,10 @@ all ones, as ``NetPortGradient`` takes it. netgraph is timed twice: at the autog
 Each framework runs in its own worker process (netgraph's never imports torch) and the turns
 alternate between them, the order rotating: a pause, one untimed step, then a few timed ones;
 each figure is the median over all turns. Page faults and kernel time per step are reported too,
-and the whole measurement is repeated with glibc told to keep freed memory (``--allocators``),
-since returning large temporaries to the system and faulting them in again is a large, machine-
-dependent part of netgraph's time. A layer-by-layer pass (each layer on its own tape, or with a
+and with ``--allocators default keep`` the whole measurement is repeated with glibc told from the
+start to keep freed memory (netgraph sets this itself when it first runs on the CPU, since
+returning large temporaries to the system and faulting them in again was a large, machine-
+dependent part of its time). A layer-by-layer pass (each layer on its own tape, or with a
 detached input in torch) splits the time into forward and backward per layer.
 
 Before timing, the outputs and gradients of the two frameworks are compared on random data
@@ -308,8 +309,10 @@ def agreement(nets, batch: int) -> None:
 #
 # NOTE: glibc hands large freed blocks back to the system (munmap, heap trimming), so a step that
 # allocates large temporaries faults its pages in again every time. That cost is kernel time and
-# depends on the machine (it is high in virtual machines); the "keep" allocator setting turns it
-# off (GLIBC_TUNABLES, read when a process starts, so it applies to the workers only).
+# depends on the machine (it is high in virtual machines). netgraph now sets glibc to keep freed
+# memory itself (netgraph.backend.keep_freed_memory); the "keep" allocator setting does it for
+# both frameworks from the start (GLIBC_TUNABLES, read when a process starts, so it applies to
+# the workers only), to show that PyTorch does not depend on it.
 
 ALLOCATORS = {
     "default": None,
@@ -567,7 +570,7 @@ def main() -> None:
     parser.add_argument(
         "--allocators",
         nargs="+",
-        default=["default", "keep"],
+        default=["default"],
         choices=list(ALLOCATORS),
         help='glibc malloc as it is ("default"), or keeping freed memory instead of returning it ("keep")',
     )
