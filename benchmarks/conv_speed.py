@@ -6,6 +6,13 @@ one large float32 matrix product measured in the same run.
 
     python benchmarks/conv_speed.py                 # NumPy
     python benchmarks/conv_speed.py --device GPU    # CuPy
+    python benchmarks/conv_speed.py --torch         # NumPy, and PyTorch's CPU build on the same layers
+
+With ``--torch`` (PyTorch installed in the environment running the script; netgraph never needs
+it) the same convolutions run through ``torch.nn.functional.conv2d`` / ``conv_transpose2d`` in a
+separate process after netgraph's pass (two frameworks' thread pools in one process slow each
+other down), with the same thread count, and their time and rate against PyTorch's own matrix
+product are printed next to netgraph's: what the machine allows a convolution layer to reach.
 
 FLOPs counted: a convolution's forward pass is 2·N·O·(C/groups)·∏kernel·∏out multiply-adds
 turned into flops, and its backward pass (input and weight gradients) twice that; a transposed
@@ -16,8 +23,12 @@ convolution the same with input and output swapped. Pooling is reported in GB/s 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -131,12 +142,77 @@ def layer_step(xp, case: Case):
     return step, work
 
 
+def torch_config(case: Case) -> dict | None:
+    """What PyTorch needs to run the same layer (None for pooling, or padding it cannot express)."""
+    layer = case.layer
+    if isinstance(layer, PoolingLayer):
+        return None
+    in_shape = layer.port_shapes["Input"]
+    window = layer._window(in_shape[1:])
+    if len(window.kernel) != 2 or any(b != e for b, e in window.pads):
+        return None
+    return {
+        "deconvolution": isinstance(layer, DeconvolutionLayer),
+        "input": [case.batch, *in_shape],
+        "weights": list(layer.array_shapes()["Weights"]),
+        "stride": list(window.stride),
+        "padding": [b for b, _ in window.pads],
+        "dilation": list(window.dilation),
+        "groups": layer.channel_groups,
+    }
+
+
+def torch_step(config: dict):
+    """A closure running forward + backward of one layer in PyTorch (input, weights and biases get gradients)."""
+    import torch
+    import torch.nn.functional as functional
+
+    deconvolution, groups = config["deconvolution"], config["groups"]
+    outputs = config["weights"][1] * groups if deconvolution else config["weights"][0]
+    x, w, bias = (torch.randn(shape, requires_grad=True) for shape in (config["input"], config["weights"], [outputs]))
+    options = {key: config[key] for key in ("stride", "padding", "dilation", "groups")}
+    apply = functional.conv_transpose2d if deconvolution else functional.conv2d
+    seed = torch.randn(apply(x, w, bias, **options).shape)
+    return lambda: apply(x, w, bias, **options).backward(seed)
+
+
+def torch_times(configs: list[dict | None], size: int, repeats: int) -> tuple[float, list[float | None]]:
+    """Run by the worker process: PyTorch's matmul rate and each layer's forward + backward seconds."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    rate = 2 * size**3 / median_time(np, lambda: torch.mm(a, b), repeats) / 1e9
+    return rate, [None if c is None else median_time(np, torch_step(c), repeats) for c in configs]
+
+
+def run_torch(configs: list[dict | None], size: int, repeats: int, threads: int) -> tuple[float, list] | None:
+    """PyTorch's figures from a worker process of its own (None, with a line saying why, if it cannot)."""
+    environment = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    request = json.dumps({"configs": configs, "size": size, "repeats": repeats})
+    answer = subprocess.run(
+        [sys.executable, __file__, "--torch-worker"], input=request, capture_output=True, text=True, env=environment
+    )
+    if answer.returncode != 0:
+        why = answer.stderr.strip().splitlines()[-1] if answer.stderr.strip() else f"exit {answer.returncode}"
+        print(f"(PyTorch could not be timed: {why})")
+        return None
+    rate, times = json.loads(answer.stdout)
+    return rate, times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="CPU", choices=["CPU", "GPU"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--matmul-size", type=int, default=None, help="default 4096 on CPU, 8192 on GPU")
+    parser.add_argument("--torch", action="store_true", help="also time PyTorch's CPU build on the same layers")
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_worker:  # the PyTorch process of --torch: a request on stdin, the figures on stdout
+        request = json.loads(sys.stdin.read())
+        print(json.dumps(torch_times(request["configs"], request["size"], request["repeats"])))
+        return
     xp = get_xp(args.device)
     size = args.matmul_size or (4096 if args.device == "CPU" else 8192)
     before = matmul_rate(xp, size, args.repeats)
@@ -159,6 +235,22 @@ def main() -> None:
     print(
         f"all convolution and deconvolution layers together: {overall:.1f} GFLOP/s = {overall / before:.0%} of matmul"
     )
+    if args.torch and args.device == "CPU":
+        from netgraph.backend import cpu_threads
+
+        torch_figures = run_torch([torch_config(c) for c, _, _ in results], size, args.repeats, cpu_threads())
+        if torch_figures is not None:
+            torch_rate, torch_seconds = torch_figures
+            threads = cpu_threads()
+            print(f"\nPyTorch, same layers, {threads} threads; its float32 matmul {size}²: {torch_rate:.1f} GFLOP/s")
+            print(f"{'layer':<36} {'torch ms':>9} {'rate':>14} {'of its matmul':>14} {'netgraph/torch time':>20}")
+            for (case, seconds, work), theirs in zip(results, torch_seconds):
+                if theirs is not None:
+                    rate = work / theirs / 1e9
+                    print(
+                        f"{case.name:<36} {theirs * 1e3:>9.2f} {rate:>7.1f} GFLOP/s {rate / torch_rate:>13.0%}"
+                        f" {seconds / theirs:>19.2f}x"
+                    )
 
 
 if __name__ == "__main__":
