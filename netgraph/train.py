@@ -521,7 +521,7 @@ def _train_step(
 ) -> float:
     """One batch forward and backward, then the optimiser's update; returns the batch's objective.
 
-    The loss values and a checksum of every gradient travel to the host in one transfer (the
+    The loss values and whether each gradient is finite travel to the host in one transfer (the
     only synchronisation of a step on a GPU); NaN or Inf in either stops training before any
     array is changed.
     """
@@ -544,22 +544,22 @@ def _train_step(
         g = None if tensor is None else grads.get(id(tensor))
         if g is not None:
             items.append((path, tensor.data, g))
-    checks = to_numpy(xp.stack(values + [g.sum(dtype=xp.float64) for _, _, g in items]))
+    finite = [xp.isfinite(g).all().astype(xp.float64) for _, _, g in items]  # (one pass, cheaper than a sum)
+    checks = to_numpy(xp.stack(values + finite))
     value = float(checks[: len(values)].sum())
     if not math.isfinite(value):
         raise TrainingError(
             f"NetTrain: the loss became {value} in round {round_number}, batch {batch_number} "
             f"(loss ports {[p for p, _ in losses]}); the net before this batch is in .last_good_net"
         )
-    if not np.isfinite(checks[len(values) :]).all():
+    if not checks[len(values) :].all():
         _check_gradients(items, xp, round_number, batch_number, losses, strip)
     optimizer.update(items, step, total, rates)
     return value
 
 
 def _check_gradients(items: list, xp: Any, round_number: int, batch_number: int, losses: list, strip: int = 0) -> None:
-    """Raise a TrainingError naming the arrays whose gradients hold NaN or ±Inf (a checksum said so;
-    a sum that merely overflowed passes this element-wise look)."""
+    """Raise a TrainingError naming the arrays whose gradients hold NaN or ±Inf."""
     bad = [path for path, _, g in items if not bool(xp.isfinite(g).all())]
     if not bad:
         return
