@@ -62,11 +62,11 @@ class LinearLayer(UnaryLayer):
 
     def apply(self, x, ctx: Context):
         n = x.shape[0]
-        w = ctx.array(self, "Weights")
-        y = ops.matmul(ops.reshape(x, (n, -1)), ops.transpose(w, (1, 0)))
-        if "Biases" in self.arrays:
-            y = y + ops.reshape(ctx.array(self, "Biases"), (-1,))
-        return ops.reshape(y, (n, *self.port_shapes["Output"]))
+        flat = x if x.ndim == 2 else ops.reshape(x, (n, -1))
+        biases = ctx.array(self, "Biases") if "Biases" in self.arrays else None
+        biases = ops.reshape(biases, (-1,)) if biases is not None and biases.ndim != 1 else biases
+        y = ops.affine(flat, ctx.array(self, "Weights"), biases)
+        return y if len(self.port_shapes["Output"]) == 1 else ops.reshape(y, (n, *self.port_shapes["Output"]))
 
     def config(self) -> dict[str, Any]:
         return {"n": self.size}

@@ -72,6 +72,14 @@ def _matmul(draw):
     return ops.matmul, [values(draw, lead + (n, k)), values(draw, (k, m))]
 
 
+def _affine(draw):
+    n, k, m = draw(dims), draw(dims), draw(dims)
+    x, w, b = values(draw, (n, k)), values(draw, (m, k)), values(draw, (m,))
+    if draw(st.booleans()):
+        return ops.affine, [x, w, b]
+    return (lambda x, w: ops.affine(x, w)), [x, w]
+
+
 def _getitem(draw):
     shape = (draw(dims), draw(dims))
     if draw(st.booleans()):
@@ -126,6 +134,7 @@ PRIMITIVES = {
     "log": _unary(ops.log, 0.2, 3.0),
     "sqrt": _unary(ops.sqrt, 0.2, 3.0),
     "matmul": _matmul,
+    "affine": _affine,
     "maximum": _maximum,
     "where": _where,
     "sum": _reduce(ops.sum),
