@@ -107,3 +107,29 @@ def test_shorthand_conversions_in_chains():
 def test_given_weights_of_a_standalone_layer_are_checked():
     with pytest.raises(ShapeError, match="Weights"):
         L.LinearLayer(2, input=3, weights=np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_cross_entropy_matches_its_traced_definition(dtype):
+    """The hand-written primitive against the clamped formula traced and differentiated symbolically,
+    including p = 0 and 1 exactly and p so small that its log is clamped."""
+    import netgraph.symbolic as sym
+    from layers.loss import binary_cross_entropy
+    from netgraph.fused import apply_function
+
+    definition = sym.trace(
+        lambda p, t: -(t * sym.maximum(sym.log(p), -100.0) + (1.0 - t) * sym.maximum(sym.log(1.0 - p), -100.0))
+    )
+    rng = np.random.default_rng(3)
+    edges = np.array([0.0, 1.0, 1e-45 if dtype == np.float32 else 1e-300, 1e-20, 0.5])
+    for p in (rng.uniform(0.001, 0.999, (6, 7)), np.broadcast_to(edges, (3, 5)).copy()):
+        p = p.astype(dtype)
+        t = rng.uniform(0, 1, p.shape).astype(dtype)
+        g = rng.normal(size=p.shape).astype(dtype)
+        loss, vjp = binary_cross_entropy.raw(p, t)
+        expected, expected_vjp = apply_function.raw(p, t, function=definition)
+        assert loss.dtype == dtype and np.isfinite(loss).all()
+        np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-5)
+        for got, want in zip(vjp(g, (True, True)), expected_vjp(g, (True, True))):
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)
