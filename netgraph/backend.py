@@ -215,11 +215,12 @@ def keep_freed_memory() -> bool:
         _MALLOC_SET = False
         if os.environ.get("NETGRAPH_MALLOC", "").lower() != "system" and sys.platform.startswith("linux"):
             try:
-                mallopt = ctypes.CDLL(None).mallopt
-                gnu_get_libc_version = ctypes.CDLL(None).gnu_get_libc_version  # glibc only
-            except (OSError, AttributeError):
+                libc = ctypes.CDLL(None)
+            except OSError:
                 return False
-            del gnu_get_libc_version
+            if not hasattr(libc, "gnu_get_libc_version"):  # musl has a mallopt that does nothing
+                return False
+            mallopt = libc.mallopt
             mmap_threshold, trim_threshold = -3, -1  # glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
             _MALLOC_SET = bool(mallopt(mmap_threshold, KEEP_BELOW)) and bool(mallopt(trim_threshold, KEEP_FREE))
     return _MALLOC_SET

@@ -71,8 +71,8 @@ def matmul(a, b):
     """Matrix product over the last two axes (leading axes broadcast)."""
 
     def vjp(g, needs):
-        ga = _product_like(a, g, b.swapaxes(-1, -2)) if needs[0] else None
-        gb = _product_like(b, a.swapaxes(-1, -2), g) if needs[1] else None
+        ga = backend.matmul(g, b.swapaxes(-1, -2)) if needs[0] else None
+        gb = backend.matmul(a.swapaxes(-1, -2), g) if needs[1] else None
         return ga, gb
 
     return backend.matmul(a, b), vjp
@@ -82,7 +82,9 @@ def matmul(a, b):
 def affine(x, weights, biases=None):
     """``x @ weights.T + biases`` for ``x`` (N, in), ``weights`` (out, in) and ``biases`` (out,):
     LinearLayer's map as one primitive. The biases are added in place into the product, and
-    the gradients come straight in their arrays' layouts. Keeps ``x`` and ``weights``.
+    each gradient comes out laid out as its array (the weights' one as g.T·x, not as the
+    transpose of a product), so the optimiser's passes run over contiguous memory. Keeps ``x``
+    and ``weights``.
 
     Example:
         >>> import numpy as np
@@ -100,15 +102,6 @@ def affine(x, weights, biases=None):
         return gx, gw, gb
 
     return y, vjp
-
-
-def _product_like(target, left, right):
-    """``left @ right`` laid out in memory as ``target`` is: the transpose of ``right.T @ left.T``
-    when ``target`` is a transposed view (LinearLayer's weights), so its gradient is contiguous
-    where the weights are and the optimiser's passes over both run at full speed."""
-    if target.ndim == 2 and not target.flags.c_contiguous and target.flags.f_contiguous:
-        return backend.matmul(right.T, left.T).T
-    return backend.matmul(left, right)
 
 
 # --- elementwise functions used directly by layers ----------------------------
