@@ -113,6 +113,22 @@ def test_named_activations_match_their_formulas():
     )
 
 
+def test_max_min_against_a_constant_keep_dtype_layout_and_nan():
+    # the constant becomes an array laid out like the other operand (a speed path): same results
+    base = np.array([[-2.0, np.nan], [np.inf, -np.inf], [0.5, -0.0]], dtype=np.float32)
+    x = base.T  # not C-contiguous
+    cases = {
+        "ramp": (sym.trace(lambda a: sym.ramp(a)), np.maximum(x, 0)),
+        "max(a, 0.25)": (sym.trace(lambda a: sym.maximum(a, 0.25)), np.maximum(x, np.float32(0.25))),
+        "min(-1, a)": (sym.trace(lambda a: sym.minimum(-1.0, a)), np.minimum(np.float32(-1), x)),
+    }
+    for name, (f, expected) in cases.items():
+        got = f.evaluate([x])
+        assert got.dtype == np.float32 and got.strides == x.strides, name
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+    assert sym.trace(lambda a: sym.ramp(a)).evaluate([np.float64(-3.0)]) == 0.0  # a scalar input
+
+
 def test_stable_sigmoid_and_softplus_at_extremes():
     x = np.array([-1000.0, 1000.0])
     assert ElementwiseLayer("LogisticSigmoid")(x[None])[0].tolist() == [0.0, 1.0]
