@@ -107,7 +107,22 @@ def matmul_rate(xp, n: int, repeats: int) -> float:
     return 2 * n**3 / median_time(xp, lambda: matmul(a, b), repeats) / 1e9
 
 
-def layer_step(xp, case: Case):
+LAYOUTS = ("in a net", "from NCHW")
+"""How the input and the output's cotangent are laid out. "in a net": batch-last, (C, *spatial, N)
+in memory, as netgraph's convolutions, ramps and other elementwise layers hand them on to each
+other; "from NCHW": C-ordered (N, C, *spatial), as a user's arrays (the first layer of a net, or a
+layer called alone), so the times include turning them batch-last."""
+
+
+def random_array(xp, rng, shape: tuple[int, ...], layout: str):
+    """Standard normal float32 values of ``shape`` (N, C, *spatial) in one of :data:`LAYOUTS`."""
+    if layout == "from NCHW":
+        return xp.asarray(rng.standard_normal(shape), dtype=xp.float32)
+    memory = (*shape[1:], shape[0])
+    return xp.moveaxis(xp.asarray(rng.standard_normal(memory), dtype=xp.float32), -1, 0)
+
+
+def layer_step(xp, case: Case, layout: str = "in a net"):
     """A closure running forward + backward of the case's primitive, and its work (flops or bytes)."""
     layer, n = case.layer, case.batch
     in_shape, out_shape = layer.port_shapes["Input"], layer.port_shapes["Output"]
@@ -117,8 +132,8 @@ def layer_step(xp, case: Case):
     def tensor(shape):
         return Tensor(xp.asarray(rng.standard_normal(shape), dtype=xp.float32), requires_grad=True)
 
-    x = tensor((n, *in_shape))
-    seed = xp.asarray(rng.standard_normal((n, *out_shape)), dtype=xp.float32)
+    x = Tensor(random_array(xp, rng, (n, *in_shape), layout), requires_grad=True)
+    seed = random_array(xp, rng, (n, *out_shape), layout)
     if isinstance(layer, PoolingLayer):
         if layer.function == "Max":
             apply = lambda: max_pooling(x, window=window)
@@ -217,24 +232,30 @@ def main() -> None:
     size = args.matmul_size or (4096 if args.device == "CPU" else 8192)
     before = matmul_rate(xp, size, args.repeats)
     print(f"device {args.device}; float32 matmul {size}×{size}: {before:.1f} GFLOP/s\n")
-    print(f"{'layer':<36} {'batch':>5} {'ms':>9} {'rate':>14} {'of matmul':>10}")
-    results = []
+    print("times: forward + backward, median; 'in a net' takes the input and the cotangent batch-last, as")
+    print("netgraph's layers pass them on; 'from NCHW' takes C-ordered arrays, so it includes relayout copies\n")
+    header = "".join(f" {layout + ' ms':>16} {'rate':>14} {'of matmul':>10}" for layout in LAYOUTS)
+    print(f"{'layer':<36} {'batch':>5}{header}")
+    results = []  # (case, {layout: seconds}, work)
     for case in cases():
-        step, work = layer_step(xp, case)
-        seconds = median_time(xp, step, args.repeats)
+        seconds, row = {}, ""
+        for layout in LAYOUTS:
+            step, work = layer_step(xp, case, layout)
+            seconds[layout] = median_time(xp, step, args.repeats)
+            rate = work / seconds[layout] / 1e9
+            if isinstance(case.layer, PoolingLayer):
+                row += f" {seconds[layout] * 1e3:>16.2f} {rate:>9.1f} GB/s {'':>10}"
+            else:
+                row += f" {seconds[layout] * 1e3:>16.2f} {rate:>7.1f} GFLOP/s {rate / before:>10.0%}"
         results.append((case, seconds, work))
-        if isinstance(case.layer, PoolingLayer):
-            print(f"{case.name:<36} {case.batch:>5} {seconds * 1e3:>9.2f} {work / seconds / 1e9:>9.1f} GB/s {'':>10}")
-        else:
-            rate = work / seconds / 1e9
-            print(f"{case.name:<36} {case.batch:>5} {seconds * 1e3:>9.2f} {rate:>7.1f} GFLOP/s {rate / before:>9.0%}")
+        print(f"{case.name:<36} {case.batch:>5}{row}")
     after = matmul_rate(xp, size, args.repeats)
-    filters = [(s, w) for c, s, w in results if not isinstance(c.layer, PoolingLayer)]
-    overall = sum(w for _, w in filters) / sum(s for s, _ in filters) / 1e9
     print(f"\nfloat32 matmul again at the end: {after:.1f} GFLOP/s")
-    print(
-        f"all convolution and deconvolution layers together: {overall:.1f} GFLOP/s = {overall / before:.0%} of matmul"
-    )
+    for layout in LAYOUTS:
+        filters = [(s[layout], w) for c, s, w in results if not isinstance(c.layer, PoolingLayer)]
+        overall = sum(w for _, w in filters) / sum(s for s, _ in filters) / 1e9
+        share = overall / before
+        print(f"all conv and deconv layers together, {layout}: {overall:.1f} GFLOP/s, {share:.0%} of matmul")
     if args.torch and args.device == "CPU":
         from netgraph.backend import cpu_threads
 
@@ -243,14 +264,16 @@ def main() -> None:
             torch_rate, torch_seconds = torch_figures
             threads = cpu_threads()
             print(f"\nPyTorch, same layers, {threads} threads; its float32 matmul {size}²: {torch_rate:.1f} GFLOP/s")
-            print(f"{'layer':<36} {'torch ms':>9} {'rate':>14} {'of its matmul':>14} {'netgraph/torch time':>20}")
+            print("(PyTorch's input and cotangent are contiguous NCHW, its own layout; the ratios take netgraph's")
+            print("time in each of its two layouts)")
+            ratios = "".join(f" {'netgraph/torch, ' + layout:>28}" for layout in LAYOUTS)
+            print(f"{'layer':<36} {'torch ms':>9} {'rate':>14} {'of its matmul':>14}{ratios}")
             for (case, seconds, work), theirs in zip(results, torch_seconds):
                 if theirs is not None:
                     rate = work / theirs / 1e9
-                    print(
-                        f"{case.name:<36} {theirs * 1e3:>9.2f} {rate:>7.1f} GFLOP/s {rate / torch_rate:>13.0%}"
-                        f" {seconds / theirs:>19.2f}x"
-                    )
+                    ratios = "".join(f" {seconds[layout] / theirs:>27.2f}x" for layout in LAYOUTS)
+                    figures = f"{theirs * 1e3:>9.2f} {rate:>7.1f} GFLOP/s {rate / torch_rate:>13.0%}"
+                    print(f"{case.name:<36} {figures}{ratios}")
 
 
 if __name__ == "__main__":
