@@ -83,8 +83,9 @@ def affine(x, weights, biases=None):
     """``x @ weights.T + biases`` for ``x`` (N, in), ``weights`` (out, in) and ``biases`` (out,):
     LinearLayer's map as one primitive. The biases are added in place into the product, and
     each gradient comes out laid out as its array (the weights' one as g.T·x, not as the
-    transpose of a product), so the optimiser's passes run over contiguous memory. Keeps ``x``
-    and ``weights``.
+    transpose of a product), so the optimiser's passes run over contiguous memory, and the
+    input's column-major when ``x`` is (a flattened batch-last convolution output), so the layers
+    before it multiply arrays of one layout. Keeps ``x`` and ``weights``.
 
     Example:
         >>> import numpy as np
@@ -96,7 +97,10 @@ def affine(x, weights, biases=None):
         y += biases
 
     def vjp(g, needs):
-        gx = backend.matmul(g, weights) if needs[0] else None
+        gx = None
+        if needs[0]:  # in x's layout (column-major for a flattened batch-last convolution output)
+            column_major = x.ndim == 2 and x.strides[0] < x.strides[1]
+            gx = backend.matmul(weights.T, g.T).T if column_major else backend.matmul(g, weights)
         gw = backend.matmul(g.T, x) if needs[1] else None
         gb = g.sum(axis=0) if biases is not None and needs[2] else None
         return gx, gw, gb

@@ -75,6 +75,8 @@ def _matmul(draw):
 def _affine(draw):
     n, k, m = draw(dims), draw(dims), draw(dims)
     x, w, b = values(draw, (n, k)), values(draw, (m, k)), values(draw, (m,))
+    if draw(st.booleans()):  # column-major, as a flattened batch-last convolution output
+        x = np.asfortranarray(x)
     if draw(st.booleans()):
         return ops.affine, [x, w, b]
     return (lambda x, w: ops.affine(x, w)), [x, w]
@@ -340,6 +342,15 @@ def test_layer_gradient(name, data, device):
     net = NetInitialize(net, random_seeding=data.draw(st.integers(0, 99)))
     constant = ("Target",) if name.endswith("Index") else ()  # class numbers are data
     check_net(net, inputs, device=device, evaluation_mode=mode, constant_inputs=constant)
+
+
+def test_affine_input_gradient_keeps_a_column_major_input_layout():
+    rng = np.random.default_rng(0)
+    x, w, g = np.asfortranarray(rng.standard_normal((5, 7))), rng.standard_normal((3, 7)), rng.standard_normal((5, 3))
+    gx = ops.affine.raw(x, w)[1](g, (True, False))[0]
+    assert gx.flags.f_contiguous and not gx.flags.c_contiguous
+    np.testing.assert_allclose(gx, g @ w, rtol=1e-12)
+    assert ops.affine.raw(np.ascontiguousarray(x), w)[1](g, (True, False))[0].flags.c_contiguous
 
 
 def test_random_array_layer_has_no_gradient_but_runs_in_a_graph():
