@@ -33,7 +33,7 @@ environment is enough:
 
     python3 -m venv torchenv && torchenv/bin/pip install torch numpy networkx pillow
     torchenv/bin/pip install -e . --no-deps
-    torchenv/bin/python benchmarks/seed001_vs_torch.py [--threads 2] [--batches 32 128] [--repeats 15]
+    torchenv/bin/python benchmarks/seed001_vs_torch.py [--threads 2] [--batches 32 128] [--repeats 30]
 
 Without PyTorch the script prints these lines and times netgraph alone.
 """
@@ -307,6 +307,12 @@ def agreement(nets, batch: int) -> None:
 # slower (PyTorch up to twice as slow) than they run alone. A pause before each turn lets the other
 # process's threads go back to sleep; one untimed step then warms the measured one up.
 #
+# NOTE: a turn is 10 timed steps by default. netgraph's first steps after a rest are slower than
+# the ones that follow (encoder + decoder, batch 32, after a 0.3 s pause: 52, 34.5 and 33.6 ms for
+# the first three steps, 32.7 ms back to back), while a training loop runs its steps back to back.
+# With turns of 3 steps much of that reaches the medians: 1.45-1.54x PyTorch's time, against 1.22x
+# with turns of 10, same code and machine.
+#
 # NOTE: glibc hands large freed blocks back to the system (munmap, heap trimming), so a step that
 # allocates large temporaries faults its pages in again every time. That cost is kernel time and
 # depends on the machine (it is high in virtual machines). netgraph now sets glibc to keep freed
@@ -563,8 +569,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--repeats", type=int, default=15, help="timed steps per framework and case")
-    parser.add_argument("--block", type=int, default=3, help="timed steps per turn of a framework")
+    parser.add_argument("--repeats", type=int, default=30, help="timed steps per framework and case")
+    parser.add_argument("--block", type=int, default=10, help="timed steps per turn of a framework (see the NOTE)")
     parser.add_argument("--layer-repeats", type=int, default=9, help="layer-by-layer passes per framework and case")
     parser.add_argument("--pause", type=float, default=0.3, help="seconds of rest before each turn")
     parser.add_argument(
