@@ -87,50 +87,11 @@ def netgraph_nets(seed: int = 1):
 
 
 def torch_net(net, dtype):
-    """A ``torch.nn.Sequential`` equal to the netgraph chain ``net``, with its weights copied."""
-    import torch
-    from torch import nn
+    """A ``torch.nn.Sequential`` equal to the netgraph chain ``net``, its weights copied, in ``dtype``:
+    the twin that ``training_nets.torch_chain`` builds for the training benchmarks."""
+    from training_nets import torch_chain  # here, not at the top: NumPy must load after THREAD_VARIABLES are set
 
-    from layers import (
-        ConvolutionLayer,
-        DeconvolutionLayer,
-        ElementwiseLayer,
-        FlattenLayer,
-        LinearLayer,
-        ReshapeLayer,
-    )
-
-    activations = {"Ramp": nn.ReLU, "LogisticSigmoid": nn.Sigmoid}
-
-    def tensor(array):
-        return torch.tensor(array, dtype=dtype)
-
-    modules = []
-    for layer in net.vertices.values():
-        if isinstance(layer, (ConvolutionLayer, DeconvolutionLayer)):
-            w = layer.arrays["Weights"]
-            cls = nn.Conv2d if isinstance(layer, ConvolutionLayer) else nn.ConvTranspose2d
-            c_in = w.shape[1] if cls is nn.Conv2d else w.shape[0]
-            stride = layer.stride if isinstance(layer.stride, tuple) else (layer.stride,) * 2
-            module = cls(c_in, layer.n, w.shape[2:], stride=stride, groups=layer.channel_groups)
-            assert layer.padding_size == 0 and layer.dilation == 1, "only the seed-001 layers are translated"
-        elif isinstance(layer, LinearLayer):
-            w = layer.arrays["Weights"]
-            module = nn.Linear(w.shape[1], w.shape[0])
-        elif isinstance(layer, FlattenLayer):
-            module = nn.Flatten()
-        elif isinstance(layer, ReshapeLayer):
-            module = nn.Unflatten(1, layer.port_shapes["Output"])
-        elif isinstance(layer, ElementwiseLayer) and layer.label in activations:
-            module = activations[layer.label]()
-        else:
-            raise ValueError(f"no PyTorch module for {layer!r}")
-        with torch.no_grad():
-            for name, value in (("weight", "Weights"), ("bias", "Biases")):
-                if hasattr(module, name) and getattr(module, name) is not None:
-                    setattr(module, name, nn.Parameter(tensor(layer.arrays[value])))
-        modules.append(module.to(dtype))
-    return nn.Sequential(*modules)
+    return torch_chain(net).to(dtype)
 
 
 def layer_names(net) -> list[str]:
@@ -285,7 +246,8 @@ def agreement(nets, batch: int) -> None:
             cells = [max_difference(y_ng, y_t.numpy()), max_difference(grads_ng.pop("Input"), grads_t["Input"].numpy())]
             arrays = []
             for path, value in grads_ng.items():  # path: (layer number, "Weights" or "Biases")
-                torch_name = f"{keys.index(path[0])}.{'weight' if path[-1] == 'Weights' else 'bias'}"
+                prefix, suffix = f"{keys.index(path[0])}.", ".weight" if path[-1] == "Weights" else ".bias"
+                torch_name = next(n for n in grads_t if n.startswith(prefix) and n.endswith(suffix))
                 arrays.append((max_difference(value, grads_t[torch_name].numpy()), f"{path[0]} {path[-1]}"))
             (diff, rel), where = max(arrays, key=lambda a: a[0][1])
             line = " ".join(f"{d:>9.2e} ({r:.1e})" for d, r in cells)
