@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from netgraph.symbolic import trace
+
 from .array import (
     AggregationLayer,
     CatenateLayer,
@@ -41,8 +43,6 @@ def coerce(spec: Any) -> Any:
     if isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "LeakyRamp":
         return ElementwiseLayer(spec)
     if callable(spec):
-        from netgraph.symbolic import trace
-
         function = trace(spec)
         return ElementwiseLayer(function) if function.arity == 1 else ThreadingLayer(function)
     raise TypeError(f"cannot make a layer from {spec!r}: give a layer, a net, an int, a name or a function")

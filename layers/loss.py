@@ -21,7 +21,7 @@ from netgraph import symbolic as sym
 from netgraph.autograd import primitive
 from netgraph.backend import array_module
 from netgraph.fused import apply_function
-from netgraph.layer import Context, Layer, NetError
+from netgraph.layer import Context, Layer, NetError, as_shape
 
 # NOTE: logs are clamped at -100, as PyTorch's BCELoss does, so p = 0 gives a
 # large finite loss and a zero (not NaN) gradient.
@@ -99,8 +99,6 @@ class _LossLayer(Layer):
         self._fixed_ports["Target"] = target
         self._finish_init()
         if target is not None:
-            from netgraph.layer import as_shape
-
             self.refine({"Target": as_shape(target, "target")})
 
     def shape_rule(self, shapes):

@@ -7,6 +7,11 @@ and :mod:`netgraph.ops` (reverse mode over primitives), :mod:`netgraph.symbolic`
 themselves live in the top-level ``layers`` package, whose names are also
 available from here (``from netgraph import LinearLayer``).
 
+Every public name below is imported on first use (module-level ``__getattr__``,
+as SciPy and scikit-image do), so ``import netgraph`` costs almost nothing and
+training, datasets, Pillow, networkx and tqdm load only when a name that needs
+them is used. :data:`PUBLIC_NAMES` says which module defines each name.
+
 Example:
     >>> import numpy as np
     >>> from netgraph import NetGraph, NetPort, exp
@@ -25,174 +30,69 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .backend import BackendError, get_xp, gpu_available, to_numpy
-from .datasets import (
-    DatasetError,
-    cifar10,
-    fashion_mnist,
-    image_folder,
-    load_mnist_format,
-    mnist,
-    random_horizontal_flip,
-    read_idx,
-    split,
-    to_float,
-    write_idx,
-)
-from .distributions import NormalDistribution, UniformDistribution
-from .evaluate import evaluate
-from .generate import (
-    anomaly_scores,
-    attribute_vector,
-    bits_per_dim,
-    elbo,
-    interpolate,
-    iwae_bound,
-    iwae_log_likelihood,
-    lerp,
-    reconstruct,
-    roc_auc,
-    sample_prior,
-    slerp,
-    slerp_grid,
-    traversal_grid,
-    vae_parts,
-)
-from .graph import NetChain, NetGraph
-from .images import ImageError, NetDecoder, NetEncoder, image_grid, interpolation_strip, save_png
-from .initialize import NetInitialize
-from .io import Export, Import, NetFileError, load, save
-from .layer import Layer, NetError, ShapeError
-from .ports import All, Automatic, NetPort, NetPortGradient, Scaled
-from .summary import NetSummary, draw
-from .surgery import NetDrop, NetExtract, NetReplacePart, NetTake
-from .symbolic import (
-    TracingError,
-    arctan,
-    ceiling,
-    clip,
-    cos,
-    erf,
-    exp,
-    expm1,
-    floor,
-    leaky_ramp,
-    log,
-    log1p,
-    logistic_sigmoid,
-    maximum,
-    minimum,
-    power,
-    ramp,
-    sign,
-    sin,
-    softplus,
-    sqrt,
-    tan,
-    tanh,
-    where,
-)
-from .train import NetTrain, NetTrainResults, TrainingError
-
 __version__ = "0.1.0"
+
+#: The public API: each module of the package and the names it gives to ``netgraph``.
+PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
+    "backend": ("BackendError", "get_xp", "gpu_available", "to_numpy"),
+    "datasets": (
+        "DatasetError", "cifar10", "fashion_mnist", "image_folder", "load_mnist_format", "mnist",
+        "random_horizontal_flip", "read_idx", "split", "to_float", "write_idx",
+    ),
+    "distributions": ("NormalDistribution", "UniformDistribution"),
+    "evaluate": ("evaluate",),
+    "generate": (
+        "anomaly_scores", "attribute_vector", "bits_per_dim", "elbo", "interpolate", "iwae_bound",
+        "iwae_log_likelihood", "lerp", "reconstruct", "roc_auc", "sample_prior", "slerp", "slerp_grid",
+        "traversal_grid", "vae_parts",
+    ),
+    "graph": ("NetChain", "NetGraph"),
+    "images": ("ImageError", "NetDecoder", "NetEncoder", "image_grid", "interpolation_strip", "save_png"),
+    "initialize": ("NetInitialize",),
+    "io": ("Export", "Import", "NetFileError", "load", "save"),
+    "layer": ("Layer", "NetError", "ShapeError"),
+    "ports": ("All", "Automatic", "NetPort", "NetPortGradient", "Scaled"),
+    "summary": ("NetSummary", "draw"),
+    "surgery": ("NetDrop", "NetExtract", "NetReplacePart", "NetTake"),
+    "symbolic": (
+        "TracingError", "arctan", "ceiling", "clip", "cos", "erf", "exp", "expm1", "floor", "leaky_ramp",
+        "log", "log1p", "logistic_sigmoid", "maximum", "minimum", "power", "ramp", "sign", "sin", "softplus",
+        "sqrt", "tan", "tanh", "where",
+    ),
+    "train": ("NetTrain", "NetTrainResults", "TrainingError"),
+}
+
+_HOME = {name: module for module, names in PUBLIC_NAMES.items() for name in names}
+
+#: Loading a file may name any built-in layer class, and classes enter the register of
+#: :mod:`netgraph.layer` when their module runs: the file functions bring these modules first.
+_CLASSES_FOR_FILES = ("layers", "netgraph.graph")
+
+__all__ = sorted(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    """Layer classes from the ``layers`` package, imported on first use (no cycle at import)."""
-    if name.endswith("Layer"):
-        layers = importlib.import_module("layers")
-        if hasattr(layers, name):
-            return getattr(layers, name)
-    raise AttributeError(f"module 'netgraph' has no attribute {name!r}")
+    """Import the module that defines ``name`` on first use; layer classes come from ``layers``."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _HOME.get(name)
+    if module is not None:
+        if module == "io":
+            for needed in _CLASSES_FOR_FILES:
+                importlib.import_module(needed)
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    elif name.endswith("Layer") and hasattr(layers := importlib.import_module("layers"), name):
+        value = getattr(layers, name)
+    else:
+        try:
+            return importlib.import_module(f"{__name__}.{name}")  # a submodule: netgraph.profile, ...
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value  # the next lookup is an ordinary one
+    return value
 
 
-__all__ = [
-    "NetEncoder",
-    "NetDecoder",
-    "ImageError",
-    "image_grid",
-    "interpolation_strip",
-    "save_png",
-    "vae_parts",
-    "sample_prior",
-    "reconstruct",
-    "lerp",
-    "slerp",
-    "interpolate",
-    "slerp_grid",
-    "attribute_vector",
-    "traversal_grid",
-    "elbo",
-    "bits_per_dim",
-    "iwae_bound",
-    "iwae_log_likelihood",
-    "anomaly_scores",
-    "roc_auc",
-    "Export",
-    "Import",
-    "NetFileError",
-    "load",
-    "save",
-    "NetTrain",
-    "NetTrainResults",
-    "TrainingError",
-    "DatasetError",
-    "cifar10",
-    "fashion_mnist",
-    "image_folder",
-    "load_mnist_format",
-    "mnist",
-    "random_horizontal_flip",
-    "read_idx",
-    "split",
-    "to_float",
-    "write_idx",
-    "All",
-    "Automatic",
-    "BackendError",
-    "Layer",
-    "NetChain",
-    "NetDrop",
-    "NetError",
-    "NetExtract",
-    "NetGraph",
-    "NetInitialize",
-    "NetPort",
-    "NetPortGradient",
-    "NetReplacePart",
-    "NetSummary",
-    "NetTake",
-    "NormalDistribution",
-    "Scaled",
-    "ShapeError",
-    "TracingError",
-    "UniformDistribution",
-    "arctan",
-    "ceiling",
-    "clip",
-    "cos",
-    "draw",
-    "erf",
-    "evaluate",
-    "exp",
-    "expm1",
-    "floor",
-    "get_xp",
-    "gpu_available",
-    "leaky_ramp",
-    "log",
-    "log1p",
-    "logistic_sigmoid",
-    "maximum",
-    "minimum",
-    "power",
-    "ramp",
-    "sign",
-    "sin",
-    "softplus",
-    "sqrt",
-    "tan",
-    "tanh",
-    "to_numpy",
-    "where",
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

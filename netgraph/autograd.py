@@ -30,12 +30,30 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from . import profile
 from .backend import array_module
 
 _RECORDING: list[Tape] = []
+
+
+class BackwardTimer(Protocol):
+    """What :func:`backward` asks of a timer (netgraph.profile's :class:`~netgraph.profile.Timings`)."""
+
+    def time_backward(self, tape: Tape, propagate: Callable[[Tape, list], dict[int, Any]]) -> dict[int, Any]:
+        """Run ``propagate(tape, entries)`` with the tape's entries wrapped in timers; return its result."""
+        ...
+
+
+#: Returns the timer to use for this backward pass, or None (the default: no timing). Set by
+#: :mod:`netgraph.profile` through :func:`set_backward_timer`, so that autograd never imports it.
+_backward_timer: Callable[[], BackwardTimer | None] = lambda: None  # noqa: E731
+
+
+def set_backward_timer(active: Callable[[], BackwardTimer | None]) -> None:
+    """Install the function that :func:`backward` asks for a timer on every call."""
+    global _backward_timer
+    _backward_timer = active
 
 
 class Tensor:
@@ -78,6 +96,11 @@ class Tape:
 def is_recording() -> bool:
     """True inside an active :class:`Tape`."""
     return bool(_RECORDING)
+
+
+def recording_tape() -> Tape | None:
+    """The innermost active :class:`Tape`, or None."""
+    return _RECORDING[-1] if _RECORDING else None
 
 
 def primitive(fn: Callable) -> Callable:
@@ -124,10 +147,9 @@ def backward(tape: Tape, seeds: dict[Tensor, Any]) -> dict[int, Any]:
     included. Intermediate cotangents are freed as soon as they are used, and
     the tape is cleared at the end, releasing what the primitives kept.
     """
-    timer = profile.active()  # None unless netgraph.profile.timings() is on
+    timer = _backward_timer()  # None unless netgraph.profile.timings() is on
     if timer is not None:
-        with timer.phase("backward"):
-            return _propagate(tape, timer.timed_entries(tape), seeds)
+        return timer.time_backward(tape, lambda tape, entries: _propagate(tape, entries, seeds))
     return _propagate(tape, tape.entries, seeds)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from .autograd import Tape, Tensor, backward
 from .backend import get_dtype, get_xp, to_numpy
+from .initialize import initialize_in_place
 from .layer import Context, Layer, NetError, format_shape
 from .paths import iter_arrays, split_array_path
 from .ports import All, NetPort, NetPortGradient
@@ -249,8 +250,6 @@ def _ensure_initialized(net: Layer) -> None:
     arrays; the values are exactly those NetInitialize(net) would give.
     """
     if any(layer.arrays[name] is None for _, layer, name in iter_arrays(net)):
-        from .initialize import initialize_in_place
-
         initialize_in_place(net)
 
 

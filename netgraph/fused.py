@@ -36,7 +36,7 @@ import numpy as np
 
 from .autograd import primitive
 from .backend import array_module
-from .symbolic import Expr, Function, _make, differentiate, postorder, var
+from .symbolic import OPS, Expr, Function, _make, differentiate, postorder, var
 
 __all__ = ["apply_function", "fused_kernels_enabled", "kernel_code", "run_on_numpy", "set_fused_kernels"]
 
@@ -184,8 +184,6 @@ def _numpy_names(dtype: Any) -> dict[str, Any]:
 
 
 def _numpy_erf(a: np.ndarray) -> np.ndarray:
-    from .symbolic import OPS
-
     return OPS["erf"].evaluate(np, a)
 
 

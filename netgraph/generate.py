@@ -33,7 +33,10 @@ from typing import Any, Union
 
 import numpy as np
 
+from .initialize import NetInitialize
 from .layer import NetError
+from .ports import NetPort
+from .surgery import NetExtract
 
 __all__ = [
     "anomaly_scores",
@@ -128,10 +131,6 @@ def vae_parts(
         >>> mean.shape, log_var.shape, decode(mean).shape
         ((5, 2), (5, 2), (5, 1, 3, 3))
     """
-    from .initialize import NetInitialize
-    from .ports import NetPort
-    from .surgery import NetExtract
-
     if scale not in ("half_log_variance", "log_variance", "sigma"):
         raise NetError(f'vae_parts: scale is "half_log_variance", "log_variance" or "sigma"; got {scale!r}')
     ports = [p if isinstance(p, NetPort) else NetPort(p, "Output") for p in encoder_outputs]

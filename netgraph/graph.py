@@ -30,8 +30,10 @@ from typing import Any
 
 import networkx as nx
 
+from layers import coerce
+
 from . import profile
-from .layer import Context, Layer, NetError, Shape, ShapeError, as_shape, format_shape, unify
+from .layer import Context, Layer, NetError, Shape, ShapeError, as_shape, format_shape, tree, unify
 from .ports import NetPort
 
 End = tuple[Any, str]  # (vertex key, port); vertex None means a port of the graph itself
@@ -44,9 +46,7 @@ def as_layer(spec: Any) -> Layer:
         return spec
     if isinstance(spec, list):
         return NetChain(spec)
-    from layers import coerce  # the layer library owns the shorthand forms
-
-    return coerce(spec)
+    return coerce(spec)  # the layer library owns the shorthand forms
 
 
 class NetGraph(Layer):
@@ -375,8 +375,6 @@ class NetGraph(Layer):
         return {"layers": layers, "connections": self.connections()}
 
     def __str__(self) -> str:
-        from .summary import tree
-
         return tree(self)
 
     def __getitem__(self, key: Any) -> Layer:

@@ -1,9 +1,11 @@
 """Saving and loading nets: one file, architecture as JSON, arrays as NumPy, no pickle.
 
 The file is a NumPy ``.npz`` archive: ``net.json`` (the architecture: layer
-types from a fixed registry, their constructor arguments, port shapes, array
+types by class name, their constructor arguments, port shapes, array
 names) stored as bytes, and one float array per learnable array. Loading uses
-``allow_pickle=False``, builds only registered layer types, checks every
+``allow_pickle=False``, builds only layer classes entered in the register of
+:mod:`netgraph.layer` (every public subclass of ``Layer`` enters it when it is
+defined; ``netgraph.load`` first imports the built-in ones), checks every
 value, and rebuilds the net through its constructors, so shapes are inferred
 and checked again. Writes are atomic: a temporary file, then a rename.
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from .distributions import Distribution
 from .files import atomic_file
-from .layer import Layer, NetError
+from .layer import LAYER_CLASSES, Layer, NetError
 from .ports import All, Automatic, NetPort, Scaled
 from .symbolic import Function, TracingError
 
@@ -155,7 +157,10 @@ class _Decoder:
         kind = data.get("type")
         cls = self.registry.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            raise self.fail(f"unknown layer type {kind!r:.40}")
+            raise self.fail(
+                f"unknown layer type {kind!r:.40}: no layer class of that name has been defined in this process "
+                "(netgraph.load brings the built-in ones; for your own, import the module that defines them first)"
+            )
         config = data.get("config")
         if not isinstance(config, dict):
             raise self.fail(f"{kind} has no configuration")
@@ -192,15 +197,6 @@ class _Decoder:
             layer.check_arrays()
         except NetError as err:
             raise self.fail(str(err)) from None
-
-
-def _registry() -> dict[str, type]:
-    import layers
-
-    from .graph import NetChain, NetGraph
-
-    found = {name: getattr(layers, name) for name in layers.__all__ if name.endswith("Layer")}
-    return {**{cls.__name__: cls for cls in found.values()}, "NetGraph": NetGraph, "NetChain": NetChain}
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -255,11 +251,13 @@ def load_with_extra(path: str | Path) -> tuple[Layer, Any, dict[str, np.ndarray]
             raise NetFileError(f"{where}: not a valid netgraph net file (wrong format marker)")
         if header.get("version") != VERSION:
             raise NetFileError(f"{where}: written by format version {header.get('version')!r}, this reads {VERSION}")
-        decoder = _Decoder(archive, _registry(), where)
+        decoder = _Decoder(archive, LAYER_CLASSES, where)
         try:
             net = decoder.layer(header.get("net"))
             extra_arrays = {name[6:]: archive[name] for name in archive.files if name.startswith("extra/")}
             return net, header.get("extra"), extra_arrays
+        except NetFileError:
+            raise
         except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as err:
             raise NetFileError(f"{where}: not a valid netgraph net file (damaged data: {err})") from None
         except RecursionError:

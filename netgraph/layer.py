@@ -14,6 +14,14 @@ A layer's lifecycle, as in Keras:
 
 Shapes are per example, without the batch axis: ``()`` is a scalar
 ("Real"), ``(8,)`` a vector, ``(1, 28, 28)`` an image. ``None`` means unknown.
+
+This module is the ground floor of the house: it imports only the autograd
+core below it. Walking a net (:func:`iter_layers`, :func:`iter_arrays`), the
+one-line ``repr`` of a layer and the register of layer classes by name (which
+:mod:`netgraph.io` reads to rebuild saved nets) live here too. Two calls
+reach upward on purpose, each a single import inside one method: ``net(data)``
+runs :func:`netgraph.evaluate.evaluate` and ``net.save(path)`` runs
+:func:`netgraph.io.save`; both modules build on this one.
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ import numpy as np
 from .autograd import Tensor
 
 Shape = tuple[int, ...]
+
+#: Layer classes by name, filled by :meth:`Layer.__init_subclass__` as each class is defined.
+LAYER_CLASSES: dict[str, type[Layer]] = {}
 
 
 class NetError(ValueError):
@@ -118,6 +129,20 @@ class Layer:
     #: how NetInitialize fills each array: "weights", "zeros", "ones" or a number
     array_roles: dict[str, Any] = {}
 
+    def __init_subclass__(cls, *, registered: bool = True, **kwargs: Any) -> None:
+        """Enter a public layer class in :data:`LAYER_CLASSES`, so that saved nets can name it.
+
+        Private helpers (``_Variadic``) and bases declared ``registered=False`` stay out. A
+        class that takes a name already taken by another module's class does not replace it;
+        a class redefined in its own module (a notebook cell run twice) does.
+        """
+        super().__init_subclass__(**kwargs)
+        if not registered or cls.__name__.startswith("_"):
+            return
+        known = LAYER_CLASSES.get(cls.__name__)
+        if known is None or known.__module__ == cls.__module__:
+            LAYER_CLASSES[cls.__name__] = cls
+
     def __init__(self, *, input: Any = None, output: Any = None, **kwargs: Any) -> None:  # noqa: A002
         self.arrays: dict[str, np.ndarray | None] = {}
         self.port_shapes: dict[str, Shape | None] = {}
@@ -197,8 +222,6 @@ class Layer:
             >>> sorted(LinearLayer(2, input=3, weights=[[1, 2, 3], [4, 5, 6]]).array_association())
             [('Biases',), ('Weights',)]
         """
-        from .paths import iter_arrays
-
         return {
             path: (None if layer.arrays[name] is None else layer.arrays[name].copy())
             for path, layer, name in iter_arrays(self)
@@ -235,7 +258,7 @@ class Layer:
 
     def save(self, path: Any) -> None:
         """Write this net to one file (JSON architecture + arrays, no pickle); see :func:`netgraph.load`."""
-        from .io import save
+        from .io import save  # deliberate: the file format builds on this protocol
 
         save(self, path)
 
@@ -246,12 +269,20 @@ class Layer:
         return evaluate(self, data, spec, **options)
 
     def __repr__(self) -> str:
-        from .summary import layer_repr
+        """One line: the kind, its defining option (its ``__str__``, if it has one), and its port shapes."""
+        kind = type(self).__name__
+        if hasattr(self, "vertices"):
+            return (
+                f"{kind}({len(self.vertices)} layers, inputs {describe_ports(self, self.input_ports)}; "
+                f"outputs {describe_ports(self, self.output_ports)})"
+            )
+        own = str(self) if type(self).__str__ not in (object.__str__, Layer.__str__) else ""
+        if own:
+            return f"{kind}({own})"
+        return f"{kind}({describe_ports(self, self.input_ports) or '–'} → {describe_ports(self, self.output_ports)})"
 
-        return layer_repr(self)
 
-
-class UnaryLayer(Layer):
+class UnaryLayer(Layer, registered=False):
     """A layer with one "Input" and one "Output": implement ``output_shape`` and ``apply``."""
 
     def output_shape(self, input_shape: Shape) -> Shape | None:
@@ -275,3 +306,39 @@ class UnaryLayer(Layer):
 
     def forward(self, inputs: dict[str, Tensor], ctx: Context) -> dict[str, Tensor]:
         return {"Output": self.apply(inputs["Input"], ctx)}
+
+
+# --- walking a net -----------------------------------------------------------------------------
+
+
+def iter_layers(net: Layer, prefix: tuple = ()) -> Iterator[tuple[tuple, Layer]]:
+    """Every layer under ``net`` (nets included), with its path, parents first."""
+    stack = [(prefix, net)]
+    while stack:
+        path, layer = stack.pop()
+        yield path, layer
+        stack.extend(reversed([(path + (k,), child) for k, child in layer.children()]))
+
+
+def iter_arrays(net: Layer) -> Iterator[tuple[tuple, Layer, str]]:
+    """(path + (name,), owning layer, name) for every array of every layer."""
+    for path, layer in iter_layers(net):
+        for name in layer.arrays:
+            yield path + (name,), layer, name
+
+
+def describe_ports(layer: Layer, ports: tuple[str, ...]) -> str:
+    """The shapes of ``ports``: bare for a lone "Input"/"Output", else ``name: shape`` pairs."""
+    shapes = [format_shape(layer.port_shapes.get(p)) for p in ports]
+    if len(ports) == 1 and ports[0] in ("Input", "Output"):
+        return shapes[0]
+    return ", ".join(f"{p}: {s}" for p, s in zip(ports, shapes))
+
+
+def tree(net: Layer, indent: str = "") -> str:
+    """``print(net)`` for nets: every vertex, nested nets indented."""
+    lines = [indent + repr(net)]
+    for key, child in net.children():
+        inner = tree(child, indent + "    ").lstrip()
+        lines.append(f"{indent}  {key}: {inner}")
+    return "\n".join(lines)

@@ -1,31 +1,18 @@
 """Addressing layers and arrays inside nested nets by path.
 
 A path is a tuple of vertex keys (numbers from 1 or names) followed, for an
-array, by the array's name: ``("enc", 2, "Weights")``.
+array, by the array's name: ``("enc", 2, "Weights")``. Walking every layer or
+array of a net (:func:`iter_layers`, :func:`iter_arrays`) is part of the layer
+protocol (:mod:`netgraph.layer`); they are re-exported here beside the lookups.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from .layer import Layer, NetError
+from .layer import Layer, NetError, iter_arrays, iter_layers
 
-
-def iter_layers(net: Layer, prefix: tuple = ()) -> Iterator[tuple[tuple, Layer]]:
-    """Every layer under ``net`` (nets included), with its path, parents first."""
-    stack = [(prefix, net)]
-    while stack:
-        path, layer = stack.pop()
-        yield path, layer
-        stack.extend(reversed([(path + (k,), child) for k, child in layer.children()]))
-
-
-def iter_arrays(net: Layer) -> Iterator[tuple[tuple, Layer, str]]:
-    """(path + (name,), owning layer, name) for every array of every layer."""
-    for path, layer in iter_layers(net):
-        for name in layer.arrays:
-            yield path + (name,), layer, name
+__all__ = ["find_layer", "iter_arrays", "iter_layers", "split_array_path"]
 
 
 def find_layer(net: Layer, path: tuple) -> Layer:

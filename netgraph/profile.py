@@ -16,6 +16,9 @@ When timings are off, ``NetGraph.forward`` and ``backward`` each look at one mod
 per call and do nothing else. The times are wall-clock seconds; on the GPU they are the times
 to queue the kernels, not to run them, unless the caller synchronises.
 
+The autograd engine knows nothing of this module: importing it installs :func:`active` as
+autograd's backward timer (:func:`netgraph.autograd.set_backward_timer`).
+
 Example:
     >>> import numpy as np
     >>> from netgraph import NetChain, NetInitialize, NetPortGradient, profile
@@ -38,6 +41,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from .autograd import recording_tape, set_backward_timer
 
 _ACTIVE: list[Timings] = []
 
@@ -77,9 +82,7 @@ class Timings:
 
     def run_layer(self, layer: Any, inputs: dict, ctx: Any) -> dict:
         """``layer.forward(inputs, ctx)``, timed under ``ctx.path``, its tape entries marked as its own."""
-        from .autograd import _RECORDING
-
-        tape = _RECORDING[-1] if _RECORDING else None
+        tape = recording_tape()
         first = len(tape.entries) if tape is not None else 0
         path = ctx.path
         self._in_layer = True
@@ -97,6 +100,11 @@ class Timings:
             owners.extend([None] * (first - len(owners)))
             owners.extend([path] * (len(tape.entries) - first))
         return outputs
+
+    def time_backward(self, tape: Any, propagate: Callable[[Any, list], dict]) -> dict:
+        """One :func:`netgraph.autograd.backward` pass: the "backward" phase, each vjp timed for its layer."""
+        with self.phase("backward"):
+            return propagate(tape, self.timed_entries(tape))
 
     def timed_entries(self, tape: Any) -> list:
         """The tape's entries with each vjp wrapped so that its seconds go to the layer that recorded it."""
@@ -134,3 +142,6 @@ def timings() -> Iterator[Timings]:
         yield recorder
     finally:
         _ACTIVE.remove(recorder)
+
+
+set_backward_timer(active)

@@ -20,37 +20,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .layer import Layer, format_shape
-
-
-def _ports(layer: Layer, ports: tuple[str, ...]) -> str:
-    shapes = [format_shape(layer.port_shapes.get(p)) for p in ports]
-    if len(ports) == 1 and ports[0] in ("Input", "Output"):
-        return shapes[0]
-    return ", ".join(f"{p}: {s}" for p, s in zip(ports, shapes))
-
-
-def layer_repr(layer: Layer) -> str:
-    """One line: the kind, its defining option, and its port shapes."""
-    kind = type(layer).__name__
-    if hasattr(layer, "vertices"):
-        return (
-            f"{kind}({len(layer.vertices)} layers, inputs {_ports(layer, layer.input_ports)!s}; "
-            f"outputs {_ports(layer, layer.output_ports)})"
-        )
-    own = str(layer) if type(layer).__str__ is not object.__str__ and type(layer).__str__ is not Layer.__str__ else ""
-    if own:
-        return f"{kind}({own})"
-    return f"{kind}({_ports(layer, layer.input_ports) or '–'} → {_ports(layer, layer.output_ports)})"
-
-
-def tree(net: Layer, indent: str = "") -> str:
-    """``print(net)`` for nets: every vertex, nested nets indented."""
-    lines = [indent + layer_repr(net)]
-    for key, child in net.children():
-        inner = tree(child, indent + "    ").lstrip()
-        lines.append(f"{indent}  {key}: {inner}")
-    return "\n".join(lines)
+from .layer import Layer, describe_ports, format_shape, iter_layers
 
 
 @dataclass
@@ -76,8 +46,6 @@ class NetSummary:
     NON_TRAINABLE = ("MovingMean", "MovingVariance")
 
     def __init__(self, net: Layer):
-        from .paths import iter_layers
-
         self.rows: list[SummaryRow] = []
         self.total_parameters = 0
         self.non_trainable_parameters = 0
@@ -93,8 +61,8 @@ class NetSummary:
                 SummaryRow(
                     "/".join(map(str, path)) or "(net)",
                     type(layer).__name__,
-                    _ports(layer, layer.input_ports),
-                    _ports(layer, layer.output_ports),
+                    describe_ports(layer, layer.input_ports),
+                    describe_ports(layer, layer.output_ports),
                     arrays,
                     sum(counts.values()),
                 )

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 
 from .graph import NetChain, NetGraph
-from .layer import Layer, NetError, ShapeError, format_shape
+from .layer import Layer, NetError, ShapeError, as_shape, format_shape
 from .paths import find_layer, iter_layers
 from .ports import All, NetPort
 
@@ -166,8 +166,6 @@ def NetReplacePart(net: Layer, rules: Any) -> Layer:  # noqa: N802
         if isinstance(name, str) and name in owner.arrays:
             _replace_array(owner, name, value)
         elif isinstance(name, str) and name in owner.port_shapes and not isinstance(value, Layer):
-            from .layer import as_shape
-
             owner.refine({name: as_shape(value, f"port {name!r}")})
         else:
             net = _replace_layer(net, path, value)

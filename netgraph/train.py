@@ -30,7 +30,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .autograd import Tape, backward
+import layers  # the automatic losses are layers of the library
+
+from .autograd import Tape, Tensor, backward
 from .backend import get_dtype, get_xp, seeded_rng, to_numpy
 from .evaluate import _ensure_initialized
 from .graph import NetGraph
@@ -79,8 +81,6 @@ class NetTrainResults:
 
 def _loss_specs(net: Layer, loss_function: Any) -> tuple[Layer, list[tuple[str, float]]]:
     """The training net and its (loss port, weight) pairs, following Wolfram's LossFunction."""
-    import layers  # the automatic losses are layers of the library
-
     if loss_function is Automatic or loss_function is None:
         if "Loss" in net.output_ports:
             return net, [("Loss", 1.0)]
@@ -572,8 +572,6 @@ def _check_gradients(items: list, xp: Any, round_number: int, batch_number: int,
 
 
 def _tensor(value):
-    from .autograd import Tensor
-
     return Tensor(value)
 
 
@@ -781,8 +779,6 @@ def _resume(
     where, train_net, prefix, store, grad_keys, optimizer, state, criterion, rng, device_rng, xp, dtype, rounds
 ):
     """Load a checkpoint into the training run; returns the number of rounds to train."""
-    from .autograd import Tensor
-
     path = _latest_checkpoint(Path(where))
     saved, header, arrays = load_with_extra(path)
     if not isinstance(header, dict) or header.get("kind") != CHECKPOINT_KIND:

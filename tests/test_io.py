@@ -22,6 +22,7 @@ from netgraph import (
     load,
 )
 from netgraph import symbolic as sym
+from netgraph.layer import LAYER_CLASSES, UnaryLayer
 
 
 def many_layers_net():
@@ -208,3 +209,33 @@ def test_saved_files_get_the_permissions_of_an_ordinary_new_file(tmp_path):
     for name in ("net.npz", "p.png"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz", "p.png"]
+
+
+class HalvingLayer(UnaryLayer):
+    """A user's own layer: it enters the register of layer classes when it is defined."""
+
+    def __init__(self, factor: float = 0.5, **options):
+        super().__init__(**options)
+        self.factor = factor
+        self._finish_init()
+
+    def config(self):
+        return {"factor": self.factor}
+
+    def apply(self, x, ctx):
+        return x * self.factor
+
+
+def test_a_users_own_layer_class_saves_and_loads(tmp_path):
+    net = NetInitialize(NetChain([L.LinearLayer(2), HalvingLayer(0.25)], input=3))
+    path = tmp_path / "own.npz"
+    net.save(path)
+    again = load(path)
+    assert isinstance(again[2], HalvingLayer) and again[2].factor == 0.25
+    np.testing.assert_array_equal(again(np.ones(3)), net(np.ones(3)))
+
+
+def test_a_class_of_a_taken_name_from_another_module_does_not_replace_it():
+    taken = type("LinearLayer", (UnaryLayer,), {"__module__": "somebody.else"})
+    assert LAYER_CLASSES["LinearLayer"] is L.LinearLayer and taken is not L.LinearLayer
+    assert "UnaryLayer" not in LAYER_CLASSES and "_Variadic" not in LAYER_CLASSES

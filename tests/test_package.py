@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import gc
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -32,35 +34,112 @@ from netgraph.autograd import primitive
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def module_imports():
+PACKAGES = ("netgraph", "layers")
+#: The two imports that run up from the layer protocol on purpose, each inside one method:
+#: ``net(data)`` evaluates, ``net.save(path)`` writes a file. No other import may sit in a function.
+DELIBERATE = {("netgraph.layer", "netgraph.evaluate"), ("netgraph.layer", "netgraph.io")}
+#: The engine core that the layer library builds on.
+CORE = {
+    "netgraph.backend", "netgraph.autograd", "netgraph.ops", "netgraph.symbolic", "netgraph.fused",
+    "netgraph.layer", "netgraph.distributions", "netgraph.ports", "netgraph.files",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    where = ROOT / name.replace(".", "/")
+    return where.with_suffix(".py").exists() or (where / "__init__.py").exists()
+
+
+def imports_of(source: str, module: str, is_package: bool = False) -> list[tuple[str, bool]]:
+    """(imported module, inside a function?) for every import statement in ``source``, at any depth."""
+    package = module if is_package else module.rpartition(".")[0]
+    found = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, in_function) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    anchor = package.split(".")[: len(package.split(".")) - (child.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                for alias in child.names:
+                    target = f"{base}.{alias.name}"
+                    found.append((target if _is_module(target) else base, in_function))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(ast.parse(source), False)
+    return found
+
+
+def module_imports() -> nx.DiGraph:
+    """Every import between the modules of netgraph/ and layers/, module-level or inside a function."""
     graph = nx.DiGraph()
-    for package in ("netgraph", "layers"):
-        for path in (ROOT / package).glob("*.py"):
-            name = f"{package}.{path.stem}" if path.stem != "__init__" else package
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = module_name(path)
             graph.add_node(name)
-            for node in ast.parse(path.read_text()).body:  # module-level imports only
-                if isinstance(node, ast.ImportFrom):
-                    base = node.module or ""
-                    if node.level:
-                        base = package + ("." + base if base else "")
-                    for alias in node.names:
-                        target = f"{base}.{alias.name}"
-                        graph.add_edge(
-                            name, target if (ROOT / target.replace(".", "/")).with_suffix(".py").exists() else base
-                        )
-                elif isinstance(node, ast.Import):
-                    for alias in node.names:
-                        graph.add_edge(name, alias.name)
+            for target, in_function in imports_of(path.read_text(), name, path.stem == "__init__"):
+                if target.split(".")[0] in PACKAGES and target != name:
+                    graph.add_edge(name, target, in_function=in_function or graph.edges.get((name, target), {}).get(
+                        "in_function", False))
     return graph
+
+
+def test_the_import_scanner_sees_imports_inside_functions():
+    source = "import os\nfrom . import ops\ndef f():\n    from .evaluate import evaluate\n    return evaluate\n"
+    assert imports_of(source, "netgraph.layer") == [("os", False), ("netgraph.ops", False), ("netgraph.evaluate", True)]
+    assert imports_of("from .data import x", "netgraph.train", is_package=True) == [("netgraph.train.data", False)]
 
 
 def test_no_import_cycles_and_layers_builds_on_the_core():
     graph = module_imports()
-    cycles = list(nx.simple_cycles(graph.subgraph([n for n in graph if n.split(".")[0] in ("netgraph", "layers")])))
+    assert DELIBERATE <= set(graph.edges), "the documented imports moved: update DELIBERATE and layer.py's docstring"
+    acyclic = graph.copy()
+    acyclic.remove_edges_from(DELIBERATE)
+    cycles = list(nx.simple_cycles(acyclic))
     assert not cycles, cycles
-    core = {"netgraph.backend", "netgraph.autograd", "netgraph.ops", "netgraph.symbolic", "netgraph.layer"}
-    for node in core | {"netgraph.graph"}:
-        assert not any(t.startswith("layers") for t in nx.descendants(graph, node)), node
+    assert list(nx.simple_cycles(graph)), "the deliberate imports no longer run upward: drop them from DELIBERATE"
+    for node in CORE:
+        assert not any(t.startswith("layers") for t in nx.descendants(acyclic, node)), node
+    for node in (n for n in acyclic if n.startswith("layers")):
+        reached = {t for t in nx.descendants(acyclic, node) if t.startswith("netgraph")}
+        assert reached <= CORE, f"{node} reaches {sorted(reached - CORE)} above the engine core"
+
+
+def test_no_import_inside_a_function_except_the_two_deliberate_ones():
+    graph = module_imports()
+    inside = {edge for edge, data in graph.edges.items() if data["in_function"]}
+    assert inside == DELIBERATE, sorted(inside - DELIBERATE)
+
+
+@pytest.mark.parametrize("statement", ["import netgraph", "import layers", "import layers.linear"])
+def test_importing_the_package_loads_nothing_heavy(statement):
+    heavy = ("PIL", "networkx", "tqdm", "netgraph.datasets", "netgraph.train", "netgraph.generate", "netgraph.images")
+    code = f"import sys; {statement}; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
+    used = subprocess.run(
+        [sys.executable, "-c", code.replace(statement, "from netgraph import NetTrain")],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    assert "netgraph.train" in used.stdout  # the check sees a module once it is used
+
+
+def test_the_lazy_package_gives_every_public_name():
+    import netgraph
+
+    for name in netgraph.__all__:
+        assert getattr(netgraph, name) is not None, name
+    assert netgraph.LinearLayer is L.LinearLayer and netgraph.profile.timings
+    with pytest.raises(AttributeError, match="no attribute 'Bogus'"):
+        netgraph.Bogus  # noqa: B018
 
 
 def test_the_checker_catches_a_wrong_derivative():
