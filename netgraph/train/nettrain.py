@@ -26,21 +26,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from .autograd import Tape, backward
-from .backend import get_dtype, get_xp, seeded_rng, to_numpy
-from .evaluate import _ensure_initialized
-from .graph import NetGraph
-from .images import loss_plot
-from .initialize import initialize_in_place
-from .io import load_with_extra, save
-from .layer import Context, Layer, NetError, format_shape
-from .optimizers import make_optimizer
-from .paths import iter_arrays
-from .ports import Automatic, NetPort, Scaled
+from ..autograd import Tape, backward
+from ..backend import get_dtype, get_xp, seeded_rng, to_numpy
+from ..evaluate import _ensure_initialized
+from ..graph import NetGraph
+from ..images import loss_plot
+from ..initialize import initialize_in_place
+from ..io import load_with_extra, save
+from ..layer import Context, Layer, NetError, format_shape
+from ..optimizers import make_optimizer
+from ..paths import iter_arrays
+from ..ports import Automatic, NetPort, Scaled
 
 
 class TrainingError(NetError):
@@ -206,41 +206,6 @@ def _generator_info(round_number: int, batch: int, absolute: int, size: int, rou
         "AbsoluteBatch": absolute,
         "BatchesPerRound": per_round,
     }
-
-
-class Schedule(NamedTuple):
-    """A training length chosen by rounds or by batches, in the form NetTrain takes it."""
-
-    rounds: int  # max_training_rounds
-    total: int  # batches in all
-    batch_size: int
-    per_round: int  # batches per round
-    stop: tuple | None  # a training_progress_function that stops after ``total`` batches, or None
-    description: str
-
-
-def schedule(
-    examples: int, batch_size: int, epochs: int | None, iterations: int | None, default_epochs: int
-) -> Schedule:
-    """Rounds (``epochs``, else ``default_epochs``) or a number of batches (``iterations``, which
-    may end mid-round: NetTrain is stopped by a progress function), as command lines ask for them.
-
-    Example:
-        >>> s = schedule(100, 32, None, 10, default_epochs=2)
-        >>> s.rounds, s.total, s.per_round, s.description
-        (3, 10, 4, '10 batches of 32 (--iterations)')
-        >>> schedule(100, 32, None, None, default_epochs=2).description
-        '2 rounds of 4 batches of 32 (the default)'
-    """
-    batch_size = min(batch_size, examples)
-    per_round = math.ceil(examples / batch_size)
-    if iterations:
-        stop = ((lambda progress: "StopTraining"), {"Interval": ("Batches", iterations)})
-        text = f"{iterations} batches of {batch_size} (--iterations)"
-        return Schedule(math.ceil(iterations / per_round), iterations, batch_size, per_round, stop, text)
-    rounds = epochs or default_epochs
-    text = f"{rounds} rounds of {per_round} batches of {batch_size}" + ("" if epochs else " (the default)")
-    return Schedule(rounds, rounds * per_round, batch_size, per_round, None, text)
 
 
 # --- the training loop ------------------------------------------------------------------------------
@@ -572,7 +537,7 @@ def _check_gradients(items: list, xp: Any, round_number: int, batch_number: int,
 
 
 def _tensor(value):
-    from .autograd import Tensor
+    from ..autograd import Tensor
 
     return Tensor(value)
 
@@ -781,7 +746,7 @@ def _resume(
     where, train_net, prefix, store, grad_keys, optimizer, state, criterion, rng, device_rng, xp, dtype, rounds
 ):
     """Load a checkpoint into the training run; returns the number of rounds to train."""
-    from .autograd import Tensor
+    from ..autograd import Tensor
 
     path = _latest_checkpoint(Path(where))
     saved, header, arrays = load_with_extra(path)
