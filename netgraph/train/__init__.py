@@ -1,0 +1,25 @@
+"""NetTrain: fit a net's arrays to data, as the Wolfram Language's NetTrain does.
+
+The modules, from the top down (each imports only those below it, and the engine):
+
+* :mod:`~netgraph.train.nettrain`: ``NetTrain`` itself: reads the options, sets up the run, trains
+  it with the loop and returns the trained net or the results asked for.
+* :mod:`~netgraph.train.loop`: the training loop (rounds of batches, the end of each round) and one
+  training step; :func:`~netgraph.train.loop.reduce_and_check` sits between the gradients and the
+  optimiser's update.
+* :mod:`~netgraph.train.checkpoints`: writing checkpoints and resuming from them.
+* :mod:`~netgraph.train.state`: ``TrainingRun``, the one object a step, a checkpoint and the loop work
+  on, and ``TrainingState``, the counters a checkpoint saves.
+* :mod:`~netgraph.train.progress`: the progress reporter (a tqdm bar in a terminal, plain lines
+  elsewhere, or a log file), the user's progress function and the stopping criterion.
+* :mod:`~netgraph.train.data`: training data as columns, generator functions, the validation split.
+* :mod:`~netgraph.train.losses`: loss specifications, and the loss layers attached for them.
+* :mod:`~netgraph.train.results`: the results object and ``TrainingError``.
+* :mod:`~netgraph.train.schedule`: a command-line helper (a training length in rounds or batches).
+"""
+
+from .nettrain import NetTrain
+from .results import NetTrainResults, TrainingError
+from .schedule import Schedule, schedule
+
+__all__ = ["NetTrain", "NetTrainResults", "Schedule", "TrainingError", "schedule"]

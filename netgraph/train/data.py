@@ -1,0 +1,167 @@
+"""Training data: columns keyed by the training net's input ports, generator functions, the validation split.
+
+Example:
+    >>> import numpy as np
+    >>> from layers import LinearLayer
+    >>> from netgraph import Scaled
+    >>> data = TrainingData.read(LinearLayer(1, input=1), np.zeros((10, 1)), Scaled(0.2), batch_size=4, seed=0)
+    >>> list(data.columns), data.examples, data.validation_examples, data.batches_per_round
+    (['Input'], 8, 2, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..layer import Layer, NetError, format_shape
+from ..ports import Automatic, Scaled
+
+Columns = dict[str, np.ndarray]  # equally long arrays keyed by input port
+
+
+def as_columns(net: Layer, data: Any, what: str) -> Columns:
+    """Data as a dict of equally long arrays keyed by the training net's input ports.
+
+    ``what`` names the data in error messages ("training data", "validation set", ...).
+    """
+    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
+        inputs, targets = data
+        data = {net.input_ports[0] if "Target" != net.input_ports[0] else "Input": inputs, "Target": targets}
+        if not isinstance(inputs, dict) and "Input" not in net.input_ports:
+            data = {[p for p in net.input_ports if p != "Target"][0]: inputs, "Target": targets}
+    if not isinstance(data, dict):
+        ports = [p for p in net.input_ports]
+        if len(ports) != 1:
+            raise NetError(f"NetTrain: the net has inputs {ports}; give the {what} as a dict keyed by port")
+        data = {ports[0]: data}
+    columns = {p: np.asarray(v) for p, v in data.items() if p in net.input_ports}
+    missing = [p for p in net.input_ports if p not in columns]
+    if missing:
+        raise NetError(f"NetTrain: the {what} gives no values for input port(s) {missing}; it has keys {list(data)}")
+    sizes = {p: len(v) for p, v in columns.items()}
+    if len(set(sizes.values())) != 1:
+        raise NetError(f"NetTrain: the {what} columns have different lengths {sizes}")
+    for port, column in columns.items():
+        expected = net.port_shapes.get(port)
+        if expected is not None and tuple(column.shape[1:]) != expected:
+            raise NetError(
+                f"NetTrain: port {port!r} expects examples of shape {format_shape(expected)}; the {what} "
+                f"has {format_shape(tuple(column.shape[1:]))}"
+            )
+    return columns
+
+
+def read_generator(data: Any) -> tuple[Callable | None, int | None]:
+    """A generator function ``f`` or ``(f, {"RoundLength": n})`` as (f, n), else (None, None)."""
+    if callable(data) and not isinstance(data, Layer):
+        return data, None
+    if isinstance(data, tuple) and len(data) == 2 and callable(data[0]) and isinstance(data[1], dict):
+        unknown = set(data[1]) - {"RoundLength"}
+        if unknown:
+            raise NetError(f"NetTrain: a generator takes only the option 'RoundLength', got {sorted(unknown)}")
+        length = data[1].get("RoundLength")
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+            raise NetError(f"NetTrain: 'RoundLength' must be a positive number of examples, got {length!r}")
+        return data[0], length
+    return None, None
+
+
+def generator_info(round_number: int, batch: int, absolute: int, size: int, round_length: int | None) -> dict:
+    """What a generator function is called with (Wolfram's keys).
+
+    Example:
+        >>> generator_info(2, 1, 5, size=32, round_length=100)["BatchesPerRound"]
+        4
+    """
+    per_round = math.ceil((round_length or size) / size)
+    return {
+        "BatchSize": size,
+        "Round": round_number,
+        "Batch": batch,
+        "AbsoluteBatch": absolute,
+        "BatchesPerRound": per_round,
+    }
+
+
+def check_data_options(data: Any, validation_set: Any) -> None:
+    """Check what can be checked of ``data`` and ``validation_set`` before reading any example."""
+    generator, _ = read_generator(data)
+    if generator is not None and isinstance(validation_set, Scaled):
+        raise NetError(
+            "NetTrain: validation_set=Scaled(f) needs a fixed data set; give a generator's validation data explicitly"
+        )
+
+
+@dataclass
+class TrainingData:
+    """The examples of one training run, its validation set, and how rounds are cut into batches."""
+
+    net: Layer  # the training net, whose input ports key the columns
+    columns: Columns  # the training examples (for a generator: its first batch)
+    validation: Columns | None
+    examples: int  # examples in a round
+    batch_size: int
+    rng: np.random.Generator  # splits off a validation fraction, then orders each round's examples
+    generator: Callable | None = None
+    round_length: int | None = None  # a generator's "RoundLength"
+    pending: Columns | None = None  # a generator's first batch, read before training to check it
+
+    @classmethod
+    def read(cls, net: Layer, data: Any, validation_set: Any, batch_size: Any, seed: int | None) -> TrainingData:
+        """Read NetTrain's ``data`` and ``validation_set`` for the training net ``net``.
+
+        A generator is called once here, so that its ports and shapes are checked before training;
+        that batch is the first one trained on.
+        """
+        generator, round_length = read_generator(data)
+        size = 64 if batch_size is Automatic else int(batch_size)
+        if generator is not None:
+            columns = as_columns(net, generator(generator_info(1, 1, 1, size, round_length)), "generator's batch")
+            examples = round_length or size  # without "RoundLength", one batch makes a round
+        else:
+            columns = as_columns(net, data, "training data")
+            examples = len(next(iter(columns.values())))
+        rng = np.random.default_rng(seed)
+        if isinstance(validation_set, Scaled):
+            order = rng.permutation(examples)
+            held = int(round(validation_set.ratio * examples))
+            validation = {p: v[order[:held]] for p, v in columns.items()}
+            columns = {p: v[order[held:]] for p, v in columns.items()}
+            examples -= held
+        else:
+            validation = None if validation_set is None else as_columns(net, validation_set, "validation set")
+        if examples < 1:
+            raise NetError("NetTrain: no training examples")
+        if generator is None:
+            size = max(1, min(size, examples))
+        pending = columns if generator is not None else None
+        return cls(net, columns, validation, examples, size, rng, generator, round_length, pending)
+
+    @property
+    def batches_per_round(self) -> int:
+        return math.ceil(self.examples / self.batch_size)
+
+    @property
+    def validation_examples(self) -> int:
+        return 0 if self.validation is None else len(next(iter(self.validation.values())))
+
+    def round_order(self) -> np.ndarray:
+        """A new permutation of the examples, drawn at the start of each round."""
+        return self.rng.permutation(self.examples)
+
+    def batch(self, order: np.ndarray, round_number: int, batch: int, absolute_batch: int) -> Columns:
+        """The examples of batch ``batch`` (counted from 1) of a round whose examples come in ``order``;
+        a generator is asked for them with Wolfram's keys."""
+        if self.generator is None:
+            index = order[(batch - 1) * self.batch_size : batch * self.batch_size]
+            return {p: v[index] for p, v in self.columns.items()}
+        if self.pending is not None:
+            chosen, self.pending = self.pending, None
+            return chosen
+        info = generator_info(round_number, batch, absolute_batch, self.batch_size, self.round_length)
+        return as_columns(self.net, self.generator(info), "generator's batch")
