@@ -8,9 +8,12 @@ at once). Broadcasting works as in NumPy; un-broadcasting the gradients stays in
 
 The code generator is shared by both devices: :func:`kernel_code` turns an expression into
 numbered assignments written in the common subset of C++ and Python (function calls,
-arithmetic, ``T(constant)`` casts). :func:`run_on_numpy` runs those very lines with NumPy,
-which is how the CPU tests check the generated code; on a GPU the tests compare the compiled
-kernels with the shared path.
+arithmetic, ``T(constant)`` casts), each operation in the CUDA form of its entry in
+:data:`netgraph.symbolic.OPS`; the device functions CUDA lacks are that entry's helper, defined
+in :data:`PREAMBLE`. :func:`run_on_numpy` runs those very lines with NumPy, each function
+called being the same entry's NumPy form, which is how the CPU tests check the generated code
+(its composition, argument order and constants); on a GPU the tests compare the compiled
+kernels, CUDA's functions and the helpers with them, with the shared path.
 
 The switch: :func:`set_fused_kernels` (or the environment variable ``NETGRAPH_FUSED_KERNELS=0``)
 turns the fused path off, so the shared ``xp`` path runs on CuPy too.
@@ -27,64 +30,40 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .autograd import primitive
 from .backend import array_module
-from .symbolic import OPS, Expr, Function, _make, differentiate, postorder, var
+from .symbolic import OPS, Expr, Function, Op, _make, differentiate, postorder, var
 
 __all__ = ["apply_function", "fused_kernels_enabled", "kernel_code", "run_on_numpy", "set_fused_kernels"]
 
-# Each operation as an expression in the shared C++/Python subset; helpers ending in "_" are
-# defined in PREAMBLE (C++) and in NUMPY_NAMES (Python).
-TEMPLATES: dict[str, str] = {
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
-    "div": "({0} / {1})",
-    "neg": "(-{0})",
-    "pow": "pow({0}, {1})",
-    "exp": "exp({0})",
-    "log": "log({0})",
-    "sqrt": "sqrt({0})",
-    "log1p": "log1p({0})",
-    "expm1": "expm1({0})",
-    "tanh": "tanh({0})",
-    "sin": "sin({0})",
-    "cos": "cos({0})",
-    "tan": "tan({0})",
-    "arctan": "atan({0})",
-    "erf": "erf({0})",
-    "abs": "fabs({0})",
-    "sign": "sign_({0})",
-    "floor": "floor({0})",
-    "ceiling": "ceil({0})",
-    "ramp": "ramp_({0})",
-    "logistic_sigmoid": "sigmoid_({0})",
-    "softplus": "softplus_({0})",
-    "maximum": "max_({0}, {1})",
-    "minimum": "min_({0}, {1})",
-    "gt": "gt_({0}, {1})",
-    "ge": "ge_({0}, {1})",
-    "where": "where_({0}, {1}, {2})",
-}
 
-PREAMBLE = r"""
-template <typename T> __device__ T sign_(T a) { return a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0)); }
-template <typename T> __device__ T ramp_(T a) { return a > T(0) ? a : T(0); }
-template <typename T> __device__ T sigmoid_(T a) { return T(0.5) * (T(1) + tanh(T(0.5) * a)); }
-template <typename T> __device__ T softplus_(T a) { return (a > T(0) ? a : T(0)) + log1p(exp(-fabs(a))); }
-template <typename T> __device__ T max_(T a, T b) { return (a != a || b != b) ? a + b : (a >= b ? a : b); }
-template <typename T> __device__ T min_(T a, T b) { return (a != a || b != b) ? a + b : (a <= b ? a : b); }
-template <typename T> __device__ T gt_(T a, T b) { return a > b ? T(1) : T(0); }
-template <typename T> __device__ T ge_(T a, T b) { return a >= b ? T(1) : T(0); }
-template <typename T> __device__ T where_(T c, T a, T b) { return c != T(0) ? a : b; }
-"""
+def _call(op: Op, args: Sequence[str]) -> str:
+    """``op`` applied to ``args`` (variables or literals) in kernel code, from its CUDA form."""
+    return op.cuda.format(*args) if "{" in op.cuda else f"{op.cuda}({', '.join(args)})"
+
+
+def _definition(op: Op) -> str:
+    """The C++ definition of the device function that ``op``'s CUDA form calls (``op.helper``)."""
+    parameters = ", ".join(f"T {name}" for name in op.parameters)
+    return f"template <typename T> __device__ T {op.cuda}({parameters}) {{ return {op.helper}; }}\n"
+
+
+# The device functions that the CUDA forms call where CUDA has none (sign_, ramp_, ...).
+PREAMBLE = "\n" + "".join(_definition(op) for op in OPS.values() if op.helper)
+
+# Every function the CUDA forms call (CUDA's own and the preamble's), as NumPy runs it: the
+# operation's NumPy form, the same one the shared path runs.
+_NUMPY_FORMS: dict[str, Callable] = {
+    op.cuda: functools.partial(op.evaluate, np) for op in OPS.values() if "{" not in op.cuda
+}
 
 _enabled = os.environ.get("NETGRAPH_FUSED_KERNELS", "1") not in ("0", "false", "False", "")
 
@@ -132,7 +111,7 @@ def kernel_code(roots: Sequence[Expr], arity: int) -> tuple[list[tuple[str, str]
             elif node.op == "const":
                 names[id(node)] = _number(float(node.args[0]))
             else:
-                text = TEMPLATES[node.op].format(*[names[id(a)] for a in node.args])
+                text = _call(OPS[node.op], [names[id(a)] for a in node.args])
                 if text not in seen:
                     seen[text] = f"v{len(lines) + 1}"
                     lines.append((seen[text], text))
@@ -149,44 +128,6 @@ def _backward_roots(function: Function, needs: Sequence[bool]) -> list[Expr]:
 # --- NumPy: running the generated lines (for tests) ---------------------------------------------
 
 
-def _numpy_names(dtype: Any) -> dict[str, Any]:
-    def where_(c, a, b):
-        return np.where(c != 0, a, b)
-
-    one = dtype.type(1)
-    return {
-        "T": dtype.type,
-        "pow": np.power,
-        "exp": np.exp,
-        "log": np.log,
-        "sqrt": np.sqrt,
-        "log1p": np.log1p,
-        "expm1": np.expm1,
-        "tanh": np.tanh,
-        "sin": np.sin,
-        "cos": np.cos,
-        "tan": np.tan,
-        "atan": np.arctan,
-        "erf": _numpy_erf,
-        "fabs": np.abs,
-        "sign_": np.sign,
-        "floor": np.floor,
-        "ceil": np.ceil,
-        "ramp_": lambda a: np.maximum(a, 0),
-        "sigmoid_": lambda a: dtype.type(0.5) * (one + np.tanh(dtype.type(0.5) * a)),
-        "softplus_": lambda a: np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a))),
-        "max_": np.maximum,
-        "min_": np.minimum,
-        "gt_": lambda a, b: (a > b).astype(dtype),
-        "ge_": lambda a, b: (a >= b).astype(dtype),
-        "where_": where_,
-    }
-
-
-def _numpy_erf(a: np.ndarray) -> np.ndarray:
-    return OPS["erf"].evaluate(np, a)
-
-
 def run_on_numpy(lines: list[tuple[str, str]], results: list[str], inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Execute generated lines with NumPy (the same text the GPU kernel is compiled from).
 
@@ -198,7 +139,7 @@ def run_on_numpy(lines: list[tuple[str, str]], results: list[str], inputs: Seque
         [1.0]
     """
     dtype = np.result_type(*inputs)
-    scope: dict[str, Any] = {**_numpy_names(dtype), **{f"x{i}": np.asarray(x) for i, x in enumerate(inputs)}}
+    scope: dict[str, Any] = {"T": dtype.type, **_NUMPY_FORMS, **{f"x{i}": np.asarray(x) for i, x in enumerate(inputs)}}
     with np.errstate(all="ignore"):
         for name, text in lines:
             scope[name] = eval(text, {"__builtins__": {}}, scope)  # noqa: S307 - our own generated code

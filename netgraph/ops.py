@@ -108,48 +108,6 @@ def affine(x, weights, biases=None):
     return y, vjp
 
 
-# --- elementwise functions used directly by layers ----------------------------
-
-
-@primitive
-def exp(x):
-    out = array_module(x).exp(x)  # keeps: the output
-    return out, lambda g, needs: (g * out,)
-
-
-@primitive
-def log(x):
-    return array_module(x).log(x), lambda g, needs: (g / x,)
-
-
-@primitive
-def sqrt(x):
-    out = array_module(x).sqrt(x)
-    return out, lambda g, needs: (g / (2 * out),)
-
-
-@primitive
-def maximum(a, b):
-    """Elementwise maximum; ties send the gradient to ``a``."""
-    xp = array_module(a, b)
-    take_a = a >= b
-    return xp.maximum(a, b), lambda g, needs: (
-        xp.where(take_a, g, 0) if needs[0] else None,
-        xp.where(take_a, 0, g) if needs[1] else None,
-    )
-
-
-@primitive
-def where(condition, a, b):
-    """``a`` where ``condition`` holds, else ``b``; ``condition`` is constant."""
-    xp = array_module(a, b)
-    return xp.where(condition, a, b), lambda g, needs: (
-        None,
-        xp.where(condition, g, 0) if needs[1] else None,
-        xp.where(condition, 0, g) if needs[2] else None,
-    )
-
-
 # --- reductions -----------------------------------------------------------------
 
 
@@ -282,14 +240,6 @@ def softmax(x, axis: int = -1):
     z = xp.exp(x - x.max(axis=axis, keepdims=True))
     out = z / z.sum(axis=axis, keepdims=True)  # keeps: the output
     return out, lambda g, needs: (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
-
-
-@primitive
-def log_softmax(x, axis: int = -1):
-    xp = array_module(x)
-    shifted = x - x.max(axis=axis, keepdims=True)
-    out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    return out, lambda g, needs: (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
 
 
 # --- operators on Tensor ----------------------------------------------------------

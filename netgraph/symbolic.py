@@ -7,8 +7,13 @@ tree is what a layer keeps. It prints in a Wolfram-like form, it is
 differentiated symbolically, it compiles to a short list of ``xp`` calls (one
 fused kernel on the GPU later), and it is stored as JSON, never pickled.
 
-Every operation has one entry in :data:`OPS`: how it evaluates on ``xp``
-arrays, its partial derivatives as expressions, and how it prints.
+Every operation is one entry (an :class:`Op`) of the table :data:`OPS`: its
+name, how it evaluates on ``xp`` arrays, its derivative as expressions, how it
+prints, how a fused CUDA kernel writes it, and the NumPy ufuncs traced to it.
+The table lives here, with the expression tree, because the derivatives are
+expressions of that tree; :mod:`netgraph.fused`, which builds on this module,
+generates its kernels from the same entries (their CUDA forms are plain text,
+so nothing here needs CuPy).
 
 Example:
     >>> from netgraph.symbolic import exp, trace
@@ -219,23 +224,66 @@ def _make(op: str, *args: Any) -> Expr:
 
 
 @dataclass(frozen=True)
-class Op:
-    """One elementwise operation.
+class Select:
+    """The derivative of an operation whose value is one of its arguments (If, Max, Min).
 
-    evaluate: ``(xp, *arrays) -> array``.
-    partials: ``(node, *args) -> tuple of expressions``, d node / d arg_i.
-    wolfram:  a printing template, or a function name for ``Name[args]``.
-    precedence: for parenthesising when printing (higher binds tighter).
+    ``condition(*args)`` is an expression that holds where the value is ``args[branches[0]]``
+    and fails where it is ``args[branches[1]]``; the derivative is the same choice between
+    the two branches' derivatives, ``If[condition, d first, d second]``.
+
+    NOTE: not the chain rule's ``step*d first + (1 - step)*d second``: the branch not taken
+    never enters the derivative, so an infinite or NaN derivative there (Log's at 0, say)
+    does not become 0*inf = NaN.
     """
 
+    condition: Callable
+    branches: tuple[int, int] = (0, 1)
+
+
+@dataclass(frozen=True)
+class Op:
+    """Everything the library knows about one elementwise operation (one entry of :data:`OPS`).
+
+    name:       the operation's name in the tree and in saved files (so a name never changes).
+    evaluate:   the NumPy form ``(xp, *arrays) -> array``, the same lines on NumPy and CuPy.
+    derivative: the partial derivatives ``(node, *args) -> tuple`` (d node / d arg_i, as
+                expressions or numbers) that the chain rule joins; or a :class:`Select`.
+    wolfram:    the printed form: a template over ``{0}, {1}, ...``, or a name printed ``Name[args]``.
+    cuda:       the form in a fused kernel (netgraph.fused): a template, or a function name
+                called ``name(args)``, in the subset of C++ and Python the kernels are written in.
+    precedence: for parenthesising when printing (higher binds tighter).
+    ufuncs:     the NumPy ufuncs (by ``__name__``) that trace to this operation.
+    helper:     where ``cuda`` names a function CUDA lacks: the C++ expression it returns, over
+                the NumPy form's parameter names (the kernels' preamble defines it).
+    """
+
+    name: str
     evaluate: Callable
-    partials: Callable
+    derivative: Callable | Select
     wolfram: str
+    cuda: str
     precedence: int = 100
+    ufuncs: tuple[str, ...] = ()
+    helper: str = ""
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The names of the arguments of the NumPy form (after ``xp``)."""
+        return tuple(inspect.signature(self.evaluate).parameters)[1:]
 
     @property
     def n_args(self) -> int:
-        return len(inspect.signature(self.evaluate).parameters) - 1
+        return len(self.parameters)
+
+
+def _xp(name: str) -> Callable:
+    """The NumPy form of a one-argument function that NumPy and CuPy both have: ``xp.<name>(a)``."""
+
+    def evaluate(xp, a):
+        return getattr(xp, name)(a)
+
+    evaluate.__name__ = name
+    return evaluate
 
 
 def _step(x):  # 1 where x > 0 else 0, as an expression
@@ -292,14 +340,14 @@ def _erf_fit(xp, x):
     return xp.where(x >= 0, 1.0 - erfc, erfc - 1.0)
 
 
-def _sigmoid(xp, x):
-    # NOTE: 0.5*(1+tanh(x/2)) equals 1/(1+exp(-x)) and never overflows.
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+def _sigmoid(xp, a):
+    # NOTE: 0.5*(1+tanh(a/2)) equals 1/(1+exp(-a)) and never overflows.
+    return 0.5 * (1.0 + xp.tanh(0.5 * a))
 
 
-def _softplus(xp, x):
-    # NOTE: log(1+e^x) = max(x,0) + log1p(e^-|x|), stable for large |x|.
-    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+def _softplus(xp, a):
+    # NOTE: log(1+e^a) = max(a,0) + log1p(e^-|a|), stable for large |a|.
+    return xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
 
 
 def _extreme(name: str) -> Callable:
@@ -339,86 +387,66 @@ def _compare(fn):
 
 _ZERO = lambda *args: tuple(const(0.0) for _ in args[1:])  # noqa: E731
 
-OPS: dict[str, Op] = {
-    "var": Op(None, None, "#"),
-    "const": Op(None, None, ""),
-    "add": Op(lambda xp, a, b: a + b, lambda n, a, b: (1.0, 1.0), "{0} + {1}", 10),
-    "sub": Op(lambda xp, a, b: a - b, lambda n, a, b: (1.0, -1.0), "{0} - {1}", 10),
-    "mul": Op(lambda xp, a, b: a * b, lambda n, a, b: (b, a), "{0}*{1}", 20),
-    "div": Op(lambda xp, a, b: a / b, lambda n, a, b: (1.0 / b, -n / b), "{0}/{1}", 20),
-    "neg": Op(lambda xp, a: -a, lambda n, a: (-1.0,), "-{0}", 15),
-    "pow": Op(
-        lambda xp, a, b: xp.power(a, b),
-        lambda n, a, b: (b * a ** (b - 1.0), n * _make("log", a) if not _is_const(b) else 0.0),
-        "{0}^{1}",
-        30,
-    ),
-    "exp": Op(lambda xp, a: xp.exp(a), lambda n, a: (n,), "Exp"),
-    "log": Op(lambda xp, a: xp.log(a), lambda n, a: (1.0 / a,), "Log"),
-    "sqrt": Op(lambda xp, a: xp.sqrt(a), lambda n, a: (0.5 / n,), "Sqrt"),
-    "log1p": Op(lambda xp, a: xp.log1p(a), lambda n, a: (1.0 / (1.0 + a),), "Log1p"),
-    "expm1": Op(lambda xp, a: xp.expm1(a), lambda n, a: (n + 1.0,), "Expm1"),
-    "tanh": Op(lambda xp, a: xp.tanh(a), lambda n, a: (1.0 - n * n,), "Tanh"),
-    "sin": Op(lambda xp, a: xp.sin(a), lambda n, a: (_make("cos", a),), "Sin"),
-    "cos": Op(lambda xp, a: xp.cos(a), lambda n, a: (-_make("sin", a),), "Cos"),
-    "tan": Op(lambda xp, a: xp.tan(a), lambda n, a: (1.0 + n * n,), "Tan"),
-    "arctan": Op(lambda xp, a: xp.arctan(a), lambda n, a: (1.0 / (1.0 + a * a),), "ArcTan"),
-    "erf": Op(
-        _erf,
-        lambda n, a: ((2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),),
-        "Erf",
-    ),
-    "abs": Op(lambda xp, a: xp.abs(a), lambda n, a: (_make("sign", a),), "Abs"),
-    "sign": Op(lambda xp, a: xp.sign(a), _ZERO, "Sign"),
-    "floor": Op(lambda xp, a: xp.floor(a), _ZERO, "Floor"),
-    "ceiling": Op(lambda xp, a: xp.ceil(a), _ZERO, "Ceiling"),
-    "ramp": Op(lambda xp, a: _maximum(xp, a, 0.0), lambda n, a: (_step(a),), "Ramp"),
-    "logistic_sigmoid": Op(_sigmoid, lambda n, a: (n * (1.0 - n),), "LogisticSigmoid"),
-    "softplus": Op(_softplus, lambda n, a: (_make("logistic_sigmoid", a),), "SoftPlus"),
-    "maximum": Op(
-        _maximum,
-        lambda n, a, b: (_make("ge", a, b), 1.0 - _make("ge", a, b)),
-        "Max",
-    ),
-    "minimum": Op(
-        _minimum,
-        lambda n, a, b: (_make("ge", b, a), 1.0 - _make("ge", b, a)),
-        "Min",
-    ),
-    "gt": Op(_compare(lambda a, b: a > b), _ZERO, "{0} > {1}", 5),
-    "ge": Op(_compare(lambda a, b: a >= b), _ZERO, "{0} >= {1}", 5),
-    "where": Op(
-        _where,
-        lambda n, c, a, b: (0.0, _make("where", c, 1.0, 0.0), _make("where", c, 0.0, 1.0)),
-        "If",
-    ),
-}
 
-_NUMPY_UFUNCS = {
-    "add": "add",
-    "subtract": "sub",
-    "multiply": "mul",
-    "true_divide": "div",
-    "divide": "div",
-    "negative": "neg",
-    "power": "pow",
-    "exp": "exp",
-    "log": "log",
-    "sqrt": "sqrt",
-    "log1p": "log1p",
-    "expm1": "expm1",
-    "tanh": "tanh",
-    "sin": "sin",
-    "cos": "cos",
-    "tan": "tan",
-    "arctan": "arctan",
-    "absolute": "abs",
-    "sign": "sign",
-    "floor": "floor",
-    "ceil": "ceiling",
-    "maximum": "maximum",
-    "minimum": "minimum",
-}
+def _pow_partials(n, a, b):
+    """d a^b / d a and d a^b / d b (the latter, a^b Log[a], not built for a constant exponent)."""
+    return b * a ** (b - 1.0), n * _make("log", a) if not _is_const(b) else 0.0
+
+
+def _table(*ops: Op) -> dict[str, Op]:
+    """The operations by name, each name and each traced ufunc once."""
+    table = {op.name: op for op in ops}
+    ufuncs = [u for op in ops for u in op.ufuncs]
+    assert len(table) == len(ops) and len(set(ufuncs)) == len(ufuncs), "an operation or a ufunc twice"
+    return table
+
+
+# One entry per operation: Op(name, NumPy form, partial derivatives, Wolfram form, CUDA form,
+# precedence=, ufuncs=, helper=); see Op. CUDA helpers' names end in "_", so none shadows a
+# CUDA function.
+# fmt: off
+OPS: dict[str, Op] = _table(
+    Op("add", lambda xp, a, b: a + b, lambda n, a, b: (1.0, 1.0), "{0} + {1}", "({0} + {1})", 10, ("add",)),
+    Op("sub", lambda xp, a, b: a - b, lambda n, a, b: (1.0, -1.0), "{0} - {1}", "({0} - {1})", 10, ("subtract",)),
+    Op("mul", lambda xp, a, b: a * b, lambda n, a, b: (b, a), "{0}*{1}", "({0} * {1})", 20, ("multiply",)),
+    Op("div", lambda xp, a, b: a / b, lambda n, a, b: (1.0 / b, -n / b), "{0}/{1}", "({0} / {1})", 20,
+       ("divide", "true_divide")),
+    Op("neg", lambda xp, a: -a, lambda n, a: (-1.0,), "-{0}", "(-{0})", 15, ("negative",)),
+    Op("pow", lambda xp, a, b: xp.power(a, b), _pow_partials, "{0}^{1}", "pow", 30, ("power",)),
+    Op("exp", _xp("exp"), lambda n, a: (n,), "Exp", "exp", ufuncs=("exp",)),
+    Op("log", _xp("log"), lambda n, a: (1.0 / a,), "Log", "log", ufuncs=("log",)),
+    Op("sqrt", _xp("sqrt"), lambda n, a: (0.5 / n,), "Sqrt", "sqrt", ufuncs=("sqrt",)),
+    Op("log1p", _xp("log1p"), lambda n, a: (1.0 / (1.0 + a),), "Log1p", "log1p", ufuncs=("log1p",)),
+    Op("expm1", _xp("expm1"), lambda n, a: (n + 1.0,), "Expm1", "expm1", ufuncs=("expm1",)),
+    Op("tanh", _xp("tanh"), lambda n, a: (1.0 - n * n,), "Tanh", "tanh", ufuncs=("tanh",)),
+    Op("sin", _xp("sin"), lambda n, a: (_make("cos", a),), "Sin", "sin", ufuncs=("sin",)),
+    Op("cos", _xp("cos"), lambda n, a: (-_make("sin", a),), "Cos", "cos", ufuncs=("cos",)),
+    Op("tan", _xp("tan"), lambda n, a: (1.0 + n * n,), "Tan", "tan", ufuncs=("tan",)),
+    Op("arctan", _xp("arctan"), lambda n, a: (1.0 / (1.0 + a * a),), "ArcTan", "atan", ufuncs=("arctan",)),
+    Op("erf", _erf, lambda n, a: ((2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),), "Erf", "erf"),
+    Op("abs", _xp("abs"), lambda n, a: (_make("sign", a),), "Abs", "fabs", ufuncs=("absolute",)),
+    Op("sign", _xp("sign"), _ZERO, "Sign", "sign_", ufuncs=("sign",),
+       helper="a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0))"),
+    Op("floor", _xp("floor"), _ZERO, "Floor", "floor", ufuncs=("floor",)),
+    Op("ceiling", _xp("ceil"), _ZERO, "Ceiling", "ceil", ufuncs=("ceil",)),
+    Op("ramp", lambda xp, a: _maximum(xp, a, 0.0), lambda n, a: (_step(a),), "Ramp", "ramp_",
+       helper="a > T(0) ? a : T(0)"),
+    Op("logistic_sigmoid", _sigmoid, lambda n, a: (n * (1.0 - n),), "LogisticSigmoid", "sigmoid_",
+       helper="T(0.5) * (T(1) + tanh(T(0.5) * a))"),
+    Op("softplus", _softplus, lambda n, a: (_make("logistic_sigmoid", a),), "SoftPlus", "softplus_",
+       helper="(a > T(0) ? a : T(0)) + log1p(exp(-fabs(a)))"),
+    Op("maximum", _maximum, Select(lambda a, b: _make("ge", a, b)), "Max", "max_", ufuncs=("maximum",),
+       helper="(a != a || b != b) ? a + b : (a >= b ? a : b)"),
+    Op("minimum", _minimum, Select(lambda a, b: _make("ge", b, a)), "Min", "min_", ufuncs=("minimum",),
+       helper="(a != a || b != b) ? a + b : (a <= b ? a : b)"),
+    Op("gt", _compare(lambda a, b: a > b), _ZERO, "{0} > {1}", "gt_", 5, helper="a > b ? T(1) : T(0)"),
+    Op("ge", _compare(lambda a, b: a >= b), _ZERO, "{0} >= {1}", "ge_", 5, helper="a >= b ? T(1) : T(0)"),
+    Op("where", _where, Select(lambda c, a, b: c, (1, 2)), "If", "where_", helper="c != T(0) ? a : b"),
+)
+# fmt: on
+
+# NumPy ufunc name -> operation, for tracing ``numpy.exp(x)`` and friends on expressions
+_NUMPY_UFUNCS: dict[str, str] = {ufunc: op.name for op in OPS.values() for ufunc in op.ufuncs}
 
 
 # --- public math functions: symbolic on expressions, numeric on numbers and arrays ------
@@ -561,21 +589,20 @@ def differentiate(root: Expr, index: int) -> Expr:
     for node in postorder(root):
         if node.op == "var":
             d[id(node)] = const(1.0 if node.args[0] == index else 0.0)
-        elif node.op == "const":
+            continue
+        if node.op == "const":
             d[id(node)] = const(0.0)
-        elif node.op == "where":  # d If[c, a, b] = If[c, da, db]
-            c, a, b = node.args
-            d[id(node)] = _make("where", c, d[id(a)], d[id(b)])
-        elif node.op in ("maximum", "minimum"):  # the branch taken, never 0*inf
-            a, b = node.args
-            first = _make("ge", a, b) if node.op == "maximum" else _make("ge", b, a)
-            d[id(node)] = _make("where", first, d[id(a)], d[id(b)])
-        else:
-            total: Any = 0.0
-            for arg, partial in zip(node.args, OPS[node.op].partials(node, *node.args)):
-                if not _is_const(d[id(arg)], 0.0) and not _is_const(partial, 0.0):
-                    total = _make("add", total, _make("mul", partial, d[id(arg)]))
-            d[id(node)] = _as_expr(total)
+            continue
+        rule = OPS[node.op].derivative
+        if isinstance(rule, Select):  # d If[c, a, b] = If[c, da, db]
+            first, second = (node.args[i] for i in rule.branches)
+            d[id(node)] = _make("where", rule.condition(*node.args), d[id(first)], d[id(second)])
+            continue
+        total: Any = 0.0  # the chain rule: the sum of partial * d argument
+        for arg, partial in zip(node.args, rule(node, *node.args)):
+            if not _is_const(d[id(arg)], 0.0) and not _is_const(partial, 0.0):
+                total = _make("add", total, _make("mul", partial, d[id(arg)]))
+        d[id(node)] = _as_expr(total)
     return d[id(root)]
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import layers as L
 import netgraph.symbolic as sym
 from netgraph import fused, gpu_available
-from netgraph.fused import PREAMBLE, TEMPLATES, kernel_code, run_on_numpy
+from netgraph.fused import PREAMBLE, kernel_code, run_on_numpy
 
 FUNCTIONS = {
     "gelu-ish": (lambda x: 0.5 * x * (1 + sym.tanh(0.8 * x + 0.04 * x**3)), 1),
@@ -60,13 +60,54 @@ def inputs_for(name: str, arity: int, rng: np.random.Generator, dtype=np.float64
     return [rng.normal(scale=1.5, size=(4, 5)).astype(dtype) for _ in range(arity)]
 
 
-def test_every_operation_has_a_kernel_template_and_its_helpers_exist():
-    assert set(TEMPLATES) == set(sym.OPS) - {"var", "const"}
-    helpers = {h for t in TEMPLATES.values() for h in re.findall(r"\b(\w+_)\(", t)}
-    names = fused._numpy_names(np.dtype(np.float32))
-    for helper in helpers:
-        assert f"__device__ T {helper}(" in PREAMBLE, helper
-        assert helper in names, helper
+# The device functions of CUDA's math library that the CUDA forms may call (for float and double).
+CUDA_MATH = set("pow exp log sqrt log1p expm1 tanh sin cos tan atan erf fabs floor ceil".split())
+
+
+@pytest.mark.parametrize("name", sorted(sym.OPS))
+def test_every_operation_has_a_cuda_form_whose_functions_exist(name):
+    op = sym.OPS[name]
+    if "{" in op.cuda:  # a template: arithmetic on the arguments, no call
+        assert not op.helper
+        assert not re.search(r"\w\(", op.cuda), op.cuda
+    elif op.helper:  # a device function of ours, defined in the preamble; "_" keeps it off CUDA's names
+        assert op.cuda.endswith("_") and op.cuda not in CUDA_MATH and op.cuda in fused._NUMPY_FORMS
+        assert PREAMBLE.count(f"__device__ T {op.cuda}(") == 1
+        assert set(re.findall(r"\b[a-z]\b", op.helper)) <= set(op.parameters), op.helper
+    else:
+        assert op.cuda in CUDA_MATH and op.cuda in fused._NUMPY_FORMS, op.cuda
+    called = re.findall(r"\b(\w+)\(", op.helper)  # a helper may call CUDA's functions, T(...) casts
+    assert set(called) <= CUDA_MATH | {"T"}, called
+    assert [o.cuda for o in sym.OPS.values()].count(op.cuda) == 1  # one NumPy form per function name
+
+
+def operation_inputs(op: sym.Op, rng: np.random.Generator, dtype) -> list[np.ndarray]:
+    """Values for each argument: some negative, zeros, ties between arguments and halves (the kinks of
+    Floor, Sign, Max, If, ...); broadcasting across the arguments."""
+    shapes = [(4, 5), (5,), (4, 1)][: op.n_args]
+    xs = [np.round(rng.normal(scale=1.5, size=shape) * 2) / 2 for shape in shapes]
+    xs = [np.where(rng.random(x.shape) < 0.5, rng.normal(scale=1.5, size=x.shape), x) for x in xs]
+    return [x.astype(dtype) for x in xs]
+
+
+@pytest.mark.parametrize("name", sorted(sym.OPS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_every_operation_in_generated_code_agrees_with_the_shared_path(name, dtype, seed):
+    """Each entry of the table alone, value and every partial derivative: the generated code
+    (its CUDA form, run with NumPy) against the shared path (its NumPy form, derivative)."""
+    op = sym.OPS[name]
+    function = sym.Function(sym.Expr(name, tuple(sym.var(i) for i in range(op.n_args))), op.n_args)
+    rng = np.random.default_rng(seed)
+    xs = operation_inputs(op, rng, dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    lines, results = kernel_code([function.expr], op.n_args)
+    np.testing.assert_allclose(run_on_numpy(lines, results, xs)[0], function.evaluate(xs), rtol=tol, atol=tol)
+    g = rng.normal(size=np.broadcast_shapes(*[x.shape for x in xs])).astype(dtype)
+    lines, results = kernel_code(fused._backward_roots(function, [True] * op.n_args), op.n_args + 1)
+    got = run_on_numpy(lines, results, [*xs, g])
+    for i, program in enumerate(function.partial_programs):
+        np.testing.assert_allclose(got[i], g * program.run(xs), rtol=tol, atol=tol, err_msg=f"d/d argument {i}")
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -107,15 +148,12 @@ def test_constants_that_a_kernel_cannot_hold_are_refused():
 gpu = pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU/CuPy")
 
 
-@gpu
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_kernels_match_the_shared_path_on_the_gpu(name, dtype):
+def assert_fused_kernels_match_the_shared_path(function: sym.Function, inputs: list[np.ndarray], dtype) -> None:
+    """On the GPU: the fused kernels (value, every partial, a partial left out) against the shared xp path."""
     import cupy
 
-    fn, arity = FUNCTIONS[name]
-    function = sym.trace(fn, arity)
-    xs = [cupy.asarray(x) for x in inputs_for(name, arity, np.random.default_rng(0), dtype)]
+    arity = function.arity
+    xs = [cupy.asarray(x) for x in inputs]
     shape = np.broadcast_shapes(*[x.shape for x in xs])
     g = cupy.asarray(np.random.default_rng(1).normal(size=shape).astype(dtype))
     out, vjp = fused.apply_function.raw(*xs, function=function)
@@ -134,6 +172,26 @@ def test_fused_kernels_match_the_shared_path_on_the_gpu(name, dtype):
         np.testing.assert_allclose(cupy.asnumpy(a), cupy.asnumpy(b), rtol=tol, atol=tol)
     only_second = vjp(g, (False,) + (True,) * (arity - 1))
     assert only_second[0] is None
+
+
+@gpu
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_kernels_match_the_shared_path_on_the_gpu(name, dtype):
+    fn, arity = FUNCTIONS[name]
+    inputs = inputs_for(name, arity, np.random.default_rng(0), dtype)
+    assert_fused_kernels_match_the_shared_path(sym.trace(fn, arity), inputs, dtype)
+
+
+@gpu
+@pytest.mark.parametrize("name", sorted(sym.OPS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_operation_runs_fused_on_the_gpu_as_on_the_shared_path(name, dtype):
+    """Each entry alone: its CUDA form (and helper) compiled, against its NumPy form and derivative."""
+    op = sym.OPS[name]
+    function = sym.Function(sym.Expr(name, tuple(sym.var(i) for i in range(op.n_args))), op.n_args)
+    inputs = operation_inputs(op, np.random.default_rng(0), dtype)
+    assert_fused_kernels_match_the_shared_path(function, inputs, dtype)
 
 
 @gpu

@@ -113,18 +113,6 @@ def _broadcast(draw):
     return (lambda x: ops.broadcast_to(x, (3, n))), [values(draw, (1, n))]
 
 
-def _where(draw):
-    shape = (draw(dims), draw(dims))
-    cond = values(draw, shape) > 0
-    return (lambda a, b: ops.where(cond, a, b)), [values(draw, shape), values(draw, shape)]
-
-
-def _maximum(draw):
-    shape = (draw(dims), draw(dims))
-    a = values(draw, shape)
-    return ops.maximum, [a, a + np.where(values(draw, shape) > 0, 0.5, -0.5)]
-
-
 PRIMITIVES = {
     "add": _binary(ops.add),
     "sub": _binary(ops.sub),
@@ -132,13 +120,8 @@ PRIMITIVES = {
     "div": _binary(ops.div),
     "neg": _unary(ops.neg),
     "power": _unary(ops.power, 0.5, 2.0, exponent=2.5),
-    "exp": _unary(ops.exp),
-    "log": _unary(ops.log, 0.2, 3.0),
-    "sqrt": _unary(ops.sqrt, 0.2, 3.0),
     "matmul": _matmul,
     "affine": _affine,
-    "maximum": _maximum,
-    "where": _where,
     "sum": _reduce(ops.sum),
     "mean": _reduce(ops.mean),
     "max": _reduce(ops.max),
@@ -150,7 +133,6 @@ PRIMITIVES = {
     "concatenate": _concatenate,
     "pad": _pad,
     "softmax": _unary(ops.softmax, axis=-1),
-    "log_softmax": _unary(ops.log_softmax, axis=-1),
 }
 
 

@@ -133,3 +133,21 @@ def test_stable_sigmoid_and_softplus_at_extremes():
     x = np.array([-1000.0, 1000.0])
     assert ElementwiseLayer("LogisticSigmoid")(x[None])[0].tolist() == [0.0, 1.0]
     np.testing.assert_allclose(ElementwiseLayer("Softplus")(x[None])[0], [0.0, 1000.0])
+
+
+@pytest.mark.parametrize("name", sorted(sym.OPS))
+def test_every_operation_is_stored_by_its_name_and_read_back(name):
+    n_args = sym.OPS[name].n_args
+    f = sym.Function(sym.Expr(name, tuple(sym.var(i) for i in range(n_args))), n_args)
+    stored = json.loads(json.dumps(f.to_json()))
+    assert stored["expr"][0] == name
+    g = sym.Function.from_json(stored)
+    assert g == f and str(g) == str(f)
+
+
+@pytest.mark.parametrize("ufunc, name", sorted(sym._NUMPY_UFUNCS.items()))
+def test_every_traced_numpy_ufunc_builds_its_operation(ufunc, name):
+    if not hasattr(np, ufunc):
+        pytest.skip(f"numpy.{ufunc} is not in this NumPy")
+    f = sym.trace(getattr(np, ufunc), sym.OPS[name].n_args)
+    assert f.expr.op == name and [a.op for a in f.expr.args] == ["var"] * sym.OPS[name].n_args
