@@ -164,11 +164,18 @@ def parse_args(argv: list[str] | None) -> Any:
         parser, data=data, out="out/mnist_vae", seed="random seed (initialisation, shuffling, sampling)"
     )
     cli.schedule_options(
-        parser, default_epochs=DEMO_EPOCHS, batch_size=32, batch_help="examples per batch, as the post"
+        parser,
+        default_epochs=DEMO_EPOCHS,
+        batch_size=32,
+        epochs_help=f"training rounds over the training images (default {DEMO_EPOCHS})",
+        iterations_help="training batches in all, as the post counts (it used 2000)",
+        batch_help="examples per batch, as the post",
     )
     parser.add_argument("--learning-rate", type=cli.positive, default=5e-4, help="ADAM's learning rate (default 5e-4)")
-    parser.add_argument("--train-images", type=cli.count, metavar="N", help="train on the first N training images only")
-    parser.add_argument("--test-images", type=cli.count, metavar="N", help="the test ELBO on the first N test images")
+    first = "train on the first N training images only (default all)"
+    parser.add_argument("--train-images", type=cli.count, metavar="N", help=first)
+    first = "compute the test ELBO on the first N test images (default all)"
+    parser.add_argument("--test-images", type=cli.count, metavar="N", help=first)
     return parser.parse_args(argv)
 
 

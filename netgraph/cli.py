@@ -155,11 +155,12 @@ def schedule_options(
     batch_size: int,
     iterations: bool = True,
     epochs_help: str | None = None,
+    iterations_help: str = "training batches in all, instead of --epochs",
     batch_help: str = "examples per batch",
 ) -> None:
     """Adds ``--epochs N`` (training rounds, default ``default_epochs``), unless ``iterations`` is False
-    ``--iterations N`` (training batches in all, instead of ``--epochs``), and ``--batch-size N``.
-    :func:`schedule` turns them into NetTrain's options.
+    ``--iterations N`` (training batches in all, instead of ``--epochs``), and ``--batch-size N``; the
+    ``..._help`` arguments word their help. :func:`schedule` turns them into NetTrain's options.
 
     Example:
         >>> p = parser("demo.py", None)
@@ -173,9 +174,7 @@ def schedule_options(
         "--epochs", type=count, metavar="N", help=epochs_help or f"training rounds (default {default_epochs})"
     )
     if iterations:
-        length.add_argument(
-            "--iterations", type=count, metavar="N", help="training batches in all, instead of --epochs"
-        )
+        length.add_argument("--iterations", type=count, metavar="N", help=iterations_help)
     parser.add_argument(
         "--batch-size", type=count, default=batch_size, metavar="N", help=f"{batch_help} (default {batch_size})"
     )
@@ -349,7 +348,9 @@ def training_summary(
         if values:
             print(f"  {name} {', '.join(f'{v:.{digits}f}' for v in values)}")
     if keep == "final":
-        print(f"  kept the net after batch {results['TotalBatches']}")
+        batches = results["BatchLossList"]
+        last = f"last batch loss {batches[-1]:.{digits}f}; " if len(batches) else ""
+        print(f"  {last}kept the net after batch {results['TotalBatches']}")
         return results["FinalNet"]
     if results["ValidationLossList"]:
         print(f"  kept the net of round {results['BestValidationRound']}, the lowest validation loss")

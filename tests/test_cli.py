@@ -119,7 +119,7 @@ def test_training_summary_keeps_the_net_asked_for(capsys):
     assert cli.training_summary(results(), keep="final", unit="pictures") == "final"
     printed = capsys.readouterr().out
     assert "3 batches, 48.0 pictures/s; stopped by TrainingProgressFunction" in printed
-    assert "kept the net after batch 3" in printed and "round losses" not in printed
+    assert "last batch loss 3.00; kept the net after batch 3" in printed and "round losses" not in printed
     assert cli.training_summary(results(RoundLossList=[4.123456]), digits=4) == "best"
     printed = capsys.readouterr().out
     assert "round losses 4.1235" in printed and "kept the net" not in printed
