@@ -94,7 +94,7 @@ from netgraph import (
     get_xp,
     load,
 )
-from netgraph.datasets import DatasetError, load_images, split, to_float
+from netgraph.datasets import DatasetError, load_images, to_float
 from netgraph.generate import sample_prior, vae_parts
 from netgraph.images import image_grid, interpolation_strip, save_png
 
@@ -235,8 +235,7 @@ def load_data(data: str | None, train_images: int | None, test_images: int, seed
     images = to_float(found.images)
     if len(images) < 2:
         raise DatasetError(f"{data}: {len(images)} usable picture(s); training needs at least 2")
-    held = min(test_images, max(1, round(TEST_FRACTION * len(images)))) / len(images)
-    train, test = split(images, fractions=(1 - held, held), seed=seed)
+    train, test = cli.hold_out(images, TEST_FRACTION, seed, most=test_images)
     return train[:train_images], test
 
 

@@ -83,7 +83,7 @@ from netgraph import (
     draw,
     exp,
 )
-from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, image_folder, load_images, split, to_float
+from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, image_folder, load_images, to_float
 from netgraph.generate import sample_prior, vae_parts
 from netgraph.images import image_grid, interpolation_strip, save_png
 
@@ -317,10 +317,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     options = {"target_device": args.device, "batch_size": 64}
 
     pictures, name, described = load_data(args.data, args.size, args.train_images, args.fashion_class)
-    train, validation = pictures, pictures[:0]
-    if not args.overfit and len(pictures) > 1:
-        held = max(1, round(VALIDATION_FRACTION * len(pictures))) / len(pictures)
-        train, validation = split(pictures, fractions=(1 - held, held), seed=args.seed)
+    train, validation = (
+        (pictures, pictures[:0]) if args.overfit else cli.hold_out(pictures, VALIDATION_FRACTION, args.seed)
+    )
     print(f"data: {described}")
     print(f"      {len(train)} training, {len(validation)} validation pictures" + (" (--overfit)" * args.overfit))
     plan = cli.schedule(len(train), args.batch_size, args.epochs, None, DEMO_EPOCHS)

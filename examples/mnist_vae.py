@@ -188,8 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # data: a validation split is held out of the training images
     images, test, name, described = load_data(args.data, args.seed)
     images, test = images[: args.train_images], test[: args.test_images]
-    held = max(1, round(VALIDATION_FRACTION * len(images))) if len(images) > 1 else 0
-    train, validation = split(images, fractions=(1 - held / len(images), held / len(images)), seed=args.seed)
+    train, validation = cli.hold_out(images, VALIDATION_FRACTION, args.seed)
     print(f"data: {described}")
     print(f"      {len(train)} training, {len(validation)} validation, {len(test)} test images")
     plan = cli.schedule(len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS)

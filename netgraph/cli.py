@@ -5,7 +5,7 @@
   refuse nonsense at once (:func:`count`, :func:`positive`, :func:`weight`);
 - the training length in NetTrain's terms, one way for every script: :func:`schedule`;
 - the data: the user's ``--data``, else Fashion-MNIST standing in, saying so (:func:`pictures`,
-  :func:`stand_in`, :func:`data_folder`, :func:`list_skipped`);
+  :func:`stand_in`, :func:`data_folder`, :func:`list_skipped`), and a part held out (:func:`hold_out`);
 - the reports: how training went and which net is kept (:func:`training_summary`), the loss plot
   (:func:`save_loss_plot`), the time taken and the files written (:class:`Run`);
 - errors a user can act on turned into one line on stderr and exit status 1 (:func:`run_main`);
@@ -46,7 +46,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from .backend import BackendError, get_xp
-from .datasets import DatasetError, DatasetNotFoundError, ImageSet, SkippedFile, load_images
+from .datasets import DatasetError, DatasetNotFoundError, ImageSet, SkippedFile, load_images, split
 from .images import loss_plot, save_png
 from .layer import NetError
 
@@ -310,6 +310,26 @@ def pictures(
     found = load_images(data_folder(data), size, color_space=color_space, kind=kind, limit=limit)
     list_skipped(found.skipped, read=len(found.images))
     return found
+
+
+def hold_out(examples: Any, fraction: float, seed: int | None, most: int | None = None) -> tuple[Any, Any]:
+    """``examples`` shuffled with ``seed`` and cut into (kept, held out): ``fraction`` of them held out
+    (rounded), at least one and at most ``most``; none when there is only one example.
+
+    Example:
+        >>> import numpy as np
+        >>> kept, held = hold_out(np.arange(10), 0.2, seed=0)
+        >>> len(kept), len(held), sorted([*kept, *held]) == list(range(10))
+        (8, 2, True)
+        >>> [len(part) for part in hold_out(np.arange(50), 0.2, seed=0, most=3)]
+        [47, 3]
+        >>> [len(part) for part in hold_out(np.arange(1), 0.2, seed=0)]
+        [1, 0]
+    """
+    n = len(examples)
+    held = min(most or n - 1, max(1, round(fraction * n))) if n > 1 else 0
+    kept, out = split(examples, fractions=(1 - held / n, held / n), seed=seed)
+    return kept, out
 
 
 # --- reports -----------------------------------------------------------------------------------------------
