@@ -60,20 +60,16 @@ INSTALL = (
 
 def netgraph_nets(seed: int = 1):
     """The encoder and decoder, initialized, with small random biases (so biases are compared too)."""
-    import importlib.util
     from pathlib import Path
 
     import numpy as np
 
     from netgraph import NetInitialize
+    from netgraph.cli import load_script
     from netgraph.paths import iter_arrays
 
     # the very nets of the example, so the benchmark measures what users train
-    spec = importlib.util.spec_from_file_location(
-        "mnist_vae", Path(__file__).resolve().parents[1] / "examples" / "mnist_vae.py"
-    )
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script(Path(__file__).resolve().parents[1] / "examples" / "mnist_vae.py", "example_mnist_vae")
     encoder, decoder = example.build_encoder(), example.build_decoder()
     rng = np.random.default_rng(seed)
     nets = []

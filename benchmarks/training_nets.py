@@ -27,7 +27,6 @@ which makes its ε weigh 1/√(1 - β2^t) times more than PyTorch's (3 times at 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import resource
 from dataclasses import dataclass
@@ -63,14 +62,6 @@ SPECS = {
 
 
 # --- the nets in netgraph --------------------------------------------------------------------------------
-
-
-def load_example(name: str) -> Any:
-    """An example script as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_mlp_vae() -> Any:
@@ -114,13 +105,14 @@ def build_mlp_vae() -> Any:
 def build_netgraph(name: str, seed: int = 1) -> Any:
     """The net ``name`` in netgraph, initialized with ``seed``."""
     from netgraph import NetInitialize
+    from netgraph.cli import load_script  # the examples' nets, loaded as the tests load them
 
     if name == "seed001":
-        net = load_example("mnist_vae").build_vae()
+        net = load_script(EXAMPLES / "mnist_vae.py", "example_mnist_vae").build_vae()
     elif name == "mlp":
         net = build_mlp_vae()
     elif name == "augment":
-        net = load_example("augment_vae").build_vae()
+        net = load_script(EXAMPLES / "augment_vae.py", "example_augment_vae").build_vae()
     else:
         raise ValueError(f"unknown net {name!r}; the nets are {sorted(SPECS)}")
     return NetInitialize(net, random_seeding=seed)

@@ -60,7 +60,6 @@ database: its 28×28 grey pictures are resized to 64×64 and the grey channel is
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,6 @@ from layers import (
     ThreadingLayer,
 )
 from netgraph import (
-    BackendError,
     NetChain,
     NetExtract,
     NetFileError,
@@ -90,15 +88,15 @@ from netgraph import (
     NetSummary,
     NetTrain,
     NormalDistribution,
+    cli,
     draw,
     exp,
     get_xp,
     load,
 )
-from netgraph.datasets import DatasetError, load_images, split, to_float
+from netgraph.datasets import DatasetError, load_images, to_float
 from netgraph.generate import sample_prior, vae_parts
-from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
-from netgraph.train import schedule
+from netgraph.images import image_grid, interpolation_strip, save_png
 
 SIZE = 64
 CHANNELS = 3
@@ -140,19 +138,14 @@ def _deconv_block(filters: int) -> list[Any]:
     ]
 
 
+# fmt: off
 def build_encoder(nlatent: int = NLATENT) -> NetGraph:
     """3×64×64 → five 5×5 convolution blocks (32 at stride 1; 64, 128, 256, 512 at stride 2) → 8192 →
     Linear 1024, SELU, batch norm → the output ports "Mu" and "LogVar" (Linear nlatent each)."""
-    features = NetChain(
-        [
-            *_conv_block(32, 1),
-            *[layer for filters in (64, 128, 256, 512) for layer in _conv_block(filters, 2)],
-            FlattenLayer(),
-            LinearLayer(1024),
-            "SELU",
-            BatchNormalizationLayer(),
-        ]
-    )
+    features = NetChain([
+        *_conv_block(32, 1), *_conv_block(64, 2), *_conv_block(128, 2), *_conv_block(256, 2), *_conv_block(512, 2),
+        FlattenLayer(), LinearLayer(1024), "SELU", BatchNormalizationLayer(),
+    ])
     return NetGraph(
         {"features": features, "mu": LinearLayer(nlatent), "logVar": LinearLayer(nlatent)},
         [(NetPort("Input"), "features", "mu", NetPort("Mu")), ("features", "logVar", NetPort("LogVar"))],
@@ -165,64 +158,44 @@ def build_decoder(nlatent: int = NLATENT, sigmoid_last: bool = True) -> NetChain
     deconvolution blocks (256, 128, 64, 32) → Deconvolution 3 → batch norm → LogisticSigmoid.
 
     ``sigmoid_last=False`` gives the order of the Keras code, sigmoid then batch norm (same parameters)."""
-    head = [DeconvolutionLayer(CHANNELS, 5, stride=1, padding_size="Same")]
-    tail = (
-        [BatchNormalizationLayer(), "LogisticSigmoid"]
-        if sigmoid_last
-        else ["LogisticSigmoid", BatchNormalizationLayer()]
-    )
-    return NetChain(
-        [
-            LinearLayer(1024),
-            "SELU",
-            BatchNormalizationLayer(),
-            LinearLayer(8192),
-            "SELU",
-            ReshapeLayer((512, 4, 4)),
-            *[layer for filters in (256, 128, 64, 32) for layer in _deconv_block(filters)],
-            *head,
-            *tail,
-        ],
-        input=nlatent,
-    )
+    tail = [BatchNormalizationLayer(), "LogisticSigmoid"][:: 1 if sigmoid_last else -1]
+    return NetChain([
+        LinearLayer(1024), "SELU", BatchNormalizationLayer(),
+        LinearLayer(8192), "SELU", ReshapeLayer((512, 4, 4)),
+        *_deconv_block(256), *_deconv_block(128), *_deconv_block(64), *_deconv_block(32),
+        DeconvolutionLayer(CHANNELS, 5, stride=1, padding_size="Same"), *tail,
+    ], input=nlatent)
 
 
 def build_kl() -> NetGraph:
     """KL(N(mu, e^logVar) ‖ N(0, 1)) summed over the latent units: Σ -½ (1 + logVar - mu² - e^logVar)."""
     return NetGraph(
         {"terms": ThreadingLayer(lambda m, lv: -0.5 * (1 + lv - m**2 - exp(lv))), "total": SummationLayer()},
-        [
-            (NetPort("Mu"), NetPort("terms", "Input1")),
-            (NetPort("LogVar"), NetPort("terms", "Input2")),
-            ("terms", "total"),
-        ],
+        [(NetPort("Mu"), NetPort("terms", "Input1")), (NetPort("LogVar"), NetPort("terms", "Input2")),
+         ("terms", "total")],
     )
 
 
 def build_vae(nlatent: int = NLATENT) -> NetGraph:
     """The whole net: input "Input" (3, 64, 64), its own reconstruction target; output ports "Loss"
     (12,288 × mean squared error: the squared error summed over the picture) and "KL"."""
-    return NetGraph(
-        {
-            "enc": build_encoder(nlatent),
-            "eps": RandomArrayLayer(NormalDistribution(0, 1), output=nlatent),
-            "z": ThreadingLayer(lambda m, lv, e: m + exp(0.5 * lv) * e),
-            "dec": build_decoder(nlatent),
-            "loss": MeanSquaredLossLayer(),
-            "scale": ElementwiseLayer(lambda x: PIXELS * x),
-            "kl": build_kl(),
-        },
-        [
-            (NetPort("Input"), "enc"),
-            ([NetPort("enc", "Mu"), NetPort("enc", "LogVar"), "eps"], "z", "dec", NetPort("loss", "Input")),
-            (NetPort("Input"), NetPort("loss", "Target")),
-            ("loss", "scale", NetPort("Loss")),
-            (NetPort("enc", "Mu"), NetPort("kl", "Mu")),
-            (NetPort("enc", "LogVar"), NetPort("kl", "LogVar")),
-            ("kl", NetPort("KL")),
-        ],
-        input=(CHANNELS, SIZE, SIZE),
-    )
+    return NetGraph({
+        "enc": build_encoder(nlatent),
+        "eps": RandomArrayLayer(NormalDistribution(0, 1), output=nlatent),
+        "z": ThreadingLayer(lambda m, lv, e: m + exp(0.5 * lv) * e),
+        "dec": build_decoder(nlatent),
+        "loss": MeanSquaredLossLayer(), "scale": ElementwiseLayer(lambda x: PIXELS * x),
+        "kl": build_kl(),
+    }, [
+        (NetPort("Input"), "enc"),
+        ([NetPort("enc", "Mu"), NetPort("enc", "LogVar"), "eps"], "z", "dec", NetPort("loss", "Input")),
+        (NetPort("Input"), NetPort("loss", "Target")),
+        ("loss", "scale", NetPort("Loss")),
+        (NetPort("enc", "Mu"), NetPort("kl", "Mu")),
+        (NetPort("enc", "LogVar"), NetPort("kl", "LogVar")),
+        ("kl", NetPort("KL")),
+    ], input=(CHANNELS, SIZE, SIZE))
+# fmt: on
 
 
 def parameter_counts(net: Any) -> tuple[int, int, int]:
@@ -251,25 +224,18 @@ def compare_with_seed(name: str, net: Any, seed: tuple[int, int]) -> dict[str, i
 
 def load_data(data: str | None, train_images: int | None, test_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(training, held-out) pictures, float32 (N, 3, 64, 64) in [0, 1]; prints what was read."""
+    stands_in = "the project's picture database"
     if data is None:
-        train = load_images(None, SIZE, color_space="RGB", limit=train_images)
+        how = "28×28 grey pictures resized to 64×64, the grey channel copied to R, G and B (give --data DIR for yours)"
+        train = cli.pictures(None, SIZE, color_space="RGB", limit=train_images, stands_in_for=stands_in, how=how)
         test = load_images(None, SIZE, color_space="RGB", kind="test", limit=test_images)
-        print(
-            "data: Fashion-MNIST stands in for the project's picture database: 28×28 grey pictures resized to"
-            "\n      64×64, the grey channel copied to R, G and B (give --data DIR for your own pictures)"
-        )
         return to_float(train.images), to_float(test.images)
-    found = load_images(data, SIZE, color_space="RGB")
+    found = cli.pictures(data, SIZE, color_space="RGB", stands_in_for=stands_in)
     print(f"data: {found.description}")
-    for skipped in found.skipped[:5]:
-        print(f"  skipped {skipped.path}: {skipped.reason}")
-    if len(found.skipped) > 5:
-        print(f"  ... and {len(found.skipped) - 5} more files skipped")
     images = to_float(found.images)
     if len(images) < 2:
         raise DatasetError(f"{data}: {len(images)} usable picture(s); training needs at least 2")
-    held = min(test_images, max(1, round(TEST_FRACTION * len(images))))
-    train, test = split(images, fractions=(1 - held / len(images), held / len(images)), seed=seed)
+    train, test = cli.hold_out(images, TEST_FRACTION, seed, most=test_images)
     return train[:train_images], test
 
 
@@ -278,12 +244,8 @@ def load_data(data: str | None, train_images: int | None, test_images: int, seed
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """The train subcommand: build, summarise, train, write the pictures and the net."""
-    started = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    get_xp(args.device)  # fails at once, saying what to install, when the GPU cannot be used
+    run = cli.Run(args.out, args.device)
     options = {"target_device": args.device, "batch_size": 64}
-
     vae = build_vae()
     encoder, decoder = NetExtract(vae, "enc"), NetExtract(vae, "dec")
     print("encoder (channels first: a Keras (None, 64, 64, 32) is 32×64×64 here; activations are rows of their own)")
@@ -291,24 +253,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     print("\ndecoder")
     print(NetSummary(decoder))
     print()
-    numbers: dict[str, Any] = {}
-    numbers.update(compare_with_seed("encoder", encoder, SEED_ENCODER))
+    numbers: dict[str, Any] = {**compare_with_seed("encoder", encoder, SEED_ENCODER)}
     numbers.update(compare_with_seed("decoder", decoder, SEED_DECODER))
-    draw(vae, out / "vae.png")
+    draw(vae, run.out / "vae.png")
 
     limit = None if args.train_images == "all" else args.train_images
     images, test = load_data(args.data, limit, args.test_images, args.seed)
     print(f"      {len(images)} training pictures, {len(test)} held out (validation and reconstructions)")
-
-    rounds, total, batch_size, _, stop, chosen = schedule(
-        len(images), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS
-    )
+    plan = cli.schedule(len(images), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS)
     print(
-        f"schedule: {chosen} = {total} batches; ADAM, learning rate {args.learning_rate}, beta1 {args.beta1};"
-        f"\n          loss = Loss (squared error summed over the picture) + {args.kl_weight:g} × KL"
+        f"schedule: {plan.description} = {plan.total} batches; ADAM, learning rate {args.learning_rate}, "
+        f"beta1 {args.beta1};\n          loss = Loss (squared error summed over the picture) + {args.kl_weight:g} × KL"
     )
     print("          (Keras code with this net: 50 epochs of batches of 128, Adam at 0.0001 with beta1 0.5)")
-
     print(f"training on the {args.device}...")
     results = NetTrain(
         vae,
@@ -316,36 +273,25 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "All",
         loss_function={"Loss": 1.0, "KL": args.kl_weight},
         method=("ADAM", {"learning_rate": args.learning_rate, "beta1": args.beta1}),
-        batch_size=batch_size,
-        max_training_rounds=rounds,
+        batch_size=plan.batch_size,
+        max_training_rounds=plan.rounds,
         validation_set={"Input": test} if len(test) else None,
-        training_progress_function=stop,
+        training_progress_function=plan.stop,
         target_device=args.device,
         random_seeding=args.seed,
     )
-    train_time = results["TotalTrainingTime"]
-    speed = results["MeanExamplesPerSecond"]
-    print(f"training took {train_time:.1f} s: {results['TotalBatches']} batches, {speed:.1f} pictures/s")
-    if results["RoundLossList"]:
-        print(f"  round losses {', '.join(f'{v:.1f}' for v in results['RoundLossList'])}")
-    if results["ValidationLossList"]:
-        print(f"  validation losses {', '.join(f'{v:.1f}' for v in results['ValidationLossList'])}")
-    trained = results["FinalNet"]  # as the Keras code: the net after the last batch
-    trained.save(out / "vae.npz")
-    numbers.update(train_seconds=train_time, pictures_per_second=speed)
+    trained = cli.training_summary(results, keep="final", unit="pictures", digits=1)  # as the Keras code
+    trained.save(run.out / "vae.npz")
+    cli.save_loss_plot(results, run.out / "loss.png", "augment VAE: Loss + KL per picture")
+    numbers.update(train_seconds=results["TotalTrainingTime"], pictures_per_second=results["MeanExamplesPerSecond"])
 
     # pictures: prior samples and reconstructions from the posterior mean, in evaluation mode
-    encode, decode = vae_parts(
-        trained, (NetPort("enc", "Mu"), NetPort("enc", "LogVar")), "dec", scale="log_variance", **options
-    )
-    samples = sample_prior(decode, 64, NLATENT, seed=args.seed)
-    save_png(image_grid(samples, columns=8), out / "samples.png")
+    posterior = (NetPort("enc", "Mu"), NetPort("enc", "LogVar"))
+    encode, decode = vae_parts(trained, posterior, "dec", scale="log_variance", **options)
+    save_png(image_grid(sample_prior(decode, 64, NLATENT, seed=args.seed), columns=8), run.out / "samples.png")
     if len(test):
-        shown = test[:16]
-        mean, _ = encode(shown)
-        save_png(
-            interpolation_strip([shown, decode(mean)], row_labels=["input", "output"]), out / "reconstructions.png"
-        )
+        rows = [test[:16], decode(encode(test[:16])[0])]
+        save_png(interpolation_strip(rows, row_labels=["input", "output"]), run.out / "reconstructions.png")
         terms = trained({"Input": test}, **options)
         sse, kl = float(np.mean(terms["Loss"])), float(np.mean(terms["KL"]))
         numbers.update(test_squared_error=sse, test_kl=kl)
@@ -353,31 +299,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  squared error {sse:.1f} per picture (mean squared error {sse / PIXELS:.5f}), KL {kl:.2f} nats")
         weighted = sse + args.kl_weight * kl
         print(f"  Loss + KL = {sse + kl:.1f} per picture; with --kl-weight {args.kl_weight:g}: {weighted:.1f}")
-    plot = results.properties.get("LossPlot")
-    if plot is None:
-        plot = loss_plot(
-            results["RoundLossList"],
-            results["ValidationLossList"],
-            results["BatchLossList"],
-            results["BatchesPerRound"],
-            title="augment VAE: Loss + KL per picture",
-        )
-    save_png(plot, out / "loss.png")
-
-    total_time = time.perf_counter() - started
-    numbers["total_seconds"] = total_time
-    print(f"\ntime taken: {total_time:.1f} s in all, {train_time:.1f} s of it training")
-    print(f"pictures and the trained net are in {out}/:")
-    for file, what in (
-        ("samples.png", "64 pictures from the decoder fed z ~ N(0, I)"),
-        ("reconstructions.png", "held-out pictures (top) and their reconstructions from the posterior mean"),
-        ("loss.png", "round and validation loss"),
-        ("vae.png", "the network"),
-        ("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
-    ):
-        if (out / file).exists():
-            print(f"  {out / file}: {what}")
-    print(f"new pictures: python examples/augment_vae.py generate --net {out / 'vae.npz'} --count N --out DIR")
+    numbers["total_seconds"] = run.report(
+        [
+            ("samples.png", "64 pictures from the decoder fed z ~ N(0, I)"),
+            ("reconstructions.png", "held-out pictures (top) and their reconstructions from the posterior mean"),
+            ("loss.png", "round and validation loss"),
+            ("vae.png", "the network"),
+            ("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
+        ],
+        training=results["TotalTrainingTime"],
+    )
+    print(f"new pictures: python examples/augment_vae.py generate --net {run.out / 'vae.npz'} --count N --out DIR")
     return numbers
 
 
@@ -422,22 +354,8 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 # --- the command line ------------------------------------------------------------------------------------
 
 
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _count_or_all(text: str) -> int | str:
-    return "all" if text == "all" else _at_least_one(text)
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+    return "all" if text == "all" else cli.count(text)
 
 
 def _fraction(text: str) -> float:
@@ -447,15 +365,8 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="CPU", choices=["CPU", "GPU"], help="CPU (NumPy) or GPU (CuPy)")
-    parser.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default 1)")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="augment_vae.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = cli.parser("augment_vae.py", __doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,generate}")
     fit = commands.add_parser(
         "train",
@@ -465,80 +376,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with beta1 0.5) takes a few minutes on a 2-core CPU; Keras code with this net trains "
         "--epochs 50 --batch-size 128 --train-images all.",
     )
+    data = "a folder of pictures, CIFAR-10 batches or IDX files (default: Fashion-MNIST, grey copied to RGB)"
+    cli.standard_options(fit, data=data, out="out/augment_vae")
+    cli.schedule_options(fit, default_epochs=DEMO_EPOCHS, batch_size=DEMO_BATCH, batch_help="pictures per batch")
+    first = f'train on the first N pictures, or "all" (default {DEMO_TRAIN_IMAGES})'
+    fit.add_argument("--train-images", type=_count_or_all, default=DEMO_TRAIN_IMAGES, metavar="N", help=first)
+    held = f"held-out pictures for validation and reconstructions (default {DEMO_TEST_IMAGES}; "
+    held += f"of a --data folder at most {TEST_FRACTION:.0%}%)"
+    fit.add_argument("--test-images", type=cli.count, default=DEMO_TEST_IMAGES, metavar="N", help=held)
+    rate = f"ADAM's learning rate (default {DEMO_LEARNING_RATE})"
+    fit.add_argument("--learning-rate", type=cli.positive, metavar="LR", default=DEMO_LEARNING_RATE, help=rate)
+    beta = f"ADAM's first-moment decay (default {DEMO_BETA1})"
+    fit.add_argument("--beta1", type=_fraction, default=DEMO_BETA1, metavar="B", help=beta)
     fit.add_argument(
-        "--data",
-        metavar="DIR",
-        help="a folder of pictures, CIFAR-10 batches or IDX files (default: Fashion-MNIST, grey copied to RGB)",
+        "--kl-weight", type=cli.weight, default=1.0, metavar="W", help="weight of the KL term (default 1, the ELBO)"
     )
-    fit.add_argument("--out", default="out/augment_vae", metavar="DIR", help="output folder (default out/augment_vae)")
-    length = fit.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_at_least_one, metavar="N", help=f"training rounds (default {DEMO_EPOCHS})")
-    length.add_argument(
-        "--iterations", type=_at_least_one, metavar="N", help="training batches in all, instead of --epochs"
-    )
-    fit.add_argument(
-        "--batch-size",
-        type=_at_least_one,
-        default=DEMO_BATCH,
-        metavar="N",
-        help=f"pictures per batch (default {DEMO_BATCH})",
-    )
-    fit.add_argument(
-        "--train-images",
-        type=_count_or_all,
-        default=DEMO_TRAIN_IMAGES,
-        metavar="N",
-        help=f'train on the first N pictures, or "all" (default {DEMO_TRAIN_IMAGES})',
-    )
-    fit.add_argument(
-        "--test-images",
-        type=_at_least_one,
-        default=DEMO_TEST_IMAGES,
-        metavar="N",
-        help=f"held-out pictures for validation and reconstructions (default {DEMO_TEST_IMAGES}; "
-        f"of a --data folder at most {TEST_FRACTION:.0%}%)",
-    )
-    fit.add_argument(
-        "--learning-rate",
-        type=_positive,
-        metavar="LR",
-        default=DEMO_LEARNING_RATE,
-        help=f"ADAM's learning rate (default {DEMO_LEARNING_RATE})",
-    )
-    fit.add_argument(
-        "--beta1",
-        type=_fraction,
-        default=DEMO_BETA1,
-        metavar="B",
-        help=f"ADAM's first-moment decay (default {DEMO_BETA1})",
-    )
-    fit.add_argument(
-        "--kl-weight", type=float, default=1.0, metavar="W", help="weight of the KL term (default 1, the ELBO)"
-    )
-    _common(fit)
     make = commands.add_parser(
         "generate",
         help="write N synthetic pictures from a trained net's decoder",
         description="Load a net written by `train`, take out its decoder and write --count synthetic pictures "
         "(PNG, numbered) decoded from z ~ N(0, T² I), for data augmentation.",
     )
-    make.add_argument("--count", type=_at_least_one, required=True, metavar="N", help="how many pictures")
+    make.add_argument("--count", type=cli.count, required=True, metavar="N", help="how many pictures")
     make.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures")
-    make.add_argument(
-        "--net",
-        default="out/augment_vae/vae.npz",
-        metavar="PATH",
-        help="the trained net (default out/augment_vae/vae.npz)",
-    )
-    make.add_argument(
-        "--temperature",
-        type=_positive,
-        default=1.0,
-        metavar="T",
-        help="scale of the prior's standard deviation (default 1; below 1: more typical pictures)",
-    )
+    net = "the trained net (default out/augment_vae/vae.npz)"
+    make.add_argument("--net", default="out/augment_vae/vae.npz", metavar="PATH", help=net)
+    cooler = "scale of the prior's standard deviation (default 1; below 1: more typical pictures)"
+    make.add_argument("--temperature", type=cli.positive, default=1.0, metavar="T", help=cooler)
     make.add_argument("--prefix", default="synthetic_", help="file name prefix (default synthetic_)")
-    _common(make)
+    cli.standard_options(make)
     args = parser.parse_args(argv)
     if args.command == "generate" and not Path(args.net).is_file():
         make.error(f"--net {args.net}: no such file (run `augment_vae.py train` first, or give --net PATH)")
@@ -552,7 +418,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DatasetError, BackendError, NetFileError) as err:
-        sys.exit(f"augment_vae.py: {err}")
+    cli.run_main(main)

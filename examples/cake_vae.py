@@ -51,10 +51,7 @@ pictures as noise. --epochs 1000 is the write-up's run (early stopping ends it; 
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +71,6 @@ from layers import (
     ThreadingLayer,
 )
 from netgraph import (
-    BackendError,
     NetChain,
     NetExtract,
     NetGraph,
@@ -83,21 +79,13 @@ from netgraph import (
     NetTrain,
     NormalDistribution,
     TrainingError,
+    cli,
     draw,
     exp,
-    get_xp,
 )
-from netgraph.datasets import (
-    FASHION_MNIST_CLASSES,
-    DatasetError,
-    DatasetNotFoundError,
-    image_folder,
-    load_images,
-    split,
-    to_float,
-)
+from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, image_folder, load_images, to_float
 from netgraph.generate import sample_prior, vae_parts
-from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
+from netgraph.images import image_grid, interpolation_strip, save_png
 
 SIZE = 100  # the write-up's pictures: grey, 100x100
 NLATENT = 150  # "the number of dimensions to reduce the inputs to was increased to 150"
@@ -111,52 +99,33 @@ VALIDATION_FRACTION = 0.2
 DEMO_IMAGES = 100  # Fashion-MNIST pictures used when there is no --data
 DEMO_EPOCHS = 10
 
-
 # --- the net -----------------------------------------------------------------------------------------------
+# fmt: off
 
 
 def build_encoder(size: int = SIZE) -> NetChain:
     """1×size×size → 64×(size/2)×(size/2) by four convolutions with Ramp, flattened, → Linear 128 with Ramp."""
-    return NetChain(
-        [
-            ConvolutionLayer(1, 2, padding_size="Same"),
-            "Ramp",
-            ConvolutionLayer(FILTERS, 2, stride=2, padding_size="Same"),
-            "Ramp",
-            ConvolutionLayer(FILTERS, 3, padding_size="Same"),
-            "Ramp",
-            ConvolutionLayer(FILTERS, 3, padding_size="Same"),
-            "Ramp",
-            FlattenLayer(),
-            LinearLayer(HIDDEN),
-            "Ramp",
-        ],
-        input=(1, size, size),
-    )
+    return NetChain([
+        ConvolutionLayer(1, 2, padding_size="Same"), "Ramp",
+        ConvolutionLayer(FILTERS, 2, stride=2, padding_size="Same"), "Ramp",
+        ConvolutionLayer(FILTERS, 3, padding_size="Same"), "Ramp",
+        ConvolutionLayer(FILTERS, 3, padding_size="Same"), "Ramp",
+        FlattenLayer(), LinearLayer(HIDDEN), "Ramp",
+    ], input=(1, size, size))
 
 
 def build_decoder(size: int = SIZE, nlatent: int = NLATENT) -> NetChain:
     """nlatent → 128 → 64×(size/2)×(size/2), two deconvolutions, a stride-2 deconvolution to size+1, and a 2×2
     convolution with a LogisticSigmoid to 1×size×size (pixel probabilities)."""
     half = size // 2
-    return NetChain(
-        [
-            LinearLayer(HIDDEN),
-            "Ramp",
-            LinearLayer(FILTERS * half * half),
-            "Ramp",
-            ReshapeLayer((FILTERS, half, half)),
-            DeconvolutionLayer(FILTERS, 3, padding_size="Same"),
-            "Ramp",
-            DeconvolutionLayer(FILTERS, 3, padding_size="Same"),
-            "Ramp",
-            DeconvolutionLayer(FILTERS, 3, stride=2),
-            "Ramp",
-            ConvolutionLayer(1, 2),
-            "LogisticSigmoid",
-        ],
-        input=nlatent,
-    )
+    return NetChain([
+        LinearLayer(HIDDEN), "Ramp",
+        LinearLayer(FILTERS * half * half), "Ramp", ReshapeLayer((FILTERS, half, half)),
+        DeconvolutionLayer(FILTERS, 3, padding_size="Same"), "Ramp",
+        DeconvolutionLayer(FILTERS, 3, padding_size="Same"), "Ramp",
+        DeconvolutionLayer(FILTERS, 3, stride=2), "Ramp",
+        ConvolutionLayer(1, 2), "LogisticSigmoid",
+    ], input=nlatent)
 
 
 def build_vae(size: int = SIZE, nlatent: int = NLATENT) -> NetGraph:
@@ -168,31 +137,24 @@ def build_vae(size: int = SIZE, nlatent: int = NLATENT) -> NetGraph:
     """
     if size < 2 or size % 2:
         raise ValueError(f"the picture size must be even (the encoder halves it), got {size}")
-    return NetGraph(
-        {
-            "enc": build_encoder(size),
-            "mn": LinearLayer(nlatent),
-            "sd": LinearLayer(nlatent),
-            "eps": RandomArrayLayer(NormalDistribution(0, 1), output=nlatent),
-            "z": ThreadingLayer(lambda m, s, e: m + exp(s) * e),
-            "dec": build_decoder(size, nlatent),
-            "bce": CrossEntropyLossLayer("Binary"),
-            "scale": ElementwiseLayer(lambda x: size * size * x),
-            "klTerms": ThreadingLayer(lambda m, s: 0.5 * (m**2 + exp(2 * s) - 1 - 2 * s)),
-            "kl": SummationLayer(),
-        },
-        [
-            (NetPort("Input"), "enc", "mn"),
-            ("enc", "sd"),
-            (["mn", "sd", "eps"], "z", "dec", NetPort("bce", "Input")),
-            (NetPort("Input"), NetPort("bce", "Target")),
-            ("bce", "scale", NetPort("Loss")),
-            (["mn", "sd"], "klTerms", "kl", NetPort("KL")),
-        ],
-        input=(1, size, size),
-    )
+    return NetGraph({
+        "enc": build_encoder(size), "mn": LinearLayer(nlatent), "sd": LinearLayer(nlatent),
+        "eps": RandomArrayLayer(NormalDistribution(0, 1), output=nlatent),
+        "z": ThreadingLayer(lambda m, s, e: m + exp(s) * e),
+        "dec": build_decoder(size, nlatent),
+        "bce": CrossEntropyLossLayer("Binary"), "scale": ElementwiseLayer(lambda x: size * size * x),
+        "klTerms": ThreadingLayer(lambda m, s: 0.5 * (m**2 + exp(2 * s) - 1 - 2 * s)), "kl": SummationLayer(),
+    }, [
+        (NetPort("Input"), "enc", "mn"),
+        ("enc", "sd"),
+        (["mn", "sd", "eps"], "z", "dec", NetPort("bce", "Input")),
+        (NetPort("Input"), NetPort("bce", "Target")),
+        ("bce", "scale", NetPort("Loss")),
+        (["mn", "sd"], "klTerms", "kl", NetPort("KL")),
+    ], input=(1, size, size))
 
 
+# fmt: on
 # --- data ----------------------------------------------------------------------------------------------------
 
 
@@ -207,24 +169,17 @@ def load_data(data: str | None, size: int, limit: int | None, fashion_class: str
     """(pictures float32 (N, 1, size, size) in [0, 1], a short name, a description)."""
     if data is None:
         found = load_images(None, 28)
-        labels = found.labels if found.labels is not None else np.zeros(len(found.images), dtype=int)
-        if fashion_class == "all":
-            chosen, kind = found.images, "pictures"
-        else:
-            chosen = found.images[labels == FASHION_MNIST_CLASSES.index(fashion_class)]
+        chosen, kind = found.images, "pictures"
+        if fashion_class != "all":
+            chosen = chosen[found.labels == FASHION_MNIST_CLASSES.index(fashion_class)]
             kind = f"{fashion_class!r} pictures"
         chosen = chosen[: limit or DEMO_IMAGES]
-        print(
-            "no --data: Fashion-MNIST stands in for the write-up's cake photographs; its first "
-            f"{len(chosen)} {kind}, " + (f"resized from 28×28 to {size}×{size}" if size != 28 else "at their own 28×28")
-        )
+        resized = f"resized from 28×28 to {size}×{size}" if size != 28 else "at their own 28×28"
+        cli.stand_in("the write-up's cake photographs", f"its first {len(chosen)} {kind}, {resized}")
         described = f"{len(chosen)} Fashion-MNIST {kind} (grey, {size}×{size})"
         return to_float(_upscale(chosen, size)), "Fashion-MNIST", described
-    folder = Path(data).expanduser()
-    if not folder.exists():
-        raise DatasetNotFoundError(f"{folder}: no such folder (--data takes a folder of pictures)")
-    try:
-        # the write-up's preprocessing: grey, centre crop, OpenCV INTER_LINEAR resize
+    folder = cli.data_folder(data, "a folder of pictures")
+    try:  # the write-up's preprocessing: grey, centre crop, OpenCV INTER_LINEAR resize
         images, _, skipped = image_folder(folder, size, color_space="Grayscale", resampling="OpenCV")
         described = f"{len(images)} pictures from {folder} (grey, centre-cropped, {size}×{size})"
     except DatasetError as err:
@@ -233,10 +188,7 @@ def load_data(data: str | None, size: int, limit: int | None, fashion_class: str
         except DatasetError:
             raise err from None
         images, skipped, described = found.images, found.skipped, f"{found.description} (grey, {size}×{size})"
-    for file in skipped[:5]:
-        print(f"  skipped {file.path}: {file.reason}")
-    if len(skipped) > 5:
-        print(f"  ... and {len(skipped) - 5} more files skipped")
+    cli.list_skipped(skipped)
     if limit:
         images = images[:limit]
         described += f", the first {len(images)} used"
@@ -321,76 +273,60 @@ def cross_entropy(pictures: np.ndarray, probabilities: np.ndarray) -> np.ndarray
 # --- the run -------------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="cake_vae.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def parse_args(argv: list[str] | None) -> Any:
+    parser = cli.parser("cake_vae.py", __doc__)
+    seed = "random seed (initialisation, split, shuffling, sampling)"
+    cli.standard_options(
+        parser, data="a folder of pictures (default: Fashion-MNIST stands in)", out="out/cake_vae", seed=seed
     )
-    parser.add_argument("--data", metavar="DIR", help="a folder of pictures (default: Fashion-MNIST stands in)")
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        help=f"most training rounds (default {DEMO_EPOCHS}; early stopping may end training sooner)",
+    most = f"most training rounds (default {DEMO_EPOCHS}; early stopping may end training sooner)"
+    cli.schedule_options(
+        parser,
+        default_epochs=DEMO_EPOCHS,
+        batch_size=32,
+        iterations=False,
+        epochs_help=most,
+        batch_help="pictures per batch",
     )
     parser.add_argument("--overfit", action="store_true", help="train on every picture: no validation, no stopping")
-    parser.add_argument("--kl-weight", type=float, default=0.0, help="weight of the KL term (default 0, as the seed)")
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="Adam's learning rate (1e-4)")
-    parser.add_argument("--batch-size", type=int, default=32, help="pictures per batch (default 32)")
+    parser.add_argument(
+        "--kl-weight", type=cli.weight, default=0.0, help="weight of the KL term (default 0, as the seed)"
+    )
+    parser.add_argument("--learning-rate", type=cli.positive, default=LEARNING_RATE, help="Adam's learning rate (1e-4)")
     parser.add_argument("--patience", type=int, default=PATIENCE, help="rounds without improvement before stopping")
-    parser.add_argument(
-        "--train-images", type=int, help=f"use only the first N pictures (default all; {DEMO_IMAGES} of Fashion-MNIST)"
+    first = f"use only the first N pictures (default all; {DEMO_IMAGES} of Fashion-MNIST)"
+    parser.add_argument("--train-images", type=cli.count, metavar="N", help=first)
+    kinds, kind = (
+        [*FASHION_MNIST_CLASSES, "all"],
+        'the Fashion-MNIST kind that stands in without --data (default "Bag")',
     )
-    parser.add_argument(
-        "--fashion-class",
-        default="Bag",
-        choices=[*FASHION_MNIST_CLASSES, "all"],
-        help='the Fashion-MNIST kind that stands in without --data (default "Bag")',
-    )
+    parser.add_argument("--fashion-class", default="Bag", choices=kinds, help=kind)
     parser.add_argument("--size", type=int, default=SIZE, help=f"picture side, even (default {SIZE}, as the seed)")
-    parser.add_argument("--out", default="out/cake_vae", help="output folder (default out/cake_vae)")
-    parser.add_argument("--device", default="CPU", choices=["CPU", "GPU"], help="CPU (NumPy) or GPU (CuPy)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (initialisation, split, shuffling, sampling)")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "train_images"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.patience < 0:
         parser.error(f"--patience must be at least 0, got {args.patience}")
     if args.size < 2 or args.size % 2:
         parser.error(f"--size must be an even number of pixels, at least 2, got {args.size}")
-    if not args.learning_rate > 0:
-        parser.error(f"--learning-rate must be positive, got {args.learning_rate}")
-    if not (args.kl_weight >= 0 and math.isfinite(args.kl_weight)):
-        parser.error(f"--kl-weight must be a finite number at least 0, got {args.kl_weight}")
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train with pictures written along the way, then generate and compare; returns the printed numbers."""
     args = parse_args(argv)
-    started = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = cli.Run(args.out, args.device)
     options = {"target_device": args.device, "batch_size": 64}
-    get_xp(args.device)  # fails at once, saying what to install, when the GPU cannot be used
 
     pictures, name, described = load_data(args.data, args.size, args.train_images, args.fashion_class)
-    if args.overfit or len(pictures) < 2:
-        train, validation = pictures, pictures[:0]
-    else:
-        held = max(1, round(VALIDATION_FRACTION * len(pictures)))
-        train, validation = split(pictures, fractions=(1 - held / len(pictures), held / len(pictures)), seed=args.seed)
+    train, validation = (
+        (pictures, pictures[:0]) if args.overfit else cli.hold_out(pictures, VALIDATION_FRACTION, args.seed)
+    )
     print(f"data: {described}")
     print(f"      {len(train)} training, {len(validation)} validation pictures" + (" (--overfit)" * args.overfit))
-
-    batch_size = min(args.batch_size, len(train))
-    per_round = math.ceil(len(train) / batch_size)
-    rounds = args.epochs or DEMO_EPOCHS
-    stopping = None if not len(validation) else {"Criterion": "Loss", "Patience": args.patience}
+    plan = cli.schedule(len(train), args.batch_size, args.epochs, None, DEMO_EPOCHS)
+    stopping = {"Criterion": "Loss", "Patience": args.patience} if len(validation) else None
     print(
-        f"schedule: at most {rounds} rounds of {per_round} batches of {batch_size}"
-        + ("" if args.epochs else " (the default)")
-        + f"; Adam, learning rate {args.learning_rate}; loss = cross-entropy + {args.kl_weight} × KL"
+        f"schedule: at most {plan.description}; Adam, learning rate {args.learning_rate}; "
+        f"loss = cross-entropy + {args.kl_weight} × KL"
     )
     if stopping:
         print(f"          early stopping: after {args.patience} rounds without a lower validation loss")
@@ -401,10 +337,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     vae = build_vae(args.size)
     parameters = NetSummary(vae).total_parameters
     print(f"net: {vae}\n     {parameters:,} parameters")
-    draw(vae, out / "vae.png")
-
+    draw(vae, run.out / "vae.png")
     shown = validation if len(validation) else train
-    pictures_by_round = RoundPictures(out / "rounds", shown[0], NLATENT, args.seed, args.device)
+    pictures_by_round = RoundPictures(run.out / "rounds", shown[0], NLATENT, args.seed, args.device)
     print(f"training on the {args.device}...")
     results = NetTrain(
         vae,
@@ -413,121 +348,85 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # NOTE: a KL weight of 0 leaves the port out: 0 × an overflowed KL would be NaN and stop training
         loss_function={"Loss": 1.0, "KL": args.kl_weight} if args.kl_weight else "Loss",
         method=("ADAM", {"learning_rate": args.learning_rate}),
-        batch_size=batch_size,
-        max_training_rounds=rounds,
+        batch_size=plan.batch_size,
+        max_training_rounds=plan.rounds,
         validation_set={"Input": validation} if len(validation) else None,
         training_stopping_criterion=stopping,
         training_progress_function=(pictures_by_round, {"Interval": ("Rounds", 1)}),
         target_device=args.device,
         random_seeding=args.seed,
     )
-    train_time = results["TotalTrainingTime"]
-    speed = results["MeanExamplesPerSecond"]
-    print(
-        f"training took {train_time:.1f} s: {results['TotalRounds']} rounds, {results['TotalBatches']} batches, "
-        f"{speed:.1f} pictures/s; stopped by {results['ReasonTrainingStopped']}"
+    trained = cli.training_summary(results, unit="pictures", digits=1, losses="nats per picture")
+    trained.save(run.out / "cake_vae.npz")
+    cli.save_loss_plot(
+        results, run.out / "loss.png", f"cake VAE on {name}: cross-entropy + {args.kl_weight} KL per picture"
     )
-    if results["RoundLossList"]:
-        print(f"  round losses (nats per picture) {', '.join(f'{v:.1f}' for v in results['RoundLossList'])}")
-    if results["ValidationLossList"]:
-        print(f"  validation losses {', '.join(f'{v:.1f}' for v in results['ValidationLossList'])}")
-        print(f"  kept the net of round {results['BestValidationRound']}, the lowest validation loss")
-    trained = results["TrainedNet"]
-    trained.save(out / "cake_vae.npz")
+    if (strip := pictures_by_round.strip()) is not None:
+        save_png(strip, run.out / "progress.png")
 
     # samples from the prior; with the KL weight 0 nothing draws q(z|x) towards N(0, I), so they are a test of luck
     encode, decode = vae_parts(trained, **options)
     samples = sample_prior(decode, 64, NLATENT, seed=args.seed)
     scale = picture_scale(args.size)
-    save_png(image_grid(samples, columns=8, scale=scale), out / "samples.png")
-
+    save_png(image_grid(samples, columns=8, scale=scale), run.out / "samples.png")
     # reconstructions from the posterior mean: training pictures, then unseen ones
     rows, names = [], []
     for part, label in ((train, "training"), (validation, "validation")):
         if len(part):
-            count = min(8, len(part))
-            rows += [part[:count], decode(encode(part[:count])[0])]
+            rows += [part[:8], decode(encode(part[:8])[0])]
             names += [label, "reconstructed"]
-    save_png(interpolation_strip(rows, row_labels=names, scale=scale), out / "reconstructions.png")
-
+    save_png(interpolation_strip(rows, row_labels=names, scale=scale), run.out / "reconstructions.png")
     # how close the samples come to the training pictures, next to how close unseen pictures come
     index, sample_gap = nearest(samples, train)
-    save_png(
-        interpolation_strip([samples[:8], train[index[:8]]], row_labels=["sample", "nearest"], scale=scale),
-        out / "nearest.png",
-    )
+    rows = [samples[:8], train[index[:8]]]
+    save_png(interpolation_strip(rows, row_labels=["sample", "nearest"], scale=scale), run.out / "nearest.png")
     numbers: dict[str, Any] = {
         "parameters": parameters,
         "rounds": results["TotalRounds"],
         "best_round": results["BestValidationRound"],
-        "train_seconds": train_time,
-        "pictures_per_second": speed,
+        "train_seconds": results["TotalTrainingTime"],
+        "pictures_per_second": results["MeanExamplesPerSecond"],
         "round_loss": results["RoundLoss"],
         "validation_loss": results["ValidationLoss"],
         "sample_nearest_rms": float(sample_gap.mean()),
     }
     print(
-        f"\nsamples: RMS pixel difference (0..1) from each sample to its nearest training picture, mean over 64: "
+        "\nsamples: RMS pixel difference (0..1) from each sample to its nearest training picture, mean over 64: "
         f"{numbers['sample_nearest_rms']:.3f}"
     )
     if len(validation):
-        numbers["validation_nearest_rms"] = float(nearest(validation, train)[1].mean())
-        mean = encode(validation)[0]
-        numbers["validation_cross_entropy"] = float(cross_entropy(validation, decode(mean)).mean())
-        closer = (
-            "closer than" if numbers["sample_nearest_rms"] < numbers["validation_nearest_rms"] else "no closer than"
+        numbers["validation_nearest_rms"] = gap = float(nearest(validation, train)[1].mean())
+        numbers["validation_cross_entropy"] = entropy = float(
+            cross_entropy(validation, decode(encode(validation)[0])).mean()
         )
+        closer = "closer than" if numbers["sample_nearest_rms"] < gap else "no closer than"
         print(
-            f"         the same for the {len(validation)} validation pictures: {numbers['validation_nearest_rms']:.3f}"
-            f" (the samples come {closer} unseen pictures of the same kind)"
-        )
-        print(
-            f"validation cross-entropy, decoding the posterior mean: {numbers['validation_cross_entropy']:.1f} nats "
-            f"per picture ({numbers['validation_cross_entropy'] / args.size**2:.4f} per pixel);\n"
+            f"         the same for the {len(validation)} validation pictures: {gap:.3f}"
+            f" (the samples come {closer} unseen pictures of the same kind)\n"
+            f"validation cross-entropy, decoding the posterior mean: {entropy:.1f} nats per picture "
+            f"({entropy / args.size**2:.4f} per pixel);\n"
             "  the validation losses above decode a z drawn from q(z|x), as training does"
         )
 
-    strip = pictures_by_round.strip()
-    if strip is not None:
-        save_png(strip, out / "progress.png")
-    plot = results.properties.get("LossPlot") if hasattr(results, "properties") else None
-    if not isinstance(plot, Image.Image):
-        plot = loss_plot(
-            results["RoundLossList"],
-            results["ValidationLossList"],
-            results["BatchLossList"],
-            results["BatchesPerRound"],
-            title=f"cake VAE on {name}: cross-entropy + {args.kl_weight} KL per picture",
-        )
-    save_png(plot, out / "loss.png")
-
-    total_time = time.perf_counter() - started
-    numbers["total_seconds"] = total_time
-    print(f"\ntime taken: {total_time:.1f} s in all, {train_time:.1f} s of it training")
-    print(f"pictures and the trained net are in {out}/:")
-    generated = len(list((out / "rounds").glob("generated_*.png")))
-    remade = len(list((out / "rounds").glob("reconstruction_*.png")))
-    for file, what in (
-        ("samples.png", "64 samples: the decoder fed z ~ N(0, I)"),
-        ("reconstructions.png", "pictures over their reconstructions from the posterior mean"),
-        ("nearest.png", "samples (top) over their nearest training pictures"),
-        ("progress.png", "pictures generated (and reconstructed) during training, by round"),
-        ("rounds", f"{generated} generated picture(s), one per round; {remade} reconstruction(s), every 10 rounds"),
-        ("loss.png", "round and validation loss per training round"),
-        ("vae.png", "the network"),
-        ("cake_vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
-    ):
-        if (out / file).exists():
-            print(f"  {out / file}: {what}")
+    generated = len(list((run.out / "rounds").glob("generated_*.png")))
+    remade = len(list((run.out / "rounds").glob("reconstruction_*.png")))
+    numbers["total_seconds"] = run.report(
+        [
+            ("samples.png", "64 samples: the decoder fed z ~ N(0, I)"),
+            ("reconstructions.png", "pictures over their reconstructions from the posterior mean"),
+            ("nearest.png", "samples (top) over their nearest training pictures"),
+            ("progress.png", "pictures generated (and reconstructed) during training, by round"),
+            ("rounds", f"{generated} generated picture(s), one per round; {remade} reconstruction(s), every 10 rounds"),
+            ("loss.png", "round and validation loss per training round"),
+            ("vae.png", "the network"),
+            ("cake_vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
+        ],
+        training=results["TotalTrainingTime"],
+    )
     return numbers
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DatasetError, BackendError) as err:
-        sys.exit(f"cake_vae.py: {err}")
-    except TrainingError as err:
-        sys.exit(
-            f"cake_vae.py: {err}\n  (the write-up found a learning rate of 0.001 too high; try a lower --learning-rate)"
-        )
+    cli.run_main(
+        main, {TrainingError: "the write-up found a learning rate of 0.001 too high; try a lower --learning-rate"}
+    )

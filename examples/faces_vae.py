@@ -52,14 +52,9 @@ decoder then mirrors the encoder exactly and its fully connected layer makes 256
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from layers import (
     ConvolutionLayer,
@@ -73,22 +68,10 @@ from layers import (
     SummationLayer,
     ThreadingLayer,
 )
-from netgraph import (
-    BackendError,
-    NetChain,
-    NetGraph,
-    NetPort,
-    NetSummary,
-    NetTrain,
-    NormalDistribution,
-    draw,
-    exp,
-    get_xp,
-)
+from netgraph import NetChain, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
 from netgraph.datasets import DatasetError, load_images, split, to_float
 from netgraph.generate import interpolate, reconstruct, sample_prior, vae_parts
-from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
-from netgraph.train import schedule
+from netgraph.images import image_grid, interpolation_strip, save_png
 
 WIDTH, HEIGHT = 48, 64  # the report's 64 by 48 (height, width), a portrait face
 CHANNELS = 3
@@ -101,7 +84,6 @@ DEMO_IMAGES = 1500  # the default schedule: 2 rounds over 1,500 images, 4 to 7 m
 DEMO_EPOCHS = 2
 HELD_OUT = 0.05  # validation and test fractions, each at most MAX_HELD_OUT images
 MAX_HELD_OUT = 1000
-
 
 # --- the net, as in the report's tables -----------------------------------------------------------------
 
@@ -117,15 +99,10 @@ def build_encoder(width: int = WIDTH, height: int = HEIGHT) -> NetChain:
     instance normalisation and a ReLU, 3 → 32 → 32 → 64 → 64 → 128 → 128 → 256 → 256 channels,
     then flattened: 3×64×48 → 256×4×3 → 3072."""
     layers: list[Any] = []
-    channels = (32, 32, 64, 64, 128, 128, 256, 256)
-    for i, n in enumerate(channels):
-        if i % 2 == 0:
-            layers.append(ConvolutionLayer(n, 4, stride=2, padding_size=1))
-        else:
-            layers.append(ConvolutionLayer(n, 3, stride=1, padding_size=1))
-        layers += [instance_norm(), "Ramp"]
-    layers.append(FlattenLayer())
-    return NetChain(layers, input=(CHANNELS, height, width))
+    for n in (32, 64, 128, 256):
+        layers += [ConvolutionLayer(n, 4, stride=2, padding_size=1), instance_norm(), "Ramp"]
+        layers += [ConvolutionLayer(n, 3, stride=1, padding_size=1), instance_norm(), "Ramp"]
+    return NetChain([*layers, FlattenLayer()], input=(CHANNELS, height, width))
 
 
 def decoder_grid(width: int = WIDTH, height: int = HEIGHT, decoder: str = "table") -> tuple[int, int]:
@@ -141,16 +118,11 @@ def build_decoder(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT
     them, 256 → 256 → 128 → 128 → 64 → 64 → 32 → 32 → 3 channels, and tanh."""
     rows, columns = decoder_grid(width, height, decoder)
     layers: list[Any] = [LinearLayer(256 * rows * columns), ReshapeLayer((256, rows, columns))]
-    channels = (256, 128, 128, 64, 64, 32, 32, CHANNELS)
-    for i, n in enumerate(channels):
-        if i % 2 == 0:
-            layers.append(DeconvolutionLayer(n, 3, stride=1, padding_size=1))
-        else:
-            stride = 1 if (i == 1 and decoder == "table") else 2  # the table's second layer has stride 1
-            layers.append(DeconvolutionLayer(n, 4, stride=stride, padding_size=1))
-        if i < len(channels) - 1:
-            layers += [instance_norm(), "Ramp"]
-    layers.append("Tanh")
+    for i, (n, m) in enumerate(((256, 128), (128, 64), (64, 32), (32, CHANNELS))):
+        stride = 1 if (i == 0 and decoder == "table") else 2  # the table's second layer has stride 1
+        layers += [DeconvolutionLayer(n, 3, stride=1, padding_size=1), instance_norm(), "Ramp"]
+        layers += [DeconvolutionLayer(m, 4, stride=stride, padding_size=1)]
+        layers += [instance_norm(), "Ramp"] if m != CHANNELS else ["Tanh"]
     return NetChain(layers, input=latent)
 
 
@@ -161,28 +133,23 @@ def build_vae(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT, de
     for side, name in ((width, "width"), (height, "height")):
         if side % 16 or (decoder == "table" and side < 16):
             raise ValueError(f"the picture {name} must be a multiple of 16 (four halvings), got {side}")
-    return NetGraph(
-        {
-            "enc": build_encoder(width, height),
-            "mn": LinearLayer(latent),
-            "logvar": LinearLayer(latent),
-            "eps": RandomArrayLayer(NormalDistribution(0, 1), output=latent),
-            "z": ThreadingLayer(lambda m, v, e: m + exp(0.5 * v) * e),
-            "dec": build_decoder(latent, width, height, decoder),
-            "loss": MeanSquaredLossLayer(),
-            "klTerms": ThreadingLayer(lambda m, v: 0.5 * (m**2 + exp(v) - 1 - v)),
-            "kl": SummationLayer(),
-        },
-        [
-            (NetPort("Input"), "enc", "mn"),
-            ("enc", "logvar"),
-            (["mn", "logvar", "eps"], "z", "dec", NetPort("loss", "Input")),
-            (NetPort("Input"), NetPort("loss", "Target")),
-            (NetPort("loss", "Loss"), NetPort("Loss")),
-            (["mn", "logvar"], "klTerms", "kl", NetPort("KL")),
-        ],
-        input=(CHANNELS, height, width),
-    )
+    # fmt: off
+    return NetGraph({
+        "enc": build_encoder(width, height), "mn": LinearLayer(latent), "logvar": LinearLayer(latent),
+        "eps": RandomArrayLayer(NormalDistribution(0, 1), output=latent),
+        "z": ThreadingLayer(lambda m, v, e: m + exp(0.5 * v) * e),
+        "dec": build_decoder(latent, width, height, decoder),
+        "loss": MeanSquaredLossLayer(),
+        "klTerms": ThreadingLayer(lambda m, v: 0.5 * (m**2 + exp(v) - 1 - v)), "kl": SummationLayer(),
+    }, [
+        (NetPort("Input"), "enc", "mn"),
+        ("enc", "logvar"),
+        (["mn", "logvar", "eps"], "z", "dec", NetPort("loss", "Input")),
+        (NetPort("Input"), NetPort("loss", "Target")),
+        (NetPort("loss", "Loss"), NetPort("Loss")),
+        (["mn", "logvar"], "klTerms", "kl", NetPort("KL")),
+    ], input=(CHANNELS, height, width))
+    # fmt: on
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -194,30 +161,30 @@ def load_data(data: str | None, limit: int | None, seed: int) -> tuple[np.ndarra
     ``limit`` keeps the first N training pictures (the held-out ones come on top of it)."""
     size = (WIDTH, HEIGHT)
     if data is None:
-        print("no --data: Fashion-MNIST stands in for the report's CelebA faces (grey channel copied to RGB,")
-        print("      28x28 centre-cropped to 21x28 and resized to 48x64)")
         held = MAX_HELD_OUT if limit is None else min(MAX_HELD_OUT, max(2, round(HELD_OUT * limit)))
-        extra = None if limit is None else limit + held
-        images = load_images(None, size, color_space="RGB", limit=extra).images
-        train, validation = images[held:], images[:held]
+        how = "grey channel copied to RGB, 28x28 centre-cropped to 21x28 and resized to 48x64"
+        found = cli.pictures(
+            None,
+            size,
+            color_space="RGB",
+            limit=limit and limit + held,
+            stands_in_for="the report's CelebA faces",
+            how=how,
+        )
         test = load_images(None, size, color_space="RGB", kind="test", limit=held).images
-        return train, validation, test, "Fashion-MNIST (training pictures, test pictures for the test set)"
-    found = load_images(data, size, color_space="RGB")
-    for skipped in found.skipped[:5]:
-        print(f"  skipped {skipped.path}: {skipped.reason}")
-    if len(found.skipped) > 5:
-        print(f"  ... and {len(found.skipped) - 5} more files skipped")
-    if found.skipped:
-        print(f"  {len(found.skipped)} files skipped, {len(found.images)} pictures read")
-    images = found.images
-    n = len(images)
+        return (
+            found.images[held:],
+            found.images[:held],
+            test,
+            "Fashion-MNIST (training pictures, test pictures for the test set)",
+        )
+    found = cli.pictures(data, size, color_space="RGB", stands_in_for="the report's CelebA faces")
+    n = len(found.images)
     if n < 3:
         raise DatasetError(f"{data}: {n} usable picture(s); at least 3 are needed (training, validation, test)")
     held = min(MAX_HELD_OUT, max(2, round(HELD_OUT * n))) if n >= 6 else 1
-    train, validation, test = split(images, fractions=((n - 2 * held) / n, held / n, held / n), seed=seed)
-    if limit is not None:
-        train = train[:limit]
-    return train, validation, test, found.description
+    train, validation, test = split(found.images, fractions=((n - 2 * held) / n, held / n, held / n), seed=seed)
+    return train[:limit], validation, test, found.description
 
 
 def batches(train: np.ndarray, batch_size: int, seed: int) -> Any:
@@ -242,142 +209,85 @@ def batches(train: np.ndarray, batch_size: int, seed: int) -> Any:
 # --- the run ---------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="faces_vae.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def parse_args(argv: list[str] | None) -> Any:
+    parser = cli.parser("faces_vae.py", __doc__)
+    data = "a folder of pictures (CelebA), CIFAR-10 or IDX files"
+    cli.standard_options(
+        parser, data=data, out="out/faces_vae", seed="random seed (initialisation, order, flips, sampling)"
     )
-    parser.add_argument("--data", metavar="DIR", help="a folder of pictures (CelebA), CIFAR-10 or IDX files")
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, help=f"training rounds (default {DEMO_EPOCHS})")
-    length.add_argument("--iterations", type=int, help="training batches in all (instead of --epochs)")
-    parser.add_argument(
-        "--train-images",
-        type=int,
-        help=f"train on N pictures (default {DEMO_IMAGES} without --data, all of them with --data)",
-    )
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
-    parser.add_argument(
-        "--learning-rate", type=float, default=LEARNING_RATE, help=f"Adam's (default {LEARNING_RATE}, the report's)"
-    )
-    parser.add_argument(
-        "--kl-weight", type=float, default=KL_WEIGHT, help=f"lambda, the KL term's weight (default {KL_WEIGHT:g})"
-    )
-    parser.add_argument("--latent", type=int, default=LATENT, help=f"latent size (default {LATENT}; 32, 64, 128)")
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=0.5,
-        help="for samples_closer.png: z ~ N(0, T^2 I), closer to the centre (default 0.5)",
-    )
-    parser.add_argument(
-        "--decoder",
-        choices=["table", "mirror"],
-        default="table",
-        help='"table": the report\'s table 2 as printed (default); "mirror": its second stride read as 2',
-    )
-    parser.add_argument("--out", default="out/faces_vae", help="output folder (default out/faces_vae)")
-    parser.add_argument("--device", default="CPU", choices=["CPU", "GPU"], help="CPU (NumPy) or GPU (CuPy)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (initialisation, order, flips, sampling)")
-    args = parser.parse_args(argv)
-    for name in ("epochs", "iterations", "batch_size", "train_images", "latent"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    for name in ("learning_rate", "temperature"):
-        if not getattr(args, name) > 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not args.kl_weight >= 0:
-        parser.error(f"--kl-weight must be at least 0, got {args.kl_weight}")
-    return args
+    cli.schedule_options(parser, default_epochs=DEMO_EPOCHS, batch_size=BATCH_SIZE, batch_help="pictures per batch")
+    many = f"train on N pictures (default {DEMO_IMAGES} without --data, all of them with --data)"
+    parser.add_argument("--train-images", type=cli.count, metavar="N", help=many)
+    rate = f"Adam's (default {LEARNING_RATE}, the report's)"
+    parser.add_argument("--learning-rate", type=cli.positive, default=LEARNING_RATE, help=rate)
+    kl = f"lambda, the KL term's weight (default {KL_WEIGHT:g})"
+    parser.add_argument("--kl-weight", type=cli.weight, default=KL_WEIGHT, help=kl)
+    parser.add_argument("--latent", type=cli.count, default=LATENT, help=f"latent size (default {LATENT}; 32, 64, 128)")
+    closer = "for samples_closer.png: z ~ N(0, T^2 I), closer to the centre (default 0.5)"
+    parser.add_argument("--temperature", type=cli.positive, default=0.5, help=closer)
+    table = '"table": the report\'s table 2 as printed (default); "mirror": its second stride read as 2'
+    parser.add_argument("--decoder", choices=["table", "mirror"], default="table", help=table)
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, generate and evaluate; returns the numbers it printed (for tests)."""
     args = parse_args(argv)
-    started = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = cli.Run(args.out, args.device)
     options = {"target_device": args.device, "batch_size": 128}
-    get_xp(args.device)  # fails at once, saying what to install, when the GPU cannot be used
 
     limit = args.train_images or (DEMO_IMAGES if args.data is None else None)
     train, validation, test, described = load_data(args.data, limit, args.seed)
     print(f"data: {described}")
     print(f"      {len(train)} training, {len(validation)} validation, {len(test)} test pictures, 3x{HEIGHT}x{WIDTH}")
-
-    rounds, total, batch_size, per_round, stop, chosen = schedule(
-        len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS
-    )
-    print(f"schedule: {chosen} = {total} batches; Adam, learning rate {args.learning_rate}")
+    plan = cli.schedule(len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS)
+    print(f"schedule: {plan.description} = {plan.total} batches; Adam, learning rate {args.learning_rate}")
     print(f"loss: mean squared error per pixel + {args.kl_weight:g} * KL; latent size {args.latent}")
 
     vae = build_vae(args.latent, decoder=args.decoder)
     summary = NetSummary(vae)
-    parameters = {
-        part: sum(r.parameters for r in summary.rows if r.path.split("/")[0] in names)
-        for part, names in (("encoder", ("enc", "mn", "logvar")), ("decoder", ("dec",)))
-    }
+    encoder, decoder = (
+        sum(r.parameters for r in summary.rows if r.path.split("/")[0] in part)
+        for part in (("enc", "mn", "logvar"), ("dec",))
+    )
     rows, columns = decoder_grid(decoder=args.decoder)
     print(
-        f"net: {summary.total_parameters:,} parameters: encoder {parameters['encoder']:,} "
-        f"(8 convolutions to 256x4x3 = 3072, then mean and log-variance), decoder {parameters['decoder']:,} "
-        f"(from 256x{rows}x{columns}, --decoder {args.decoder})"
+        f"net: {summary.total_parameters:,} parameters: encoder {encoder:,} (8 convolutions to 256x4x3 = 3072, "
+        f"then mean and log-variance), decoder {decoder:,} (from 256x{rows}x{columns}, --decoder {args.decoder})"
     )
-    draw(vae, out / "vae.png")
-
+    draw(vae, run.out / "vae.png")
     print(f"training on the {args.device}...")
     results = NetTrain(
         vae,
-        (batches(train, batch_size, args.seed), {"RoundLength": len(train)}),
+        (batches(train, plan.batch_size, args.seed), {"RoundLength": len(train)}),
         "All",
         loss_function={"Loss": 1.0, "KL": args.kl_weight},
         method=("ADAM", {"learning_rate": args.learning_rate}),
-        batch_size=batch_size,
-        max_training_rounds=rounds,
+        batch_size=plan.batch_size,
+        max_training_rounds=plan.rounds,
         validation_set={"Input": to_float(validation, range=RANGE)},
-        training_progress_function=stop,
+        training_progress_function=plan.stop,
         target_device=args.device,
         random_seeding=args.seed,
     )
-    train_time = results["TotalTrainingTime"]
-    speed = results["MeanExamplesPerSecond"]
-    print(f"training took {train_time:.1f} s: {results['TotalBatches']} batches, {speed:.1f} images/s")
-    if results["RoundLossList"]:  # none when --iterations stops inside the first round
-        print(f"  round losses {', '.join(f'{v:.4f}' for v in results['RoundLossList'])}")
-        print(f"  validation losses {', '.join(f'{v:.4f}' for v in results['ValidationLossList'])}")
-    if args.iterations:
-        trained = results["FinalNet"]
-        print(f"  kept the net after batch {results['TotalBatches']}")
-    else:
-        trained = results["TrainedNet"]
-        print(f"  kept the net of round {results['BestValidationRound']}, the lowest validation loss")
-    trained.save(out / "vae.npz")
+    trained = cli.training_summary(results, keep="final" if args.iterations else "best", digits=4)
+    trained.save(run.out / "vae.npz")
+    cli.save_loss_plot(results, run.out / "loss.png", f"face VAE: MSE + {args.kl_weight:g} KL per picture")
 
     # the posterior q(z|x) = N(mn, exp(logvar)), the decoder "dec"
     encode, decode = vae_parts(trained, ("mn", "logvar"), scale="log_variance", **options)
-    x_test = to_float(test, range=RANGE)
-    rng = np.random.default_rng(args.seed)
-    shown = dict(value_range=RANGE, scale=2)
+    x_test, rng, shown = to_float(test, range=RANGE), np.random.default_rng(args.seed), dict(value_range=RANGE, scale=2)
     faces = sample_prior(decode, 64, args.latent, seed=rng)
-    save_png(image_grid(faces, columns=8, **shown), out / "samples.png")
+    save_png(image_grid(faces, columns=8, **shown), run.out / "samples.png")
     closer = sample_prior(decode, 64, args.latent, temperature=args.temperature, seed=rng)
-    save_png(image_grid(closer, columns=8, **shown), out / "samples_closer.png")
-
-    count = min(12, len(x_test))
-    recon = reconstruct(encode, decode, x_test[:count])
-    strip = interpolation_strip([x_test[:count], recon], row_labels=["input", "output"], **shown)
-    save_png(strip, out / "reconstructions.png")
+    save_png(image_grid(closer, columns=8, **shown), run.out / "samples_closer.png")
+    rows = [x_test[:12], reconstruct(encode, decode, x_test[:12])]
+    save_png(interpolation_strip(rows, row_labels=["input", "output"], **shown), run.out / "reconstructions.png")
     mean, log_var = encode(x_test)
-    pairs = min(6, len(x_test) // 2)
-    paths = [interpolate(decode, mean[2 * i], mean[2 * i + 1], 10) for i in range(pairs)]
+    paths = [interpolate(decode, mean[i], mean[i + 1], 10) for i in range(0, min(12, len(x_test) - 1), 2)]
     if paths:
         steps = [f"{t:.2f}" for t in np.linspace(0, 1, 10)]
-        save_png(interpolation_strip(paths, labels=steps, **shown), out / "interpolation.png")
-
-    plot = results.properties.get("LossPlot")
-    if not isinstance(plot, Image.Image):
-        plot = loss_plot(results["RoundLossList"], results["ValidationLossList"], results["BatchLossList"], per_round)
-    save_png(plot, out / "loss.png")
+        save_png(interpolation_strip(paths, labels=steps, **shown), run.out / "interpolation.png")
 
     # the test loss, the training objective, with one z ~ q(z|x) per picture as in training
     z = mean + np.exp(0.5 * log_var) * np.random.default_rng(args.seed).standard_normal(mean.shape)
@@ -387,35 +297,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "test_mse": mse,
         "test_kl": kl,
         "test_loss": mse + args.kl_weight * kl,
-        "train_seconds": train_time,
-        "images_per_second": speed,
+        "train_seconds": results["TotalTrainingTime"],
+        "images_per_second": results["MeanExamplesPerSecond"],
         "parameters": summary.total_parameters,
     }
     print(f"\ntest set: {len(x_test)} pictures, one z ~ q(z|x) each")
     print(f"  mean squared error per pixel {mse:.4f} (pixels in [-1, 1]), KL {kl:.1f} nats per picture")
     print(f"  test loss {numbers['test_loss']:.4f} = {mse:.4f} + {args.kl_weight:g} * {kl:.1f}")
     print(f"  posterior standard deviations: median {float(np.median(np.exp(0.5 * log_var))):.3f} (the prior's is 1)")
-
-    total_time = time.perf_counter() - started
-    numbers["total_seconds"] = total_time
-    print(f"\ntime taken: {total_time:.1f} s in all, {train_time:.1f} s of it training")
-    print(f"pictures and the trained net are in {out}/:")
-    for file, what in (
-        ("samples.png", "64 generated faces: the decoder fed z ~ N(0, I)"),
-        ("samples_closer.png", f"64 generated faces from z ~ N(0, {args.temperature:g}^2 I), closer to the centre"),
-        ("reconstructions.png", "test pictures (top) and their reconstructions from the posterior mean"),
-        ("interpolation.png", "per row, linear interpolation between the codes of two test pictures"),
-        ("loss.png", "loss per round and batch, and validation loss"),
-        ("vae.png", "the network"),
-        ("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
-    ):
-        if (out / file).exists():
-            print(f"  {out / file}: {what}")
+    numbers["total_seconds"] = run.report(
+        [
+            ("samples.png", "64 generated faces: the decoder fed z ~ N(0, I)"),
+            ("samples_closer.png", f"64 generated faces from z ~ N(0, {args.temperature:g}^2 I), closer to the centre"),
+            ("reconstructions.png", "test pictures (top) and their reconstructions from the posterior mean"),
+            ("interpolation.png", "per row, linear interpolation between the codes of two test pictures"),
+            ("loss.png", "loss per round and batch, and validation loss"),
+            ("vae.png", "the network"),
+            ("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
+        ],
+        training=results["TotalTrainingTime"],
+    )
     return numbers
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DatasetError, BackendError) as err:
-        sys.exit(f"faces_vae.py: {err}")
+    cli.run_main(main)

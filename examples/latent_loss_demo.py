@@ -1,43 +1,26 @@
-"""Build the latentLoss graph of the Wolfram Community VAE post, check it against
-the closed-form KL divergence and its gradients, and draw it.
+"""Build the latentLoss graph of the Wolfram Community VAE post (defined in mnist_vae.py), check it
+against the closed-form KL divergence and its gradients, and draw it.
 
     python examples/latent_loss_demo.py --out out/demo
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
+from mnist_vae import build_latent_loss  # the sibling script: its folder is on the path when run as a script
 
-from layers import ElementwiseLayer, SummationLayer, TotalLayer
-from netgraph import NetGraph, NetPort, NetPortGradient, NetSummary, draw, exp
-
-
-def build_latent_loss() -> NetGraph:
-    """The post's subgraph, transcribed literally (layer numbers from 1)."""
-    return NetGraph(
-        [
-            ElementwiseLayer(lambda x: -0.5 * x),
-            TotalLayer(),
-            ElementwiseLayer(lambda x: -(x**2)),
-            ElementwiseLayer(lambda x: -exp(2 * x)),
-            ElementwiseLayer(lambda x: 1 + 2 * x),
-            SummationLayer(),
-        ],
-        [(NetPort("mn"), 3), (NetPort("sd"), 4), (NetPort("sd"), 5), ([3, 4, 5], 2, 6, 1)],
-        ports={"mn": 8, "sd": 8},
-    )
+from netgraph import NetPortGradient, NetSummary, cli, draw
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="out/demo", help="directory for the drawing")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    parser = cli.parser("latent_loss_demo.py", __doc__)
+    parser.add_argument("--out", default="out/demo", metavar="DIR", help="directory for the drawing (default out/demo)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the test values (default 0)")
+    args = parser.parse_args(argv)
 
-    net = build_latent_loss()
+    net = build_latent_loss(size=8)
     print(net, "\n")
     print(NetSummary(net), "\n")
 
@@ -56,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_main(main)

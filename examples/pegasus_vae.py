@@ -46,15 +46,10 @@ cores and gives blurry but recognisable pictures; the paper's is --pretrain-epoc
 
 from __future__ import annotations
 
-import argparse
-import math
-import sys
-import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image
 
 from layers import (
     BatchNormalizationLayer,
@@ -69,30 +64,18 @@ from layers import (
     SummationLayer,
     ThreadingLayer,
 )
-from netgraph import (
-    BackendError,
-    NetChain,
-    NetGraph,
-    NetPort,
-    NetSummary,
-    NetTrain,
-    NormalDistribution,
-    draw,
-    exp,
-    get_xp,
-)
+from netgraph import NetChain, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
 from netgraph.datasets import (
     CIFAR10_CLASSES,
     FASHION_MNIST_CLASSES,
     DatasetError,
-    DatasetNotFoundError,
     image_folder,
     load_images,
     split,
     to_float,
 )
 from netgraph.generate import Decode, Encode, elbo, reconstruct, sample_prior, slerp_grid, vae_parts
-from netgraph.images import image_grid, interpolation_strip, loss_plot, save_png
+from netgraph.images import image_grid, interpolation_strip, save_png
 
 SIZE = 32
 PIXELS = 3 * SIZE * SIZE
@@ -129,79 +112,49 @@ def _up(channels: int) -> list[Any]:
     return [DeconvolutionLayer(channels, 4, stride=2, padding_size=1, biases=None), BatchNormalizationLayer(), LEAKY]
 
 
+# fmt: off
 def build_encoder(width: int = WIDTH) -> NetChain:
     """4 convolutions, each halving the picture and doubling the channels: with the default width 32,
     3×32×32 → 32×16×16 → 64×8×8 → 128×4×4 → 256×2×2, flattened to 1024; then three of the four dense
     layers, 512, 256, 256 (16, 8 and 8 times the width). The fourth is the pair of heads "mn" and "sd"."""
-    return NetChain(
-        [
-            *_down(width),
-            *_down(2 * width),
-            *_down(4 * width),
-            *_down(8 * width),
-            FlattenLayer(),
-            LinearLayer(16 * width),
-            LEAKY,
-            LinearLayer(8 * width),
-            LEAKY,
-            LinearLayer(8 * width),
-            LEAKY,
-        ],
-        input=(3, SIZE, SIZE),
-    )
+    return NetChain([
+        *_down(width), *_down(2 * width), *_down(4 * width), *_down(8 * width), FlattenLayer(),
+        LinearLayer(16 * width), LEAKY, LinearLayer(8 * width), LEAKY, LinearLayer(8 * width), LEAKY,
+    ], input=(3, SIZE, SIZE))
 
 
 def build_decoder(nlatent: int = NLATENT, width: int = WIDTH) -> NetChain:
     """The encoder's mirror: dense layers 256, 256, 512, 1024 (for width 32), reshaped to 256×2×2,
     then 4 transposed convolutions up to 3×32×32 and a LogisticSigmoid (pixel probabilities)."""
-    return NetChain(
-        [
-            LinearLayer(8 * width),
-            LEAKY,
-            LinearLayer(8 * width),
-            LEAKY,
-            LinearLayer(16 * width),
-            LEAKY,
-            LinearLayer(32 * width),
-            LEAKY,
-            ReshapeLayer((8 * width, 2, 2)),
-            *_up(4 * width),
-            *_up(2 * width),
-            *_up(width),
-            DeconvolutionLayer(3, 4, stride=2, padding_size=1),
-            "LogisticSigmoid",
-        ],
-        input=nlatent,
-    )
+    return NetChain([
+        LinearLayer(8 * width), LEAKY, LinearLayer(8 * width), LEAKY,
+        LinearLayer(16 * width), LEAKY, LinearLayer(32 * width), LEAKY, ReshapeLayer((8 * width, 2, 2)),
+        *_up(4 * width), *_up(2 * width), *_up(width),
+        DeconvolutionLayer(3, 4, stride=2, padding_size=1), "LogisticSigmoid",
+    ], input=nlatent)
 
 
 def build_vae(nlatent: int = NLATENT, width: int = WIDTH) -> NetGraph:
     """The training net: input "Input" (3, 32, 32) in [0, 1], which is also the reconstruction's
     target; outputs "Loss" (binary cross-entropy summed over the 3072 pixels) and "KL" (equation (2),
     with "sd" = log σ: ½ Σ (mn² + e^(2 sd) − 1 − 2 sd))."""
-    return NetGraph(
-        {
-            "enc": build_encoder(width),
-            "mn": LinearLayer(nlatent),
-            "sd": LinearLayer(nlatent),
-            "eps": RandomArrayLayer(NormalDistribution(0, 1), output=nlatent),
-            "z": ThreadingLayer(lambda m, s, e: m + exp(s) * e),
-            "dec": build_decoder(nlatent, width),
-            "bce": CrossEntropyLossLayer("Binary"),  # the mean over pixels ...
-            "pixels": ElementwiseLayer(lambda x: PIXELS * x),  # ... times their number: the sum
-            "kl": ThreadingLayer(lambda m, s: 0.5 * (m**2 + exp(2 * s) - 1 - 2 * s)),
-            "total": SummationLayer(),
-        },
-        [
-            (NetPort("Input"), "enc", "mn"),
-            ("enc", "sd"),
-            (["mn", "sd", "eps"], "z", "dec", NetPort("bce", "Input")),
-            (NetPort("Input"), NetPort("bce", "Target")),
-            ("bce", "pixels", NetPort("Loss")),
-            (["mn", "sd"], "kl", "total", NetPort("KL")),
-        ],
-        input=(3, SIZE, SIZE),
-    )
+    return NetGraph({
+        "enc": build_encoder(width), "mn": LinearLayer(nlatent), "sd": LinearLayer(nlatent),
+        "eps": RandomArrayLayer(NormalDistribution(0, 1), output=nlatent),
+        "z": ThreadingLayer(lambda m, s, e: m + exp(s) * e),
+        "dec": build_decoder(nlatent, width),
+        "bce": CrossEntropyLossLayer("Binary"),  # the mean over pixels ...
+        "pixels": ElementwiseLayer(lambda x: PIXELS * x),  # ... times their number: the sum
+        "kl": ThreadingLayer(lambda m, s: 0.5 * (m**2 + exp(2 * s) - 1 - 2 * s)), "total": SummationLayer(),
+    }, [
+        (NetPort("Input"), "enc", "mn"),
+        ("enc", "sd"),
+        (["mn", "sd", "eps"], "z", "dec", NetPort("bce", "Input")),
+        (NetPort("Input"), NetPort("bce", "Target")),
+        ("bce", "pixels", NetPort("Loss")),
+        (["mn", "sd"], "kl", "total", NetPort("KL")),
+    ], input=(3, SIZE, SIZE))
+# fmt: on
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -243,18 +196,12 @@ def load_data(data: str | None) -> LabelledImages:
     """The pictures, labelled: Fashion-MNIST without --data, else what --data holds."""
     if data is None:
         found = load_images(None, SIZE, color_space="RGB")
+        cli.stand_in("the paper's CIFAR-10 and STL-10", "its grey channel is copied to red, green and blue")
+        described = f"{len(found.images):,} Fashion-MNIST pictures, 28x28 grey resized to 32x32"
         return LabelledImages(
-            found.images,
-            found.labels.astype(np.int64),
-            FASHION_MNIST_CLASSES,
-            "Fashion-MNIST",
-            f"{len(found.images):,} Fashion-MNIST pictures, 28x28 grey resized to 32x32",
+            found.images, found.labels.astype(np.int64), FASHION_MNIST_CLASSES, "Fashion-MNIST", described
         )
-    folder = Path(data).expanduser()
-    if not folder.exists():
-        raise DatasetNotFoundError(
-            f"{folder}: no such folder (--data takes CIFAR-10 batches, MNIST-format files or a folder of pictures)"
-        )
+    folder = cli.data_folder(data, "CIFAR-10 batches, MNIST-format files or a folder of pictures")
     if _holds_a_data_set(folder):
         found = load_images(folder, SIZE, color_space="RGB")
         labels = found.labels.astype(np.int64)
@@ -263,10 +210,7 @@ def load_data(data: str | None) -> LabelledImages:
         names = tuple(str(k) for k in range(int(labels.max()) + 1))
         return LabelledImages(found.images, labels, names, folder.name, found.description)
     found = image_folder(folder, SIZE, color_space="RGB")
-    for skipped in found.skipped[:5]:
-        print(f"  skipped {skipped.path}: {skipped.reason}")
-    if len(found.skipped) > 5:
-        print(f"  ... and {len(found.skipped) - 5} more files skipped")
+    cli.list_skipped(found.skipped)
     # each picture's class is the name of the folder it is in
     parents = [path.parent.name for path in found.paths]
     names = tuple(sorted(set(parents)))
@@ -321,35 +265,21 @@ def pick_subset(images: np.ndarray, labels: np.ndarray, n: int | None, seed: int
 # --- training ---------------------------------------------------------------------------------------------
 
 
-class Phase(NamedTuple):
-    """One training phase's schedule: ``count`` batches, or ``count`` rounds when ``epochs``."""
-
-    count: int
-    epochs: bool
-    default: bool
-
-
 def train_phase(
-    vae: NetGraph,
-    train: np.ndarray,
-    validation: np.ndarray,
-    phase: Phase,
-    args: argparse.Namespace,
-    title: str,
+    vae: NetGraph, train: np.ndarray, validation: np.ndarray, args: Any, phase: str, title: str
 ) -> tuple[NetGraph, Any]:
-    """NetTrain on the Loss and KL ports; returns the net to keep and NetTrain's results."""
-    batch_size = min(args.batch_size, len(train))
-    per_round = math.ceil(len(train) / batch_size)
-    if phase.epochs:
-        rounds, total, stop = phase.count, phase.count * per_round, None
-        chosen = f"{phase.count} rounds of {per_round} batches of {batch_size}"
-    else:
-        rounds, total = math.ceil(phase.count / per_round), phase.count
-        stop = ((lambda progress: "StopTraining"), {"Interval": ("Batches", phase.count)})
-        chosen = f"{phase.count} batches of {batch_size} ({phase.count / per_round:.2f} rounds)"
+    """NetTrain on the Loss and KL ports for a phase ("pretrain" or "finetune"); returns the net to keep (after
+    the last batch when the phase is counted in batches, else the round of lowest validation loss) and the results."""
+    epochs, batches = getattr(args, f"{phase}_epochs"), getattr(args, f"{phase}_iterations")
+    flag = f"--{phase}-iterations" if batches else "--iterations"
+    default = DEFAULT_PRETRAIN_BATCHES if phase == "pretrain" else DEFAULT_FINETUNE_BATCHES
+    plan = cli.schedule(
+        len(train), args.batch_size, epochs, batches or args.iterations, default_iterations=default, flag=flag
+    )
+    rounds = f" ({plan.total / plan.per_round:.2f} rounds)" if plan.stop else ""
     print(
         f"{title}: {len(train):,} training, {len(validation):,} validation pictures; "
-        f"{chosen}{' (the default)' if phase.default else ''} = {total * batch_size:,} pictures"
+        f"{plan.description} = {plan.total * plan.batch_size:,} pictures{rounds}"
     )
     results = NetTrain(
         vae,
@@ -357,26 +287,15 @@ def train_phase(
         "All",
         loss_function=["Loss", "KL"],
         method=("ADAM", {"learning_rate": args.learning_rate}),
-        batch_size=batch_size,
-        max_training_rounds=rounds,
+        batch_size=plan.batch_size,
+        max_training_rounds=plan.rounds,
         validation_set={"Input": validation} if len(validation) else None,
-        training_progress_function=stop,
+        training_progress_function=plan.stop,
         target_device=args.device,
         random_seeding=args.seed,
     )
-    seconds, speed = results["TotalTrainingTime"], results["MeanExamplesPerSecond"]
-    print(f"  took {seconds:.1f} s: {results['TotalBatches']} batches, {speed:.0f} pictures/s")
-    if results["RoundLossList"]:
-        print(f"  round losses (BCE + KL per picture) {', '.join(f'{v:.1f}' for v in results['RoundLossList'])}")
-    if results["ValidationLossList"]:
-        print(f"  validation losses {', '.join(f'{v:.1f}' for v in results['ValidationLossList'])}")
-    if not phase.epochs:
-        last = results["BatchLossList"][-1]
-        print(f"  last batch loss {last:.1f}; kept the net after batch {results['TotalBatches']}")
-        return results["FinalNet"], results
-    if results["ValidationLossList"]:
-        print(f"  kept the net of round {results['BestValidationRound']}, the lowest validation loss")
-    return results["TrainedNet"], results
+    keep = "final" if plan.stop else "best"
+    return cli.training_summary(results, keep=keep, unit="pictures", digits=1, losses="BCE + KL per picture"), results
 
 
 def measure(net: NetGraph, images: np.ndarray, options: dict[str, Any], seed: int) -> dict[str, float]:
@@ -391,16 +310,6 @@ def learnable_parameters(net: Any) -> int:
     """Parameters that training changes by gradients: all arrays but the moving statistics."""
     summary = NetSummary(net)
     return summary.total_parameters - summary.non_trainable_parameters
-
-
-def _phase_plot(results: Any, title: str) -> Image.Image:
-    return loss_plot(
-        results["RoundLossList"],
-        results["ValidationLossList"],
-        results["BatchLossList"],
-        results["BatchesPerRound"],
-        title=title,
-    )
 
 
 def pegasi(
@@ -437,69 +346,31 @@ def pegasi(
 # --- the run ---------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="pegasus_vae.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data", metavar="DIR", help="CIFAR-10 batches, MNIST-format files or pictures (default: Fashion-MNIST)"
-    )
-    parser.add_argument(
-        "--classes", nargs=2, metavar=("FIRST", "SECOND"), help="the two fine-tuning classes (default bird horse)"
-    )
-    parser.add_argument(
-        "--pretrain-epochs", type=int, metavar="N", help="pre-training rounds over all pictures (the paper: 100)"
-    )
-    parser.add_argument(
-        "--pretrain-iterations",
-        type=int,
-        metavar="N",
-        help=f"pre-training batches (default {DEFAULT_PRETRAIN_BATCHES})",
-    )
-    parser.add_argument(
-        "--finetune-epochs", type=int, metavar="N", help="fine-tuning rounds over the two classes (the paper: 300)"
-    )
-    parser.add_argument(
-        "--finetune-iterations", type=int, metavar="N", help=f"fine-tuning batches (default {DEFAULT_FINETUNE_BATCHES})"
-    )
-    parser.add_argument("--iterations", type=int, metavar="N", help="batches in each phase, for quick runs")
-    parser.add_argument("--batch-size", type=int, metavar="N", default=64, help="pictures per batch (default 64)")
-    parser.add_argument(
-        "--learning-rate", type=float, default=1e-3, metavar="RATE", help="Adam's learning rate (default 0.001)"
-    )
-    parser.add_argument(
-        "--latent", type=int, metavar="N", default=NLATENT, help=f"latent dimensions (default {NLATENT})"
-    )
-    parser.add_argument(
-        "--width",
-        type=int,
-        metavar="N",
-        default=WIDTH,
-        help=f"channels of the first convolution, doubling after (default {WIDTH})",
-    )
-    parser.add_argument("--train-images", type=int, metavar="N", help="use N pictures drawn at random (default all)")
-    parser.add_argument("--out", default="out/pegasus_vae", help="output folder (default out/pegasus_vae)")
-    parser.add_argument("--device", default="CPU", choices=["CPU", "GPU"], help="CPU (NumPy) or GPU (CuPy)")
-    parser.add_argument(
-        "--seed", type=int, metavar="N", default=1, help="random seed (initialisation, shuffling, choices, samples)"
-    )
-    args = parser.parse_args(argv)
-    for name in (
-        "pretrain_epochs",
-        "pretrain_iterations",
-        "finetune_epochs",
-        "finetune_iterations",
-        "iterations",
-        "batch_size",
-        "latent",
-        "width",
-        "train_images",
+def parse_args(argv: list[str] | None) -> Any:
+    parser = cli.parser("pegasus_vae.py", __doc__)
+    data = "CIFAR-10 batches, MNIST-format files or pictures (default: Fashion-MNIST)"
+    seed = "random seed (initialisation, shuffling, choices, samples)"
+    cli.standard_options(parser, data=data, out="out/pegasus_vae", seed=seed)
+    pair = {"nargs": 2, "metavar": ("FIRST", "SECOND"), "help": "the two fine-tuning classes (default bird horse)"}
+    parser.add_argument("--classes", **pair)
+    for flag, text in (
+        ("--pretrain-epochs", "pre-training rounds over all pictures (the paper: 100)"),
+        ("--pretrain-iterations", f"pre-training batches (default {DEFAULT_PRETRAIN_BATCHES})"),
+        ("--finetune-epochs", "fine-tuning rounds over the two classes (the paper: 300)"),
+        ("--finetune-iterations", f"fine-tuning batches (default {DEFAULT_FINETUNE_BATCHES})"),
+        ("--iterations", "batches in each phase, for quick runs"),
+        ("--train-images", "use N pictures drawn at random (default all)"),
     ):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if not args.learning_rate > 0:
-        parser.error(f"--learning-rate must be positive, got {args.learning_rate}")
+        parser.add_argument(flag, type=cli.count, metavar="N", help=text)
+    parser.add_argument("--batch-size", type=cli.count, metavar="N", default=64, help="pictures per batch (default 64)")
+    rate = "Adam's learning rate (default 0.001)"
+    parser.add_argument("--learning-rate", type=cli.positive, default=1e-3, metavar="RATE", help=rate)
+    parser.add_argument(
+        "--latent", type=cli.count, metavar="N", default=NLATENT, help=f"latent dimensions (default {NLATENT})"
+    )
+    wide = f"channels of the first convolution, doubling after (default {WIDTH})"
+    parser.add_argument("--width", type=cli.count, metavar="N", default=WIDTH, help=wide)
+    args = parser.parse_args(argv)
     for phase in ("pretrain", "finetune"):
         given = [f"--{phase}-{kind}" for kind in ("epochs", "iterations") if getattr(args, f"{phase}_{kind}")]
         if args.iterations and given:
@@ -509,31 +380,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def schedule(args: argparse.Namespace, phase: str, default: int) -> Phase:
-    """A phase's schedule from the arguments."""
-    epochs, iterations = getattr(args, f"{phase}_epochs"), getattr(args, f"{phase}_iterations") or args.iterations
-    if epochs:
-        return Phase(epochs, True, False)
-    return Phase(iterations or default, False, iterations is None)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Pre-train, fine-tune, sample and interpolate; returns the numbers it printed (for tests)."""
     args = parse_args(argv)
-    started = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = cli.Run(args.out, args.device)
     options = {"target_device": args.device, "batch_size": 256}
-    get_xp(args.device)  # fails at once, saying what to install, when the GPU cannot be used
     rng = np.random.default_rng(args.seed)
 
     # data: every picture for pre-training, the two classes for fine-tuning; 10% held out of both
     data = load_data(args.data)
-    if args.data is None:
-        print(
-            "no --data: Fashion-MNIST stands in for the paper's CIFAR-10 and STL-10; its grey channel is "
-            "copied to red, green and blue"
-        )
     print(f"data: {data.description}")
     images, labels = pick_subset(data.images, data.labels, args.train_images, args.seed)
     if len(images) < len(data.images):
@@ -542,14 +397,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = (data.class_names[first], data.class_names[second])
     both = names[0] if first == second else f"{names[0]} and {names[1]}"
     print(f"classes: {both} {why}")
+    fractions = (1 - VALIDATION_FRACTION, VALIDATION_FRACTION)
     (train, train_labels), (validation, validation_labels) = split(
-        (images, labels), fractions=(1 - VALIDATION_FRACTION, VALIDATION_FRACTION), seed=args.seed
+        (images, labels), fractions=fractions, seed=args.seed
     )
-    chosen = np.isin(train_labels, (first, second))
-    chosen_validation = np.isin(validation_labels, (first, second))
     for k in (first, second):
         if not np.any(train_labels == k):
             raise DatasetError(f"no training pictures of {data.class_names[k]} (try more --train-images)")
+    chosen, chosen_validation = np.isin(train_labels, (first, second)), np.isin(validation_labels, (first, second))
     train_float, validation_float = to_float(train), to_float(validation)
 
     vae = build_vae(args.latent, args.width)
@@ -563,20 +418,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(f"optimiser: Adam, learning rate {args.learning_rate}; on the {args.device}")
     print("the paper's schedule: 100 rounds over all pictures, then 300 over the two classes")
-    draw(vae, out / "vae.png")
-    numbers: dict[str, Any] = {"parameters": learnable}
+    draw(vae, run.out / "vae.png")
 
     # phase 1: pre-training on every picture
-    pretrained, pre_results = train_phase(
-        vae, train_float, validation_float, schedule(args, "pretrain", DEFAULT_PRETRAIN_BATCHES), args, "pre-training"
-    )
-    pretrained.save(out / "pretrained.npz")
-    encode, decode = vae_parts(pretrained, **options)
-    save_png(
-        image_grid(sample_prior(decode, 64, args.latent, seed=args.seed), columns=8, scale=2),
-        out / "samples_pretrained.png",
-    )
-    save_png(_phase_plot(pre_results, f"pre-training on {data.name}: BCE + KL per picture"), out / "loss_pretrain.png")
+    pretrained, pre_results = train_phase(vae, train_float, validation_float, args, "pretrain", "pre-training")
+    pretrained.save(run.out / "pretrained.npz")
+    cli.save_loss_plot(pre_results, run.out / "loss_pretrain.png", f"pre-training on {data.name}: BCE + KL per picture")
+    pre_encode, pre_decode = vae_parts(pretrained, **options)
+    samples = sample_prior(pre_decode, 64, args.latent, seed=args.seed)
+    save_png(image_grid(samples, columns=8, scale=2), run.out / "samples_pretrained.png")
     held_out = (validation_float if len(validation_float) else train_float)[:MEASURED]
     pre = measure(pretrained, held_out, options, args.seed)
     print(
@@ -587,89 +437,68 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # phase 2: fine-tuning on the two classes
     fine_train, fine_validation = train_float[chosen], validation_float[chosen_validation]
     tuned, fine_results = train_phase(
-        pretrained,
-        fine_train,
-        fine_validation,
-        schedule(args, "finetune", DEFAULT_FINETUNE_BATCHES),
-        args,
-        f"fine-tuning on {both}",
+        pretrained, fine_train, fine_validation, args, "finetune", f"fine-tuning on {both}"
     )
-    tuned.save(out / "pegasus_vae.npz")
+    tuned.save(run.out / "pegasus_vae.npz")
+    cli.save_loss_plot(fine_results, run.out / "loss_finetune.png", f"fine-tuning on {both}: BCE + KL per picture")
     encode, decode = vae_parts(tuned, **options)
-    save_png(image_grid(sample_prior(decode, 64, args.latent, seed=args.seed), columns=8, scale=2), out / "samples.png")
-    save_png(
-        _phase_plot(fine_results, f"fine-tuning on {both}: BCE + KL per picture"),
-        out / "loss_finetune.png",
-    )
+    samples = sample_prior(decode, 64, args.latent, seed=args.seed)
+    save_png(image_grid(samples, columns=8, scale=2), run.out / "samples.png")
     held_two = (fine_validation if len(fine_validation) else fine_train)[:MEASURED]
-    fine = measure(tuned, held_two, options, args.seed)
-    before = measure(pretrained, held_two, options, args.seed)
+    fine, before = measure(tuned, held_two, options, args.seed), measure(pretrained, held_two, options, args.seed)
     print(
         f"  {len(held_two):,} held-out {both} pictures: BCE {fine['bce']:.1f} + KL {fine['kl']:.1f} = "
-        f"{fine['loss']:.1f} nats per picture (the pre-trained net: {before['loss']:.1f})"
-    )
-    print(
+        f"{fine['loss']:.1f} nats per picture (the pre-trained net: {before['loss']:.1f})\n"
         "  NOTE: BCE reads the decoder's outputs as pixel probabilities; the pixels are grey levels, not 0 or 1,"
         "\n  so this is the cross-entropy the paper minimises, not a normalised likelihood."
     )
-    numbers.update(
-        pretrain_seconds=pre_results["TotalTrainingTime"],
-        pretrain_images_per_second=pre_results["MeanExamplesPerSecond"],
-        pretrain_loss=pre["loss"],
-        finetune_seconds=fine_results["TotalTrainingTime"],
-        finetune_images_per_second=fine_results["MeanExamplesPerSecond"],
-        finetune_loss=fine["loss"],
-        finetune_loss_before=before["loss"],
-        finetune_bce=fine["bce"],
-        finetune_kl=fine["kl"],
-    )
+    numbers: dict[str, Any] = {
+        "parameters": learnable,
+        "pretrain_seconds": pre_results["TotalTrainingTime"],
+        "pretrain_images_per_second": pre_results["MeanExamplesPerSecond"],
+        "pretrain_loss": pre["loss"],
+        "finetune_seconds": fine_results["TotalTrainingTime"],
+        "finetune_images_per_second": fine_results["MeanExamplesPerSecond"],
+        "finetune_loss": fine["loss"],
+        "finetune_loss_before": before["loss"],
+        "finetune_bce": fine["bce"],
+        "finetune_kl": fine["kl"],
+    }
 
     # reconstructions of held-out pictures of the two classes, by both nets
     held_labels = (validation_labels[chosen_validation] if len(fine_validation) else train_labels[chosen])[:MEASURED]
-    picks = [np.flatnonzero(held_labels == k)[:8] for k in dict.fromkeys((first, second))]
-    shown = held_two[np.concatenate(picks)]
-    pre_encode, pre_decode = vae_parts(pretrained, **options)
+    shown = held_two[np.concatenate([np.flatnonzero(held_labels == k)[:8] for k in dict.fromkeys((first, second))])]
     rows = [shown, reconstruct(pre_encode, pre_decode, shown), reconstruct(encode, decode, shown)]
-    save_png(
-        interpolation_strip(rows, row_labels=["input", "pre-trained", "fine-tuned"], scale=2),
-        out / "reconstructions.png",
-    )
+    strip = interpolation_strip(rows, row_labels=["input", "pre-trained", "fine-tuned"], scale=2)
+    save_png(strip, run.out / "reconstructions.png")
 
     # the pegasi: 8 pictures of the second class, each paired with one of 21 of the first
-    angles, pool = pegasi(encode, decode, fine_train, train_labels[chosen], (first, second), names, rng, out)
+    angles, pool = pegasi(encode, decode, fine_train, train_labels[chosen], (first, second), names, rng, run.out)
     print(
         f"pegasi: {ROWS} {names[1]} pictures, each paired with one of {pool} {names[0]} pictures; "
         f"slerp at mu = {', '.join(f'{mu:.2f}' for mu in MUS)}"
     )
     print(f"  angles between the paired codes: {', '.join(f'{a:.0f}°' for a in angles)}")
     numbers["pair_angles"] = angles.tolist()
-
-    total_time = time.perf_counter() - started
-    numbers["total_seconds"] = total_time
-    print(
-        f"\ntime taken: {total_time:.1f} s in all, {numbers['pretrain_seconds']:.1f} s pre-training and "
-        f"{numbers['finetune_seconds']:.1f} s fine-tuning"
+    spent = f"{numbers['pretrain_seconds']:.1f} s pre-training and {numbers['finetune_seconds']:.1f} s fine-tuning"
+    numbers["total_seconds"] = run.report(
+        [
+            ("pegasus.png", f"the 8x8 grid: slerp from {names[0]} (mu=0) to {names[1]} (mu=1) at mu 0.4..0.7, per row"),
+            ("pegasus_pairs.png", "the same rows between the two pictures and their decoded codes"),
+            ("samples.png", "64 samples of the fine-tuned net: the decoder fed z ~ N(0, I)"),
+            ("samples_pretrained.png", "64 samples of the pre-trained net"),
+            ("reconstructions.png", "held-out pictures of the two classes and their reconstructions by both nets"),
+            ("loss_pretrain.png", "pre-training loss"),
+            ("loss_finetune.png", "fine-tuning loss"),
+            ("vae.png", "the network"),
+            ("pretrained.npz", "the pre-trained net (netgraph.load)"),
+            ("pegasus_vae.npz", 'the fine-tuned net (the decoder is NetExtract(net, "dec"))'),
+        ],
+        training=spent,
+        what="pictures and the trained nets",
     )
-    print(f"pictures and the trained nets are in {out}/:")
-    for file, what in (
-        ("pegasus.png", f"the 8x8 grid: slerp from {names[0]} (mu=0) to {names[1]} (mu=1) at mu 0.4..0.7, per row"),
-        ("pegasus_pairs.png", "the same rows between the two pictures and their decoded codes"),
-        ("samples.png", "64 samples of the fine-tuned net: the decoder fed z ~ N(0, I)"),
-        ("samples_pretrained.png", "64 samples of the pre-trained net"),
-        ("reconstructions.png", "held-out pictures of the two classes and their reconstructions by both nets"),
-        ("loss_pretrain.png", "pre-training loss"),
-        ("loss_finetune.png", "fine-tuning loss"),
-        ("vae.png", "the network"),
-        ("pretrained.npz", "the pre-trained net (netgraph.load)"),
-        ("pegasus_vae.npz", 'the fine-tuned net (the decoder is NetExtract(net, "dec"))'),
-    ):
-        if (out / file).exists():
-            print(f"  {out / file}: {what}")
     return numbers
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DatasetError, BackendError) as err:
-        sys.exit(f"pegasus_vae.py: {err}")
+    cli.run_main(main)

@@ -3,29 +3,23 @@ the FLOP count, and the pytorch/examples VAE written in netgraph (without PyTorc
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from layers import ConvolutionLayer, LinearLayer
 from netgraph import NetChain, NetInitialize, NetPort
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from netgraph.cli import load_script
+from scripts import BENCHMARKS
 
 
 @pytest.fixture(scope="module")
 def nets():
-    spec = importlib.util.spec_from_file_location("training_nets", BENCHMARKS / "training_nets.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
     try:
-        spec.loader.exec_module(module)
-        yield module
+        yield load_script(BENCHMARKS / "training_nets.py", "training_nets")
     finally:
-        sys.modules.pop(spec.name, None)
+        sys.modules.pop("training_nets", None)
 
 
 def test_batch_order_is_nettrains(nets, monkeypatch):

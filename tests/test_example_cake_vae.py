@@ -164,9 +164,10 @@ def test_cake_vae_runs_as_a_script(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "usage: cake_vae.py" in done.stdout and "Fashion-MNIST" in done.stdout
     missing = subprocess.run(
-        [sys.executable, str(EXAMPLES / "cake_vae.py"), "--data", str(tmp_path / "nowhere")],
+        [sys.executable, str(EXAMPLES / "cake_vae.py"), "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=tmp_path,
     )
     assert missing.returncode == 1 and "cake_vae.py:" in missing.stderr and "no such folder" in missing.stderr

@@ -1,28 +1,25 @@
-"""The latentLoss subgraph of the seed post, built verbatim, against the closed form."""
+"""The latentLoss subgraph of the seed post, built verbatim (examples/mnist_vae.py), against the closed form;
+and examples/latent_loss_demo.py, which shows it."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gradcheck import check_net
-from layers import ElementwiseLayer, SummationLayer, TotalLayer
-from netgraph import NetGraph, NetPort, NetPortGradient, exp
+from netgraph import NetGraph, NetPortGradient
+from scripts import EXAMPLES, load_example
+
+# the graph of the post, as examples/mnist_vae.py builds it (its one definition)
+build_latent_loss = load_example("mnist_vae").build_latent_loss
 
 
 def latent_loss() -> NetGraph:
-    return NetGraph(
-        [
-            ElementwiseLayer(lambda x: -0.5 * x),
-            TotalLayer(),
-            ElementwiseLayer(lambda x: -(x**2)),
-            ElementwiseLayer(lambda x: -exp(2 * x)),
-            ElementwiseLayer(lambda x: 1 + 2 * x),
-            SummationLayer(),
-        ],
-        [(NetPort("mn"), 3), (NetPort("sd"), 4), (NetPort("sd"), 5), ([3, 4, 5], 2, 6, 1)],
-    )
+    return build_latent_loss()
 
 
 def test_ports_follow_wolfram_rules():
@@ -73,3 +70,22 @@ def test_gradient_check_through_the_checker(device):
     rng = np.random.default_rng(5)
     net = latent_loss()
     check_net(net, {"mn": rng.normal(size=(3, 4)), "sd": rng.normal(size=(3, 4))}, device=device)
+
+
+def test_the_sizes_can_be_fixed():
+    net = build_latent_loss(size=8)
+    assert net.port_shapes["mn"] == net.port_shapes["sd"] == (8,)
+
+
+def test_the_demo_script_checks_and_draws_it(tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "latent_loss_demo.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "max |KL - closed form|" in done.stdout and "-Exp[2*#]&" in done.stdout
+    assert (out / "latent_loss.png").is_file() and f"drawing written to {out / 'latent_loss.png'}" in done.stdout
