@@ -15,11 +15,9 @@ The modules, from the top down (each imports only those below it, and the engine
 * :mod:`~netgraph.train.data`: training data as columns, generator functions, the validation split.
 * :mod:`~netgraph.train.losses`: loss specifications, and the loss layers attached for them.
 * :mod:`~netgraph.train.results`: the results object and ``TrainingError``.
-* :mod:`~netgraph.train.schedule`: a command-line helper (a training length in rounds or batches).
 """
 
 from .nettrain import NetTrain
 from .results import NetTrainResults, TrainingError
-from .schedule import Schedule, schedule
 
-__all__ = ["NetTrain", "NetTrainResults", "Schedule", "TrainingError", "schedule"]
+__all__ = ["NetTrain", "NetTrainResults", "TrainingError"]
