@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .autograd import Tape, backward
-from .backend import get_dtype, get_xp, seeded_rng, to_numpy
+from .backend import cpu_work, get_dtype, get_xp, seeded_rng, to_numpy
 from .evaluate import _ensure_initialized
 from .graph import NetGraph
 from .images import loss_plot
@@ -246,6 +246,7 @@ def schedule(
 # --- the training loop ------------------------------------------------------------------------------
 
 
+@cpu_work(release=True)  # the CPU settings of netgraph's passes, for the whole run
 def NetTrain(  # noqa: N802 - the Wolfram name
     net: Layer,
     data: Any,
