@@ -63,6 +63,7 @@ Without PyTorch the script says so and times netgraph alone. `make bench` runs i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import os
@@ -203,25 +204,30 @@ def describe_layer(layer: Any) -> str:
 def matmul_rate(framework: str) -> float:
     """GFLOP/s of one MATMUL_SIZE² float32 matrix product (median of 5 after one warm-up).
 
-    netgraph's worker multiplies with :func:`netgraph.backend.matmul`: once netgraph has run, NumPy's
-    OpenBLAS is set to one thread and the product is split over netgraph's own threads instead.
+    netgraph's worker multiplies with :func:`netgraph.backend.matmul` inside ``cpu_work()``, as NetTrain
+    runs: NumPy's OpenBLAS is set to one thread and the product is split over netgraph's own threads.
     """
     import numpy as np
 
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32) for _ in range(2))
+    scope: Any = contextlib.nullcontext()
     if framework == "torch":
         import torch
 
         a, b = torch.from_numpy(a), torch.from_numpy(b)
         product = torch.matmul
     else:
+        from netgraph.backend import cpu_work
         from netgraph.backend import matmul as product  # netgraph's threads, as its layers use them
+
+        scope = cpu_work()
     times = []
-    for _ in range(6):
-        start = time.perf_counter()
-        _ = product(a, b)
-        times.append(time.perf_counter() - start)
+    with scope:
+        for _ in range(6):
+            start = time.perf_counter()
+            _ = product(a, b)
+            times.append(time.perf_counter() - start)
     return 2 * MATMUL_SIZE**3 / statistics.median(times[1:]) / 1e9
 
 
