@@ -9,7 +9,8 @@ On the CPU, netgraph splits big matrix products, window copies and scatter-adds 
 :func:`cpu_threads` threads of its own. Its evaluation and NetTrain run inside
 :func:`cpu_work`, which for their duration sets NumPy's OpenBLAS to one thread and tells
 glibc's malloc to keep freed memory for reuse, and puts both back afterwards (its docstring
-says exactly what is restored). Environment variables:
+says exactly what is restored). Environment variables, read once per process (the thread count
+again after ``set_cpu_threads(None)``):
 
 - NETGRAPH_NUM_THREADS (else OMP_NUM_THREADS, OPENBLAS_NUM_THREADS): netgraph's thread count.
 - NETGRAPH_BLAS=system: cpu_work leaves OpenBLAS's thread count as it is, and netgraph leaves
@@ -213,7 +214,8 @@ _MALLOC_KEPT = False  # inside cpu_work() with glibc keeping freed memory
 
 
 class _Library:
-    """Functions found once per process: OpenBLAS's thread count getter and setter, glibc's mallopt."""
+    """What is looked up once per process: OpenBLAS's thread count getter and setter, glibc's mallopt
+    and malloc_trim, malloc's start-up thresholds, and the switches NETGRAPH_BLAS and NETGRAPH_MALLOC."""
 
     looked = False
     blas_get: Callable[[], int] | None = None
@@ -221,6 +223,8 @@ class _Library:
     mallopt: Callable[[int, int], int] | None = None
     malloc_trim: Callable[[int], int] | None = None
     thresholds = (GLIBC_THRESHOLD, GLIBC_THRESHOLD)  # (mmap, trim) as the process started
+    pin_blas = True  # False under NETGRAPH_BLAS=system
+    keep_memory = True  # False under NETGRAPH_MALLOC=system
 
     @classmethod
     def find(cls) -> type[_Library]:
@@ -229,6 +233,8 @@ class _Library:
             cls.mallopt, cls.malloc_trim = _glibc_malloc_functions()
             if cls.mallopt is not None:
                 cls.thresholds = _startup_thresholds()
+            cls.pin_blas = os.environ.get("NETGRAPH_BLAS", "").lower() != "system"
+            cls.keep_memory = os.environ.get("NETGRAPH_MALLOC", "").lower() != "system"
             cls.looked = True
         return cls
 
@@ -366,7 +372,7 @@ def cpu_work(release: bool = False) -> CPUWork:
 
     The settings belong to the process: NumPy code on other threads runs under them while any
     thread is inside a scope, and so do the functions NetTrain calls (a data generator, a
-    progress function). The switches are read on each outermost entry. Without OpenBLAS or
+    progress function). The two switches are read once per process, when first needed. Without OpenBLAS or
     glibc the part that needs it is skipped. An outermost entry and exit take a few µs
     together; a nested one under 1 µs.
 
@@ -397,11 +403,11 @@ def _apply_settings() -> None:
     _BLAS_BEFORE, _BLAS_SINGLE, _MALLOC_KEPT = None, False, False
     if library.blas_get is not None and library.blas_set is not None:
         count = library.blas_get()
-        if count != 1 and os.environ.get("NETGRAPH_BLAS", "").lower() != "system":
+        if count != 1 and library.pin_blas:
             library.blas_set(1)
             _BLAS_BEFORE, count = count, 1
         _BLAS_SINGLE = count == 1
-    if library.mallopt is not None and os.environ.get("NETGRAPH_MALLOC", "").lower() != "system":
+    if library.mallopt is not None and library.keep_memory:
         kept = library.mallopt(_M_MMAP_THRESHOLD, KEEP_BELOW)
         _MALLOC_KEPT = bool(library.mallopt(_M_TRIM_THRESHOLD, KEEP_FREE)) or bool(kept)
 
