@@ -183,7 +183,7 @@ GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 # Run first in each fresh process: reads OpenBLAS's thread count as netgraph's backend finds it
 # (None without OpenBLAS) and watches glibc's malloc through mallinfo (None without glibc).
 PROBE = """
-import ctypes, json, os, sys, threading
+import ctypes, importlib, json, os, sys, threading
 import numpy as np
 
 def _blas_functions():
@@ -322,7 +322,7 @@ result["trims_after"] = trims()
 result["mapped_after"] = [mapped(BIG), mapped(BIG)]
 
 seen = []
-evaluate_module = sys.modules["netgraph.evaluate"]
+evaluate_module = importlib.import_module("netgraph.evaluate")
 run = evaluate_module._run
 def watched(*args):
     seen.append((blas(), mapped(BIG)))
