@@ -75,6 +75,8 @@ from typing import Any
 
 import training_nets as nets
 
+from netgraph.backend import cpu_work
+
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 INSTALL = (
     "PyTorch is not installed here; to compare, install its CPU build in a separate environment:\n"
@@ -218,7 +220,6 @@ def matmul_rate(framework: str) -> float:
         a, b = torch.from_numpy(a), torch.from_numpy(b)
         product = torch.matmul
     else:
-        from netgraph.backend import cpu_work
         from netgraph.backend import matmul as product  # netgraph's threads, as its layers use them
 
         scope = cpu_work()
@@ -276,11 +277,15 @@ def worker(connection: Any, framework: str, threads: int, seed: int) -> None:
         "check": check,
         "profile": lambda name, batch, steps, n: netgraph_profile(case(name, batch, steps), n),
     }
-    while True:
-        request = connection.recv()
-        if request[0] == "stop":
-            break
-        serve(handlers[request[0]], *request[1:])
+    # NOTE: the netgraph worker serves inside one cpu_work(), as a long training run is: otherwise each
+    # NetTrain run hands back, as it ends, the memory netgraph kept, and the next run's first timed step
+    # faults it in again (about 12,000 page faults in the seed-004 net's second step).
+    with cpu_work() if framework == "netgraph" else contextlib.nullcontext():
+        while True:
+            request = connection.recv()
+            if request[0] == "stop":
+                break
+            serve(handlers[request[0]], *request[1:])
     connection.close()
 
 
