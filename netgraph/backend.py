@@ -205,6 +205,13 @@ KEEP_BELOW = 32 << 20  # bytes: blocks up to this size come from the heap (glibc
 KEEP_FREE = 1 << 30  # bytes: free memory at the top of the heap kept for reuse before any is returned
 GLIBC_THRESHOLD = 128 << 10  # bytes: glibc's initial mmap and trim thresholds
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers in glibc's malloc.h
+_INT_MAX = (1 << 31) - 1  # mallopt takes an int
+# NOTE: the variables glibc reads for malloc when the process starts, as they are when netgraph is
+# imported (os.environ may change later; /proc/self/environ does not hold GLIBC_TUNABLES whole, since
+# glibc 2.36 cuts the original string at its first ':' as it parses it).
+_MALLOC_ENVIRONMENT = {
+    name: os.environ.get(name) for name in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+}
 
 _WORK_LOCK = threading.Lock()
 _WORK_DEPTH = 0  # cpu_work() scopes open now, over all threads
@@ -281,20 +288,14 @@ def _glibc_malloc_functions() -> tuple[Callable[[int, int], int] | None, Callabl
 
 
 def _startup_thresholds() -> tuple[int, int]:
-    """glibc's mmap and trim thresholds as the process started: its defaults, or what the process's
-    initial environment set (GLIBC_TUNABLES' glibc.malloc.mmap_threshold and trim_threshold, else
-    MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_), as glibc read them at start-up."""
-    try:
-        with open("/proc/self/environ", "rb") as file:  # the environment glibc saw, whatever os.environ became
-            environment = dict(
-                entry.decode(errors="replace").partition("=")[::2] for entry in file.read().split(b"\0") if entry
-            )
-    except OSError:
-        environment = dict(os.environ)
-    tunables = dict(item.partition("=")[::2] for item in environment.get("GLIBC_TUNABLES", "").split(":"))
+    """glibc's mmap and trim thresholds as the process started: its defaults, or what the environment
+    set for glibc to read at start-up (GLIBC_TUNABLES' glibc.malloc.mmap_threshold and trim_threshold,
+    else MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_), as the environment was when this module
+    was imported."""
+    tunables = dict(item.partition("=")[::2] for item in (_MALLOC_ENVIRONMENT["GLIBC_TUNABLES"] or "").split(":"))
     values = []
     for name in ("mmap_threshold", "trim_threshold"):
-        text = tunables.get(f"glibc.malloc.{name}", environment.get(f"MALLOC_{name.upper()}_", ""))
+        text = tunables.get(f"glibc.malloc.{name}", _MALLOC_ENVIRONMENT[f"MALLOC_{name.upper()}_"] or "")
         try:
             values.append(int(text, 0))
         except ValueError:
@@ -355,7 +356,8 @@ def cpu_work(release: bool = False) -> CPUWork:
       temporaries are not faulted in again, page by page, on every step. On exit the mmap and
       trim thresholds are set back to the values the process started with: glibc's 128 KiB,
       or what GLIBC_TUNABLES (glibc.malloc.mmap_threshold, trim_threshold) or
-      MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set at start-up. glibc offers no way to
+      MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set at start-up (one above what mallopt
+      can set, 32 MB and 2 GiB, comes back as that largest value). glibc offers no way to
       read or restore the rest: its dynamic mmap threshold (glibc raises both thresholds by
       itself as large blocks are freed, until the first mallopt of either fixes them for the
       rest of the process, so after the first scope they stay at the start-up values), and any
@@ -422,8 +424,11 @@ def _restore_settings(release: bool) -> None:
     if _BLAS_BEFORE is not None and library.blas_set is not None:
         library.blas_set(_BLAS_BEFORE)
     if _MALLOC_KEPT and library.mallopt is not None:
-        for parameter, value in zip((_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD), library.thresholds):
-            if not library.mallopt(parameter, value):  # a start-up value glibc refused left its default
+        # a start-up value above what mallopt takes (KEEP_BELOW, the int range) comes back as that largest
+        for parameter, value, largest in zip(
+            (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD), library.thresholds, (KEEP_BELOW, _INT_MAX)
+        ):
+            if not library.mallopt(parameter, min(value, largest)):  # one glibc refused left its default
                 library.mallopt(parameter, GLIBC_THRESHOLD)
         if release and library.malloc_trim is not None:
             library.malloc_trim(0)

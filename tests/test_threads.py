@@ -354,7 +354,8 @@ result["mapped_after_training"] = [mapped(BIG), mapped(BIG)]
 
 
 def test_the_start_up_thresholds_are_what_the_exit_puts_back():
-    """A process started with GLIBC_TUNABLES' mmap threshold at 1 MiB has it again after a scope."""
+    """A process started with GLIBC_TUNABLES' mmap threshold at 1 MiB has it again after a scope; start-up
+    thresholds beyond mallopt's range come back as the largest it can set."""
     if not GLIBC:
         pytest.skip("the malloc settings are glibc's")
     code = """
@@ -369,6 +370,14 @@ result["after"] = [mapped(512 << 10), mapped(2 << 20)]
     assert result == {"before": [False, True], "inside": False, "after": [False, True]}
     result = fresh(code, MALLOC_MMAP_THRESHOLD_="1048576")
     assert result == {"before": [False, True], "inside": False, "after": [False, True]}
+    # two thresholds after the first ':', both above what mallopt takes: they come back as its largest
+    both = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
+    result = fresh(code, GLIBC_TUNABLES=both)
+    assert result == {"before": [False, False], "inside": False, "after": [False, False]}
+    result = fresh(
+        "from netgraph import backend\nresult['start'] = list(backend._Library.find().thresholds)", GLIBC_TUNABLES=both
+    )
+    assert result == {"start": [1 << 32, 1 << 32]}
 
 
 @pytest.mark.parametrize("setting", ["", "system"])
