@@ -44,7 +44,7 @@ from layers.convolution import (
     total_pooling,
 )
 from netgraph.autograd import Tape, Tensor, backward
-from netgraph.backend import get_xp, matmul
+from netgraph.backend import cpu_work, get_xp, matmul
 
 
 @dataclass
@@ -100,7 +100,7 @@ def median_time(xp, run, repeats: int) -> float:
 
 def matmul_rate(xp, n: int, repeats: int) -> float:
     """GFLOP/s of one n×n float32 matrix product, on the threads the layers use (netgraph's own;
-    NumPy's OpenBLAS is set to one thread once they start)."""
+    NumPy's OpenBLAS is on one thread inside netgraph.backend.cpu_work(), where main runs this)."""
     rng = np.random.default_rng(0)
     a = xp.asarray(rng.standard_normal((n, n)), dtype=xp.float32)
     b = xp.asarray(rng.standard_normal((n, n)), dtype=xp.float32)
@@ -228,6 +228,12 @@ def main() -> None:
         request = json.loads(sys.stdin.read())
         print(json.dumps(torch_times(request["configs"], request["size"], request["repeats"])))
         return
+    with cpu_work():  # the settings netgraph's evaluation and NetTrain run under (see netgraph.backend)
+        time_netgraph(args)
+
+
+def time_netgraph(args: argparse.Namespace) -> None:
+    """netgraph's matmul rate and layers (and PyTorch's, from a worker process, with --torch)."""
     xp = get_xp(args.device)
     size = args.matmul_size or (4096 if args.device == "CPU" else 8192)
     before = matmul_rate(xp, size, args.repeats)

@@ -41,6 +41,7 @@ Without PyTorch the script prints these lines and times netgraph alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -273,8 +274,8 @@ def agreement(nets, batch: int) -> None:
 #
 # NOTE: glibc hands large freed blocks back to the system (munmap, heap trimming), so a step that
 # allocates large temporaries faults its pages in again every time. That cost is kernel time and
-# depends on the machine (it is high in virtual machines). netgraph now sets glibc to keep freed
-# memory itself (netgraph.backend.keep_freed_memory); the "keep" allocator setting does it for
+# depends on the machine (it is high in virtual machines). netgraph sets glibc to keep freed memory
+# itself while it works (netgraph.backend.cpu_work); the "keep" allocator setting does it for
 # both frameworks from the start (GLIBC_TUNABLES, read when a process starts, so it applies to
 # the workers only), to show that PyTorch does not depend on it.
 
@@ -347,10 +348,13 @@ def worker(connection, framework: str, threads: int) -> None:
 
     import numpy as np
 
+    scope = contextlib.nullcontext
     if framework == "torch":
         import torch
 
         torch.set_num_threads(threads)
+    else:
+        from netgraph.backend import cpu_work as scope  # the settings NetTrain runs under, around the timings
     nets = dict(zip(("encoder", "decoder"), netgraph_nets()))
     cases: dict = {}
     connection.send("ready")
@@ -382,19 +386,22 @@ def worker(connection, framework: str, threads: int) -> None:
         elif request[0] == "time":
             _, part, batch, variant, n = request
             step = case(part, batch)[variant]
-            step()  # warm-up
-            times, before = [], resource.getrusage(resource.RUSAGE_SELF)
-            for _ in range(n):
-                start = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - start)
-            after = resource.getrusage(resource.RUSAGE_SELF)
+            with scope():
+                step()  # warm-up
+                times, before = [], resource.getrusage(resource.RUSAGE_SELF)
+                for _ in range(n):
+                    start = time.perf_counter()
+                    step()
+                    times.append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_SELF)
             connection.send((times, after.ru_minflt - before.ru_minflt, after.ru_stime - before.ru_stime))
         elif request[0] == "layers":
             _, part, batch, n = request
             step = case(part, batch)["layers"]
-            step()
-            connection.send([step() for _ in range(n)])
+            with scope():
+                step()
+                figures = [step() for _ in range(n)]
+            connection.send(figures)
     connection.close()
 
 

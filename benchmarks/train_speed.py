@@ -63,6 +63,7 @@ Without PyTorch the script says so and times netgraph alone. `make bench` runs i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import os
@@ -73,6 +74,8 @@ import time
 from typing import Any
 
 import training_nets as nets
+
+from netgraph.backend import cpu_work
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 INSTALL = (
@@ -203,13 +206,14 @@ def describe_layer(layer: Any) -> str:
 def matmul_rate(framework: str) -> float:
     """GFLOP/s of one MATMUL_SIZE² float32 matrix product (median of 5 after one warm-up).
 
-    netgraph's worker multiplies with :func:`netgraph.backend.matmul`: once netgraph has run, NumPy's
-    OpenBLAS is set to one thread and the product is split over netgraph's own threads instead.
+    netgraph's worker multiplies with :func:`netgraph.backend.matmul` inside ``cpu_work()``, as NetTrain
+    runs: NumPy's OpenBLAS is set to one thread and the product is split over netgraph's own threads.
     """
     import numpy as np
 
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32) for _ in range(2))
+    scope: Any = contextlib.nullcontext()
     if framework == "torch":
         import torch
 
@@ -217,11 +221,14 @@ def matmul_rate(framework: str) -> float:
         product = torch.matmul
     else:
         from netgraph.backend import matmul as product  # netgraph's threads, as its layers use them
+
+        scope = cpu_work()
     times = []
-    for _ in range(6):
-        start = time.perf_counter()
-        _ = product(a, b)
-        times.append(time.perf_counter() - start)
+    with scope:
+        for _ in range(6):
+            start = time.perf_counter()
+            _ = product(a, b)
+            times.append(time.perf_counter() - start)
     return 2 * MATMUL_SIZE**3 / statistics.median(times[1:]) / 1e9
 
 
@@ -270,11 +277,15 @@ def worker(connection: Any, framework: str, threads: int, seed: int) -> None:
         "check": check,
         "profile": lambda name, batch, steps, n: netgraph_profile(case(name, batch, steps), n),
     }
-    while True:
-        request = connection.recv()
-        if request[0] == "stop":
-            break
-        serve(handlers[request[0]], *request[1:])
+    # NOTE: the netgraph worker serves inside one cpu_work(), as a long training run is: otherwise each
+    # NetTrain run hands back, as it ends, the memory netgraph kept, and the next run's first timed step
+    # faults it in again (about 12,000 page faults in the seed-004 net's second step).
+    with cpu_work() if framework == "netgraph" else contextlib.nullcontext():
+        while True:
+            request = connection.recv()
+            if request[0] == "stop":
+                break
+            serve(handlers[request[0]], *request[1:])
     connection.close()
 
 

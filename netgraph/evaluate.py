@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from .autograd import Tape, Tensor, backward
-from .backend import get_dtype, get_xp, to_numpy
+from .backend import cpu_work, get_dtype, get_xp, to_numpy
 from .initialize import initialize_in_place
 from .layer import Context, Layer, NetError, format_shape
 from .paths import iter_arrays, split_array_path
 from .ports import All, NetPort, NetPortGradient
 
 
+@cpu_work()  # the CPU settings of netgraph's passes, for this call only
 def evaluate(
     net: Layer,
     data: Any = None,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..backend import get_dtype, get_xp
+from ..backend import cpu_work, get_dtype, get_xp
 from ..images import loss_plot
 from ..initialize import initialize_in_place
 from ..layer import Layer
@@ -34,6 +34,7 @@ from .results import NetTrainResults
 from .state import DeviceRandom, TrainingRun
 
 
+@cpu_work(release=True)  # the CPU settings of netgraph's passes, for the whole run
 def NetTrain(  # noqa: N802 - the Wolfram name
     net: Layer,
     data: Any,
