@@ -34,7 +34,7 @@ __version__ = "0.1.0"
 
 #: The public API: each module of the package and the names it gives to ``netgraph``.
 PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
-    "backend": ("BackendError", "get_xp", "gpu_available", "to_numpy"),
+    "backend": ("BackendError", "cpu_work", "get_xp", "gpu_available", "to_numpy"),
     "datasets": (
         "DatasetError", "cifar10", "fashion_mnist", "image_folder", "load_mnist_format", "mnist",
         "random_horizontal_flip", "read_idx", "split", "to_float", "write_idx",
