@@ -45,8 +45,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from .backend import BackendError, get_xp
-from .datasets import DatasetError, DatasetNotFoundError, ImageSet, SkippedFile, load_images, split
+from .datasets import (
+    CIFAR10_CLASSES,
+    FASHION_MNIST_CLASSES,
+    DatasetError,
+    DatasetNotFoundError,
+    SkippedFile,
+    _has_mnist_files,
+    image_folder,
+    load_images,
+    split,
+)
 from .images import loss_plot, save_png
 from .layer import NetError
 
@@ -180,6 +192,39 @@ def schedule_options(
     )
 
 
+def option(parser: argparse.ArgumentParser, flag: str, default: Any = None, help: str = "", **settings: Any) -> None:
+    """Adds one option, its type read from ``default``: ``False`` makes a switch, an int a whole number of at
+    least 1 (:func:`count`), a float a positive number (:func:`positive`), a string text. ``default`` may also
+    be the type itself (``int``, ``float``, ``str``) for an option with no default. The help ends with the
+    default unless it names one already; ``settings`` go to ``add_argument`` as they are (another ``type``,
+    ``metavar``, ``choices``, ...). Ints have the metavar N.
+
+    Example:
+        >>> p = parser("demo.py", None)
+        >>> option(p, "--learning-rate", 5e-4, "ADAM's learning rate")
+        >>> option(p, "--train-images", int, "train on the first N images (default all)")
+        >>> option(p, "--overfit", False, "no validation, no early stopping")
+        >>> args = p.parse_args(["--train-images", "100"])
+        >>> args.learning_rate, args.train_images, args.overfit
+        (0.0005, 100, False)
+        >>> print(p.format_help().split("options:")[1].strip())  # doctest: +NORMALIZE_WHITESPACE
+        -h, --help            show this help message and exit
+        --learning-rate LEARNING_RATE
+                              ADAM's learning rate (default 0.0005)
+        --train-images N      train on the first N images (default all)
+        --overfit             no validation, no early stopping
+    """
+    if default is False:
+        parser.add_argument(flag, action="store_true", help=help, **settings)
+        return
+    kind, value = (default, None) if isinstance(default, type) else (type(default), default)
+    settings.setdefault("type", {int: count, float: positive}.get(kind, str))
+    if kind is int:
+        settings.setdefault("metavar", "N")
+    said = help if value is None or "default" in help else f"{help} (default {value})"
+    parser.add_argument(flag, default=value, help=said, **settings)
+
+
 # --- the schedule ----------------------------------------------------------------------------------------
 
 
@@ -277,39 +322,170 @@ def data_folder(data: str, takes: str = "a folder of pictures, CIFAR-10 batches 
     return folder
 
 
+class Pictures(NamedTuple):
+    """Pictures found by :func:`pictures`: ``uint8 (N, C, height, width)``, their class numbers ``(N,)``, the
+    class names, a short name for titles and a description."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    name: str
+    description: str
+
+
+def holds_a_data_set(folder: Path) -> bool:
+    """True for a CIFAR-10 archive, or a folder with MNIST-format files or CIFAR-10 batches (there or where
+    the CIFAR-10 archives unpack to), which :func:`netgraph.datasets.load_images` reads with their labels;
+    False for a folder of pictures.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> holds_a_data_set(folder)
+        False
+        >>> _ = (folder / "data_batch_1.bin").write_bytes(b"")
+        >>> holds_a_data_set(folder)
+        True
+    """
+    if folder.is_file() or _has_mnist_files(folder, "train"):
+        return True
+    places = (folder, folder / "cifar-10-batches-bin", folder / "cifar-10-batches-py")
+    return any((place / name).is_file() for place in places for name in _CIFAR_FILES)
+
+
+_CIFAR_FILES = (
+    *("data_batch_1.bin", "data_batch_1", "test_batch.bin", "test_batch"),
+    *("cifar-10-binary.tar.gz", "cifar-10-python.tar.gz"),
+)
+
+
 def pictures(
     data: str | None,
     size: int | tuple[int, int],
     *,
     stands_in_for: str,
     how: str = "",
+    why: str = "no --data",
     color_space: str = "Grayscale",
     kind: str = "train",
     limit: int | None = None,
-) -> ImageSet:
-    """The pictures of ``--data`` (a folder of pictures, CIFAR-10 batches or MNIST-format files, read by
-    :func:`netgraph.datasets.load_images`; files that cannot be read are listed), else Fashion-MNIST,
-    saying what it stands in for (:func:`stand_in`). ``size`` is a side or (width, height).
+    resampling: str = "Bilinear",
+) -> Pictures:
+    """The pictures of ``--data``, else Fashion-MNIST, saying what it stands in for (:func:`stand_in`).
+    ``--data`` may hold MNIST-format files or CIFAR-10 batches (:func:`holds_a_data_set`), read with their
+    labels by :func:`netgraph.datasets.load_images`; else it is a folder of pictures, read by
+    :func:`netgraph.datasets.image_folder` with ``resampling`` (the files that cannot be read are listed),
+    each picture's class the name of the folder it is in. ``size`` is a side or (width, height); ``limit``
+    keeps the first N pictures.
 
     Example:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> folder = Path(tempfile.mkdtemp())
-        >>> Image.fromarray(np.zeros((30, 40), np.uint8)).save(folder / "a.png")
+        >>> for name in ("cat", "dog"):
+        ...     (folder / name).mkdir()
+        ...     Image.fromarray(np.zeros((30, 40), np.uint8)).save(folder / name / "a.png")
         >>> _ = (folder / "notes.txt").write_text("not a picture")
         >>> found = pictures(str(folder), 28, stands_in_for="your pictures")  # doctest: +ELLIPSIS
           skipped .../notes.txt: ...
-          1 files skipped, 1 pictures read
-        >>> found.images.shape
-        (1, 1, 28, 28)
+          1 files skipped, 2 pictures read
+        >>> found.images.shape, found.labels.tolist(), found.class_names
+        ((2, 1, 28, 28), [0, 1], ('cat', 'dog'))
+        >>> found.description.endswith("(grey, 28×28; by folder: cat 1, dog 1)")
+        True
     """
+    width, height = (size, size) if isinstance(size, int) else size
+    look = f"{'grey' if color_space == 'Grayscale' else 'colour'}, {width}×{height}"
     if data is None:
         found = load_images(None, size, color_space=color_space, kind=kind, limit=limit)
-        stand_in(stands_in_for, how)
-        return found
-    found = load_images(data_folder(data), size, color_space=color_space, kind=kind, limit=limit)
-    list_skipped(found.skipped, read=len(found.images))
-    return found
+        stand_in(stands_in_for, how, why)
+        text = f"{len(found.images):,} Fashion-MNIST pictures ({kind}; {look})"
+        return Pictures(found.images, found.labels.astype(np.int64), FASHION_MNIST_CLASSES, "Fashion-MNIST", text)
+    folder = data_folder(data)
+    if holds_a_data_set(folder):
+        found = load_images(folder, size, color_space=color_space, kind=kind, limit=limit)
+        labels, cifar = found.labels.astype(np.int64), found.description.startswith("CIFAR-10")
+        names = CIFAR10_CLASSES if cifar else tuple(str(k) for k in range(int(labels.max(initial=0)) + 1))
+        return Pictures(found.images, labels, names, "CIFAR-10" if cifar else folder.name, found.description)
+    images, paths, skipped = image_folder(folder, size, color_space=color_space, resampling=resampling)
+    list_skipped(skipped, read=len(images))
+    parents = [path.parent.name for path in paths[:limit]]
+    names = tuple(sorted(set(parents)))
+    labels = np.array([names.index(parent) for parent in parents], dtype=np.int64)
+    counts = ", ".join(f"{name} {int(np.sum(labels == k))}" for k, name in enumerate(names))
+    text = f"{len(parents)} pictures from {folder} ({look}" + (f"; by folder: {counts})" if len(names) > 1 else ")")
+    return Pictures(images[:limit], labels, names, folder.name, text)
+
+
+def _with_channels(images: np.ndarray) -> np.ndarray:
+    return images[:, None] if images.ndim == 3 else images
+
+
+class PictureSets(NamedTuple):
+    """Training and test pictures from :func:`picture_sets`, ``uint8 (N, C, height, width)``, a short name for
+    titles and a description."""
+
+    train: np.ndarray
+    test: np.ndarray
+    name: str
+    description: str
+
+
+def picture_sets(
+    data: str | None,
+    size: int | tuple[int, int],
+    *,
+    stands_in_for: str,
+    how: str = "",
+    why: str = "no --data",
+    color_space: str = "Grayscale",
+    train: int | None = None,
+    test: int | None = None,
+    fraction: float = 0.1,
+    most: int | None = None,
+    seed: int | None = None,
+    own_test: bool = False,
+    own: tuple[str, Callable[[str], tuple[np.ndarray, Any]]] | None = None,
+) -> PictureSets:
+    """Training pictures and a test set: the pictures of ``--data`` (:func:`pictures`) with ``fraction`` of
+    them held out (:func:`hold_out`, at most ``most``), or with ``own_test`` the t10k files of MNIST-format
+    files when there are some; else Fashion-MNIST's training and test pictures. ``train`` and ``test`` keep
+    the first N of each. ``own`` is the data set the script was written for, ``(name, load)``, tried first
+    without ``--data``: ``load("train")`` and ``load("test")`` give (pictures, labels) at the asked size, the
+    pictures ``(N, C, height, width)`` or grey ``(N, height, width)``; when it fails (:class:`DatasetError`,
+    :class:`OSError`) Fashion-MNIST stands in, saying why.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for i in range(10):
+        ...     Image.fromarray(np.full((8, 8), 25 * i, np.uint8)).save(folder / f"{i}.png")
+        >>> sets = picture_sets(str(folder), 8, stands_in_for="your pictures", fraction=0.2, seed=0, train=5)
+        >>> len(sets.train), len(sets.test), sets.description  # doctest: +ELLIPSIS
+        (5, 2, '10 pictures from ... (grey, 8×8); 2 held out as the test set')
+    """
+    if data is None and own is not None:
+        name, load = own
+        try:
+            images, held = (_with_channels(load(kind)[0])[:n] for kind, n in (("train", train), ("test", test)))
+            return PictureSets(images, held, name, f"{name} ({len(images):,} training and {len(held):,} test pictures)")
+        except (DatasetError, OSError) as err:
+            why = f"{name} is not available ({str(err).splitlines()[0].rstrip(':')})"
+    options: dict[str, Any] = {"stands_in_for": stands_in_for, "how": how, "why": why, "color_space": color_space}
+    if data is None:
+        found = pictures(None, size, limit=train, **options)
+        held = load_images(None, size, color_space=color_space, kind="test", limit=test).images
+        return PictureSets(found.images, held, found.name, f"{found.description} and {len(held):,} test pictures")
+    found = pictures(data, size, **options)
+    folder = Path(data).expanduser()
+    if own_test and found.description.startswith("MNIST-format") and _has_mnist_files(folder, "test"):
+        held = load_images(folder, size, color_space=color_space, kind="test").images
+        text = f"{found.description}; its t10k files are the test set"
+        return PictureSets(found.images[:train], held[:test], found.name, text)
+    kept, held = hold_out(found.images, fraction, seed, most)
+    text = f"{found.description}; {len(held)} held out as the test set"
+    return PictureSets(kept[:train], held[:test], found.name, text)
 
 
 def hold_out(examples: Any, fraction: float, seed: int | None, most: int | None = None) -> tuple[Any, Any]:
@@ -333,6 +509,33 @@ def hold_out(examples: Any, fraction: float, seed: int | None, most: int | None 
 
 
 # --- reports -----------------------------------------------------------------------------------------------
+
+
+def report_data(description: str, unit: str = "images", note: str = "", **counts: int) -> None:
+    """Prints what the data is and how many examples each part has.
+
+    Example:
+        >>> report_data("Fashion-MNIST (train)", training=900, validation=100, test=50)
+        data: Fashion-MNIST (train)
+              900 training, 100 validation, 50 test images
+    """
+    print(f"data: {description}")
+    print(f"      {', '.join(f'{n} {part}' for part, n in counts.items())} {unit}{note}")
+
+
+def report_schedule(plan: Schedule, method: str, *notes: str, unit: str = "images", at_most: bool = False) -> None:
+    """Prints the schedule (the most it may run, when ``at_most``), the examples it sees, the optimiser and
+    ``notes``, one a line.
+
+    Example:
+        >>> report_schedule(schedule(100, 32, None, 10), "ADAM, learning rate 0.001", "(the paper: 20 rounds)")
+        schedule: 10 batches of 32 (--iterations) = 10 batches, 320 images; ADAM, learning rate 0.001
+                  (the paper: 20 rounds)
+    """
+    seen = f"{plan.total:,} batches, {plan.total * plan.batch_size:,} {unit}"
+    print(f"schedule: {'at most ' * at_most}{plan.description} = {seen}; {method}")
+    for note in notes:
+        print(f"          {note}")
 
 
 def training_summary(
@@ -399,23 +602,38 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         get_xp(device)
         self.device = device
+        self.files: dict[str, str] = {}
+
+    def path(self, name: str, what: str) -> Path:
+        """``name`` in the output folder, noted with what it holds for :meth:`report`."""
+        self.files[name] = what
+        return self.out / name
+
+    def png(self, name: str, what: str, picture: Any) -> Path:
+        """Writes ``picture`` (a PIL image or an array, as :func:`netgraph.images.save_png` takes it) as ``name`` in
+        the output folder, noted with what it shows for :meth:`report`."""
+        return save_png(picture, self.path(name, what))
 
     def seconds(self) -> float:
         """Seconds since the run started."""
         return time.perf_counter() - self.started
 
     def report(
-        self, files: Iterable[tuple[str, str]], *, training: float | str, what: str = "pictures and the trained net"
+        self,
+        files: Iterable[tuple[str, str]] = (),
+        *,
+        training: float | str,
+        what: str = "pictures and the trained net",
     ) -> float:
-        """Prints the time taken (``training``: the seconds spent training, or a sentence on them) and the
-        files of ``files`` (name in the output folder, what it holds) that were written; returns the seconds.
+        """Prints the time taken (``training``: the seconds spent training, or a sentence on them) and the files
+        that were written, those named by :meth:`path` and by ``files`` (name in the output folder, what it
+        holds); returns the seconds.
 
         Example:
             >>> import tempfile
             >>> run = Run(tempfile.mkdtemp())
-            >>> _ = (run.out / "vae.npz").write_bytes(b"")
-            >>> files = [("vae.npz", "the trained net"), ("none.png", "never written")]
-            >>> seconds = run.report(files, training=1.0)  # doctest: +ELLIPSIS
+            >>> _ = run.path("vae.npz", "the trained net").write_bytes(b"")
+            >>> seconds = run.report([("none.png", "never written")], training=1.0)  # doctest: +ELLIPSIS
             <BLANKLINE>
             time taken: ... s in all, 1.0 s of it training
             pictures and the trained net are in .../:
@@ -425,7 +643,7 @@ class Run:
         spent = f"{training:.1f} s of it training" if isinstance(training, (int, float)) else training
         print(f"\ntime taken: {total:.1f} s in all, {spent}")
         print(f"{what} are in {self.out}/:")
-        for name, text in files:
+        for name, text in {**self.files, **dict(files)}.items():
             if (self.out / name).exists():
                 print(f"  {self.out / name}: {text}")
         return total

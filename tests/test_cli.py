@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from netgraph import BackendError, NetFileError, TrainingError, cli
-from netgraph.datasets import DatasetError, DatasetNotFoundError, SkippedFile
+from netgraph.datasets import DatasetError, DatasetNotFoundError, SkippedFile, write_idx
 
 
 def test_schedule_in_rounds_or_batches():
@@ -176,3 +178,147 @@ def test_load_script_runs_a_file_without_its_main_block(tmp_path):
         assert again is not module and sys.modules["script_job"] is again
     finally:
         sys.modules.pop("script_job", None)
+
+
+def test_option_reads_its_type_from_the_default(capsys):
+    parser = cli.parser("demo.py", None)
+    cli.option(parser, "--learning-rate", 5e-4, "ADAM's learning rate")
+    cli.option(parser, "--latent", 64, "latent size (default 64; 32, 64, 128)")
+    cli.option(parser, "--train-images", int, "train on the first N pictures (default all)")
+    cli.option(parser, "--overfit", False, "no validation")
+    cli.option(parser, "--prefix", "synthetic_", "file name prefix")
+    cli.option(parser, "--kl-weight", 0.0, "weight of the KL term", type=cli.weight, metavar="W")
+    args = parser.parse_args([])
+    assert vars(args) == {
+        **{"learning_rate": 5e-4, "latent": 64, "train_images": None, "overfit": False},
+        **{"prefix": "synthetic_", "kl_weight": 0.0},
+    }
+    args = parser.parse_args(["--latent", "8", "--train-images", "3", "--overfit", "--kl-weight", "0.5"])
+    assert (args.latent, args.train_images, args.overfit, args.kl_weight) == (8, 3, True, 0.5)
+    text = parser.format_help()
+    assert "ADAM's learning rate (default 0.0005)" in text and "--latent N" in text and "--kl-weight W" in text
+    assert "(default 64; 32, 64, 128)" in text and "(default 64)" not in text  # a default named once
+    assert "file name prefix (default synthetic_)" in text and "no validation (default" not in text
+    for bad in (["--learning-rate", "0"], ["--latent", "0"], ["--train-images", "x"], ["--kl-weight", "-1"]):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(bad)
+        assert exit_.value.code == 2, bad
+    capsys.readouterr()
+
+
+def test_run_notes_the_files_it_writes(tmp_path, capsys):
+    run = cli.Run(tmp_path / "out")
+    assert run.path("net.npz", "the trained net") == run.out / "net.npz"
+    (run.out / "net.npz").write_bytes(b"")
+    written = run.png("grid.png", "a grid", np.zeros((4, 6)))
+    assert written == run.out / "grid.png" and written.stat().st_size > 0
+    run.path("never.png", "never written")
+    run.report([("extra.txt", "not there either")], training=0.5)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [f"  {run.out / 'net.npz'}: the trained net", f"  {run.out / 'grid.png'}: a grid"]
+
+
+def test_report_data_and_schedule(capsys):
+    cli.report_data("20 pictures from photos/", "pictures", " (--overfit)", training=20, validation=0)
+    cli.report_schedule(cli.schedule(20, 8, 3), "Adam, learning rate 0.001", "no early stopping", at_most=True)
+    cli.report_schedule(cli.schedule(20, 8, iterations=2), "ADAM", unit="pictures")
+    assert capsys.readouterr().out.splitlines() == [
+        "data: 20 pictures from photos/",
+        "      20 training, 0 validation pictures (--overfit)",
+        "schedule: at most 3 rounds of 3 batches of 8 = 9 batches, 72 images; Adam, learning rate 0.001",
+        "          no early stopping",
+        "schedule: 2 batches of 8 (--iterations) = 2 batches, 16 pictures; ADAM",
+    ]
+
+
+def picture(folder, name: str, grey: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((12, 16, 3), grey, np.uint8)).save(folder / name)
+
+
+def test_pictures_of_a_folder_take_their_class_from_the_sub_folder(tmp_path, capsys):
+    for name, grey in (("horse", 10), ("bird", 200)):
+        for i in range(3):
+            picture(tmp_path / "photos" / name, f"{i}.png", grey)
+    (tmp_path / "photos" / "bird" / "broken.png").write_bytes(b"not a png")
+    found = cli.pictures(str(tmp_path / "photos"), (8, 6), stands_in_for="x", color_space="RGB", limit=5)
+    printed = capsys.readouterr().out
+    assert "broken.png" in printed and "1 files skipped, 6 pictures read" in printed
+    assert found.images.shape == (5, 3, 6, 8) and found.class_names == ("bird", "horse")
+    assert found.labels.tolist() == [0, 0, 0, 1, 1] and found.images[0, 0, 0, 0] == 200
+    assert found.name == "photos"
+    assert found.description == f"5 pictures from {tmp_path / 'photos'} (colour, 8×6; by folder: bird 3, horse 2)"
+    flat = cli.pictures(str(tmp_path / "photos" / "horse"), 4, stands_in_for="x", resampling="OpenCV")
+    assert flat.class_names == ("horse",) and flat.labels.tolist() == [0, 0, 0]
+    assert flat.description.endswith("(grey, 4×4)")
+    with pytest.raises(DatasetNotFoundError, match="no such folder"):
+        cli.pictures(str(tmp_path / "nowhere"), 8, stands_in_for="x")
+
+
+def idx_folder(folder, train: int, test: int = 0):
+    folder.mkdir()
+    for kind, n in (("train", train), ("t10k", test)):
+        if n:
+            write_idx(folder / f"{kind}-images-idx3-ubyte", np.full((n, 28, 28), 9 if kind == "t10k" else 1, np.uint8))
+            write_idx(folder / f"{kind}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 3)
+    return folder
+
+
+def test_data_sets_are_read_with_their_labels(tmp_path):
+    folder = idx_folder(tmp_path / "digits", 6)
+    assert cli.holds_a_data_set(folder) and not cli.holds_a_data_set(tmp_path)
+    found = cli.pictures(str(folder), 14, stands_in_for="x")
+    assert found.images.shape == (6, 1, 14, 14) and found.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert found.class_names == ("0", "1", "2") and found.name == "digits"
+    assert found.description.startswith("MNIST-format files in")
+    for place in ("cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-py/test_batch", "cifar-10-python.tar.gz"):
+        (tmp_path / place).parent.mkdir(exist_ok=True)
+        (tmp_path / place).write_bytes(b"")
+        assert cli.holds_a_data_set(tmp_path), place
+        (tmp_path / place).unlink()
+    assert not cli.holds_a_data_set(tmp_path / "nowhere")
+    (tmp_path / "archive.tar.gz").write_bytes(b"")
+    assert cli.holds_a_data_set(tmp_path / "archive.tar.gz")  # a file: an archive
+
+
+def test_picture_sets_hold_out_a_test_set_or_read_its_own(tmp_path, capsys):
+    with_t10k = idx_folder(tmp_path / "a", 10, 4)
+    sets = cli.picture_sets(str(with_t10k), 28, stands_in_for="x", own_test=True, train=7, test=3)
+    assert (len(sets.train), len(sets.test)) == (7, 3) and np.all(sets.test == 9) and np.all(sets.train == 1)
+    assert sets.description.endswith("its t10k files are the test set") and sets.name == "a"
+    held = cli.picture_sets(str(with_t10k), 28, stands_in_for="x", fraction=0.2, seed=0)  # own_test not asked
+    assert (len(held.train), len(held.test)) == (8, 2) and np.all(held.test == 1)
+    assert held.description.endswith("; 2 held out as the test set")
+    without = idx_folder(tmp_path / "b", 10)
+    sets = cli.picture_sets(str(without), 28, stands_in_for="x", own_test=True, fraction=0.5, most=3, seed=0)
+    assert (len(sets.train), len(sets.test)) == (7, 3) and sets.description.endswith("3 held out as the test set")
+    for i in range(5):
+        picture(tmp_path / "c", f"{i}.png", 50 * i)
+    sets = cli.picture_sets(str(tmp_path / "c"), 8, stands_in_for="x", fraction=0.4, seed=1)
+    kept, out = cli.hold_out(cli.pictures(str(tmp_path / "c"), 8, stands_in_for="x").images, 0.4, 1)
+    assert np.array_equal(sets.train, kept) and np.array_equal(sets.test, out)
+    capsys.readouterr()
+
+
+def test_picture_sets_try_the_scripts_own_data_first(capsys):
+    def own(kind):
+        n = {"train": 5, "test": 3}[kind]
+        return np.full((n, 4, 4), 7 if kind == "train" else 8, np.uint8), np.zeros(n)
+
+    sets = cli.picture_sets(None, 4, stands_in_for="DIGITS", own=("DIGITS", own), train=4)
+    assert sets.train.shape == (4, 1, 4, 4) and sets.test.shape == (3, 1, 4, 4) and np.all(sets.test == 8)
+    assert sets.name == "DIGITS" and sets.description == "DIGITS (4 training and 3 test pictures)"
+    assert capsys.readouterr().out == ""
+
+    def missing(kind):
+        raise DatasetNotFoundError("DIGITS train files not found.\nTo get them: ...")
+
+    try:
+        sets = cli.picture_sets(None, 4, stands_in_for="DIGITS", own=("DIGITS", missing), train=3, test=2)
+    except DatasetError as err:
+        pytest.skip(f"Fashion-MNIST is not installed: {err}")
+    assert capsys.readouterr().out == (
+        "DIGITS is not available (DIGITS train files not found.): Fashion-MNIST stands in for DIGITS\n"
+    )
+    assert sets.train.shape == (3, 1, 4, 4) and sets.test.shape == (2, 1, 4, 4) and sets.name == "Fashion-MNIST"
+    assert sets.description == "3 Fashion-MNIST pictures (train; grey, 4×4) and 2 test pictures"
