@@ -2,7 +2,8 @@
 
 - the standard options: :func:`standard_options` (``--data``, ``--out``, ``--device``, ``--seed``) and
   :func:`schedule_options` (``--epochs``, ``--iterations``, ``--batch-size``), with argument types that
-  refuse nonsense at once (:func:`count`, :func:`positive`, :func:`weight`);
+  refuse nonsense at once (:func:`count`, :func:`positive`, :func:`weight`, :func:`fraction`), and one-line
+  options whose type follows their default (:func:`option`);
 - the training length in NetTrain's terms, one way for every script: :func:`schedule`;
 - the data: the user's ``--data``, else Fashion-MNIST standing in, saying so (:func:`pictures`,
   :func:`stand_in`, :func:`data_folder`, :func:`list_skipped`), and a part held out (:func:`hold_out`);
@@ -47,6 +48,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import load  # the package's: it registers the layer classes a file may name
 from .backend import BackendError, get_xp
 from .datasets import (
     CIFAR10_CLASSES,
@@ -59,8 +61,11 @@ from .datasets import (
     load_images,
     split,
 )
+from .generate import sample_prior
 from .images import loss_plot, save_png
+from .io import NetFileError
 from .layer import NetError
+from .surgery import NetExtract
 
 # --- options -----------------------------------------------------------------------------------------------
 
@@ -125,6 +130,22 @@ def weight(text: str) -> float:
     value = _number(text)
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a finite number at least 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argument type: a number in [0, 1) (a momentum, a decay rate, a dropout probability).
+
+    Example:
+        >>> fraction("0.5")
+        0.5
+        >>> fraction("1")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: must be in [0, 1), got 1
+    """
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
 
 
@@ -483,6 +504,8 @@ def picture_sets(
         held = load_images(folder, size, color_space=color_space, kind="test").images
         text = f"{found.description}; its t10k files are the test set"
         return PictureSets(found.images[:train], held[:test], found.name, text)
+    if len(found.images) < 2:
+        raise DatasetError(f"{data}: {len(found.images)} usable picture(s); at least 2 are needed (training, test)")
     kept, held = hold_out(found.images, fraction, seed, most)
     text = f"{found.description}; {len(held)} held out as the test set"
     return PictureSets(kept[:train], held[:test], found.name, text)
@@ -598,10 +621,10 @@ class Run:
 
     def __init__(self, out: str | Path, device: str = "CPU") -> None:
         self.started = time.perf_counter()
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
         get_xp(device)
         self.device = device
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, str] = {}
 
     def path(self, name: str, what: str) -> Path:
@@ -647,6 +670,90 @@ class Run:
             if (self.out / name).exists():
                 print(f"  {self.out / name}: {text}")
         return total
+
+
+def save_samples(
+    decode: Callable[[np.ndarray], Any],
+    count: int,
+    latent: int,
+    folder: str | Path,
+    *,
+    prefix: str = "sample_",
+    temperature: float = 1.0,
+    seed: int | np.random.Generator | None = None,
+    chunk: int = 256,
+) -> list[Path]:
+    """Writes ``count`` pictures decoded from z ~ N(0, temperature² I) (:func:`netgraph.generate.sample_prior`),
+    clipped to [0, 1], as numbered PNGs ``<prefix>0001.png``, ... in ``folder`` (made if need be), ``chunk``
+    at a time so that any count fits in memory; returns their paths.
+
+    Example:
+        >>> import tempfile
+        >>> decode = lambda z: np.broadcast_to(z[:, :1, None, None], (len(z), 1, 4, 4))
+        >>> paths = save_samples(decode, 3, latent=2, folder=tempfile.mkdtemp(), seed=0, chunk=2)
+        >>> [path.name for path in paths]
+        ['sample_0001.png', 'sample_0002.png', 'sample_0003.png']
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    width, rng, written = max(4, len(str(count))), np.random.default_rng(seed), []
+    for start in range(0, count, chunk):
+        pictures = sample_prior(decode, min(chunk, count - start), latent, temperature=temperature, seed=rng)
+        for i, picture in enumerate(np.clip(pictures, 0.0, 1.0), start=start + 1):
+            written.append(save_png(picture, folder / f"{prefix}{i:0{width}d}.png"))
+    return written
+
+
+def sample_options(parser: argparse.ArgumentParser, *, net: str, prefix: str = "sample_", missing: str = "") -> None:
+    """Adds the options of a command that writes new pictures with a trained net's decoder
+    (:func:`write_samples`): ``--count N`` and ``--out DIR`` (both required), ``--net PATH`` (default
+    ``net``; a file that is not there is a usage error, ``missing`` says what to do), ``--temperature T``,
+    ``--prefix`` (default ``prefix``), ``--device`` and ``--seed``.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "vae.npz"
+        >>> _ = path.write_bytes(b"")
+        >>> p = parser("demo.py", None)
+        >>> sample_options(p, net=str(path))
+        >>> args = p.parse_args(["--count", "3", "--out", "new"])
+        >>> args.count, args.out, args.net == str(path), args.temperature, args.prefix, args.device
+        (3, 'new', True, 1.0, 'sample_', 'CPU')
+    """
+
+    def existing(text: str) -> str:
+        if not Path(text).is_file():
+            raise argparse.ArgumentTypeError(f"{text}: no such file" + (f" ({missing})" if missing else ""))
+        return text
+
+    option(parser, "--count", int, "how many pictures", required=True)
+    option(parser, "--out", str, "folder for the pictures", required=True, metavar="DIR")
+    option(parser, "--net", net, "the trained net", type=existing, metavar="PATH")
+    option(parser, "--temperature", 1.0, "the prior's standard deviation, scaled (below 1: more typical pictures)",
+           metavar="T")  # fmt: skip
+    option(parser, "--prefix", prefix, "file name prefix")
+    standard_options(parser)
+
+
+def write_samples(args: argparse.Namespace, batch_size: int = 64) -> dict[str, Any]:
+    """The command of :func:`sample_options`: loads ``args.net``, takes out its decoder (the vertex "dec", or
+    the net itself when it takes a latent vector), and writes ``args.count`` pictures decoded from
+    z ~ N(0, T² I) to ``args.out`` (:func:`save_samples`); prints what it did and returns the count, the files
+    and the seconds taken."""
+    run, net = Run(args.out, args.device), load(args.net)
+    decoder = NetExtract(net, "dec") if "dec" in getattr(net, "vertices", {}) else net
+    if len(latent := decoder.port_shapes.get("Input") or ()) != 1:
+        raise NetFileError(f'{args.net}: has no decoder (a vertex "dec" or a net taking a latent vector)')
+    decode = lambda z: decoder(z, target_device=args.device, batch_size=batch_size)
+    written = save_samples(
+        decode, args.count, latent[0], run.out, prefix=args.prefix, temperature=args.temperature, seed=args.seed
+    )
+    seconds, size = run.seconds(), "×".join(str(n) for n in decoder.port_shapes["Output"][:0:-1])
+    print(f'decoder: NetExtract(load({str(args.net)!r}), "dec"), latent size {latent[0]}')
+    print(f"wrote {len(written)} pictures of {size} (z ~ N(0, {args.temperature:g}² I)) to {run.out}/: "
+          f"{written[0].name} ... {written[-1].name}")  # fmt: skip
+    print(f"time taken: {seconds:.1f} s ({len(written) / seconds:.1f} pictures/s)")
+    return {"count": len(written), "files": written, "seconds": seconds}
 
 
 # --- running -----------------------------------------------------------------------------------------------

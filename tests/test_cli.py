@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from netgraph import BackendError, NetFileError, TrainingError, cli
+from layers import LinearLayer
+from netgraph import (
+    BackendError,
+    NetChain,
+    NetExtract,
+    NetFileError,
+    NetGraph,
+    NetInitialize,
+    NetPort,
+    TrainingError,
+    cli,
+)
 from netgraph.datasets import DatasetError, DatasetNotFoundError, SkippedFile, write_idx
 
 
@@ -322,3 +333,51 @@ def test_picture_sets_try_the_scripts_own_data_first(capsys):
     )
     assert sets.train.shape == (3, 1, 4, 4) and sets.test.shape == (2, 1, 4, 4) and sets.name == "Fashion-MNIST"
     assert sets.description == "3 Fashion-MNIST pictures (train; grey, 4×4) and 2 test pictures"
+
+
+def test_fraction_is_in_zero_one():
+    assert cli.fraction("0") == 0.0 and cli.fraction("0.99") == 0.99
+    for bad in ("1", "-0.1", "nan", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.fraction(bad)
+
+
+def tiny_vae():
+    """A net with a decoder vertex "dec" from a latent vector of 3 to a 1×4×5 picture."""
+    decoder = NetChain([LinearLayer((1, 4, 5)), "LogisticSigmoid"], input=3)
+    return NetGraph({"enc": LinearLayer(3), "dec": decoder}, [(NetPort("Input"), "enc", "dec")], input=6)
+
+
+def test_a_sample_command_writes_pictures_with_a_saved_decoder(tmp_path, capsys):
+    net = NetInitialize(tiny_vae(), random_seeding=0)
+    net.save(tmp_path / "vae.npz")
+    parser = cli.parser("demo.py", None)
+    cli.sample_options(parser, net=str(tmp_path / "vae.npz"), prefix="new_", missing="train one first")
+    args = parser.parse_args(["--count", "3", "--out", str(tmp_path / "made"), "--temperature", "0.5", "--seed", "4"])
+    result = cli.write_samples(args)
+    printed = capsys.readouterr().out
+    assert [path.name for path in result["files"]] == ["new_0001.png", "new_0002.png", "new_0003.png"]
+    assert result["count"] == 3 and all(path.is_file() for path in result["files"])
+    assert "latent size 3" in printed and "wrote 3 pictures of 5×4 (z ~ N(0, 0.5² I))" in printed
+    z = 0.5 * np.random.default_rng(4).standard_normal((3, 3))
+    want = NetExtract(net, "dec")(z)[:, 0]
+    got = np.stack([np.asarray(Image.open(path), dtype=np.float64) / 255 for path in result["files"]])
+    assert np.abs(got - want).max() <= 1 / 255 + 1e-6  # the decoder's pictures, z drawn from the seed
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--count", "1", "--out", str(tmp_path), "--net", str(tmp_path / "missing.npz")])
+    assert exit_.value.code == 2
+    assert "missing.npz: no such file (train one first)" in capsys.readouterr().err
+    NetInitialize(LinearLayer(2, input=(1, 2, 2))).save(tmp_path / "linear.npz")  # takes pictures, not codes
+    args = parser.parse_args(["--count", "1", "--out", str(tmp_path / "b"), "--net", str(tmp_path / "linear.npz")])
+    with pytest.raises(NetFileError, match="has no decoder"):
+        cli.write_samples(args)
+
+
+def test_save_samples_in_chunks_from_one_draw(tmp_path):
+    decode = lambda z: np.broadcast_to((z[:, :1, None, None] + 3) / 6, (len(z), 1, 2, 2))
+    written = cli.save_samples(decode, 12, 2, tmp_path / "a", seed=1, chunk=5, prefix="p")
+    assert [path.name for path in written][::5] == ["p0001.png", "p0006.png", "p0011.png"]
+    whole = cli.save_samples(decode, 12, 2, tmp_path / "b", seed=1, chunk=100)
+    for a, b in zip(written, whole):
+        assert a.read_bytes() == b.read_bytes()  # the chunks draw as one draw would
+    assert cli.save_samples(decode, 3, 2, tmp_path / "c", temperature=0.0)[0].name == "sample_0001.png"
