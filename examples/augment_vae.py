@@ -43,8 +43,7 @@ from layers import (
 )
 from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
 from netgraph.datasets import to_float
-from netgraph.generate import sample_prior, vae_parts
-from netgraph.images import image_grid, interpolation_strip
+from netgraph.generate import vae_parts
 
 SIZE, CHANNELS, NLATENT = 64, 3, 512  # the latent size is fixed by the decoder's first layer, (512 + 1) × 1024
 PIXELS = SIZE * SIZE * CHANNELS  # 12,288 values per picture
@@ -168,11 +167,9 @@ def train(args: Any) -> dict[str, Any]:
     options = {"target_device": args.device, "batch_size": 64}
     posterior = (NetPort("enc", "Mu"), NetPort("enc", "LogVar"))  # q(z|x) = N(Mu, e^LogVar)
     encode, decode = vae_parts(trained, posterior, scale="log_variance", **options)
-    samples = image_grid(sample_prior(decode, 64, NLATENT, seed=args.seed), columns=8)
-    run.png("samples.png", "64 pictures from the decoder fed z ~ N(0, I)", samples)
+    cli.vae_pictures(run, decode, NLATENT, encode, test, seed=args.seed, what="held-out pictures",
+                     said="64 pictures from the decoder fed z ~ N(0, I)")  # fmt: skip
     if len(test):
-        strip = interpolation_strip([test[:16], decode(encode(test[:16])[0])], row_labels=["input", "output"])
-        run.png("reconstructions.png", "held-out pictures (top), reconstructed from the posterior mean", strip)
         terms = trained({"Input": test}, **options)
         sse, kl = float(np.mean(terms["Loss"])), float(np.mean(terms["KL"]))
         numbers.update(test_squared_error=sse, test_kl=kl)

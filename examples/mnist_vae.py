@@ -37,8 +37,7 @@ from layers import (
 )
 from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetTake, NetTrain, NormalDistribution, cli, draw, exp
 from netgraph.datasets import mnist, to_float
-from netgraph.generate import bits_per_dim, elbo, interpolate, vae_parts
-from netgraph.images import image_grid, interpolation_strip
+from netgraph.generate import bits_per_dim, elbo, vae_parts
 
 NLATENT = 8  # the post's latent size
 PIXELS = 28 * 28
@@ -157,21 +156,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # the decoder, taken out of the trained net two ways: NetExtract and NetTake
     dec, taken = NetExtract(trained, "dec"), NetTake(trained, (NetPort("z", "Output"), "dec"))
     z = np.random.default_rng(args.seed).standard_normal((64, NLATENT))
-    samples = dec(z, **options)
     print(f'decoder: NetExtract(trained, "dec") = {dec}')
-    same = np.allclose(taken(z, **options), samples, atol=1e-6)
+    same = np.allclose(taken(z, **options), dec(z, **options), atol=1e-6)
     print(f'         NetTake(trained, (NetPort("z", "Output"), "dec")) gives the same pictures: {same}')
-    run.png("samples.png", "64 samples: the decoder fed z ~ N(0, I)", image_grid(samples, columns=8, scale=2))
 
-    # reconstructions, interpolations and the ELBO use the posterior q(z|x) = N(mn, e^(2 sd))
+    # samples, reconstructions, interpolations and the ELBO; the posterior q(z|x) = N(mn, e^(2 sd))
     encode, decode = vae_parts(trained, **options)
+    cli.vae_pictures(run, decode, NLATENT, encode, test, seed=args.seed, scale=2, interpolation="spherical",
+                     what="test images")  # fmt: skip
     mean, log_var = encode(test)
-    strip = interpolation_strip([test[:16], decode(mean[:16])], row_labels=["input", "output"], scale=2)
-    run.png("reconstructions.png", "test images (top) and their reconstructions from the posterior mean", strip)
-    pairs = range(0, min(12, len(test) - 1), 2)  # the codes of test images 0 and 1, 2 and 3, ...
-    if paths := [interpolate(decode, mean[i], mean[i + 1], 11, kind="spherical") for i in pairs]:
-        strip = interpolation_strip(paths, labels=[f"{t:.1f}" for t in np.linspace(0, 1, 11)], scale=2)
-        run.png("interpolation.png", "spherical interpolation between the codes of two test images, per row", strip)
 
     # the test ELBO, one z per image; the posterior (computed once) is shared by both likelihoods
     bern, gauss = (elbo(lambda _x: (mean, log_var), decode, test, likelihood=kind, seed=args.seed, parts=True)

@@ -61,8 +61,8 @@ from .datasets import (
     load_images,
     split,
 )
-from .generate import sample_prior
-from .images import loss_plot, save_png
+from .generate import Decode, Encode, interpolate, sample_prior
+from .images import image_grid, interpolation_strip, loss_plot, save_png
 from .io import NetFileError
 from .layer import NetError
 from .surgery import NetExtract
@@ -670,6 +670,59 @@ class Run:
             if (self.out / name).exists():
                 print(f"  {self.out / name}: {text}")
         return total
+
+
+def vae_pictures(
+    run: Run,
+    decode: Decode,
+    latent: int,
+    encode: Encode | None = None,
+    x: np.ndarray | None = None,
+    *,
+    seed: int | np.random.Generator | None = None,
+    scale: int = 1,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    shown: int = 16,
+    interpolation: str | None = None,
+    steps: int = 11,
+    what: str = "test pictures",
+    samples: str = "samples.png",
+    said: str = "64 samples: the decoder fed z ~ N(0, I)",
+) -> np.ndarray:
+    """Writes the usual pictures of a trained VAE to the run's folder and notes them (:meth:`Run.png`):
+    ``samples`` (default samples.png), 64 pictures decoded from z ~ N(0, I) (:func:`netgraph.generate.sample_prior`
+    with ``seed``) in 8 columns, ``said`` what they are; with ``encode`` and ``x``, reconstructions.png, the first
+    ``shown`` pictures of ``x`` over their reconstructions from the posterior mean; and with ``interpolation``
+    ("linear" or "spherical") interpolation.png, per row the decoded path in ``steps`` steps between the codes of
+    pictures 0 and 1, 2 and 3, ... of ``x`` (six rows at most). ``what`` names the pictures of ``x``; ``scale``
+    and ``value_range`` are :func:`netgraph.images.image_grid`'s. Returns the samples.
+
+    Example:
+        >>> import tempfile
+        >>> run = Run(tempfile.mkdtemp())
+        >>> decode = lambda z: np.broadcast_to(1 / (1 + np.exp(-z[:, :1, None, None])), (len(z), 1, 4, 4))
+        >>> encode = lambda x: (x.reshape(len(x), -1)[:, :2], np.zeros((len(x), 2)))
+        >>> x = np.random.default_rng(0).random((5, 1, 4, 4))
+        >>> vae_pictures(run, decode, 2, encode, x, seed=0, interpolation="linear").shape
+        (64, 1, 4, 4)
+        >>> sorted(run.files)
+        ['interpolation.png', 'reconstructions.png', 'samples.png']
+    """
+    shown_as = {"scale": scale, "value_range": value_range}
+    pictures = sample_prior(decode, 64, latent, seed=seed)
+    run.png(samples, said, image_grid(pictures, columns=8, **shown_as))
+    if encode is None or x is None or not len(x):
+        return pictures
+    mean = encode(x[: max(shown, 12)])[0]
+    strip = interpolation_strip([x[:shown], decode(mean[:shown])], row_labels=["input", "output"], **shown_as)
+    run.png("reconstructions.png", f"{what} (top) and their reconstructions from the posterior mean", strip)
+    ends = range(0, min(12, len(x)) - 1, 2)
+    if interpolation and (paths := [interpolate(decode, mean[i], mean[i + 1], steps, interpolation) for i in ends]):
+        digits = 1 if 10 % (steps - 1) == 0 else 2  # as few as show the steps exactly
+        labels = [f"{t:.{digits}f}" for t in np.linspace(0, 1, steps)]
+        strip = interpolation_strip(paths, labels=labels, **shown_as)
+        run.png("interpolation.png", f"{interpolation} interpolation between the codes of two {what}, per row", strip)
+    return pictures
 
 
 def save_samples(

@@ -381,3 +381,30 @@ def test_save_samples_in_chunks_from_one_draw(tmp_path):
     for a, b in zip(written, whole):
         assert a.read_bytes() == b.read_bytes()  # the chunks draw as one draw would
     assert cli.save_samples(decode, 3, 2, tmp_path / "c", temperature=0.0)[0].name == "sample_0001.png"
+
+
+def test_vae_pictures_writes_the_usual_pictures(tmp_path, capsys):
+    decode = lambda z: np.broadcast_to(1 / (1 + np.exp(-z[:, :1, None, None])), (len(z), 1, 4, 4))
+    encode = lambda x: (x.reshape(len(x), -1)[:, :2] * 4 - 2, np.zeros((len(x), 2)))
+    x = np.random.default_rng(0).random((15, 1, 4, 4))
+    run = cli.Run(tmp_path / "a")
+    samples = cli.vae_pictures(run, decode, 2, encode, x, seed=3, scale=2, interpolation="spherical", what="tests")
+    z = np.random.default_rng(3).standard_normal((64, 2))
+    assert np.allclose(samples, decode(z))  # the prior samples of the seed
+    assert run.files == {
+        "samples.png": "64 samples: the decoder fed z ~ N(0, I)",
+        "reconstructions.png": "tests (top) and their reconstructions from the posterior mean",
+        "interpolation.png": "spherical interpolation between the codes of two tests, per row",
+    }
+    strip = Image.open(run.out / "reconstructions.png")
+    interpolation = Image.open(run.out / "interpolation.png")
+    assert strip.size[0] > 16 * 8 and interpolation.size[0] > 11 * 8  # 16 pictures, 11 steps, at scale 2
+    assert interpolation.size[1] > 6 * 8  # six pairs of the first 12 pictures
+    alone = cli.Run(tmp_path / "b")
+    cli.vae_pictures(alone, decode, 2, seed=3, scale=2, samples="prior.png", said="the prior")
+    assert alone.files == {"prior.png": "the prior"}
+    assert (alone.out / "prior.png").read_bytes() == (run.out / "samples.png").read_bytes()
+    one = cli.Run(tmp_path / "c")
+    cli.vae_pictures(one, decode, 2, encode, x[:1], interpolation="linear")
+    assert sorted(one.files) == ["reconstructions.png", "samples.png"]  # one picture: no pair to interpolate
+    capsys.readouterr()
