@@ -2,25 +2,21 @@
 / Milano) in netgraph form: RGB pictures 48 wide and 64 high (the report's "64 by 48") in [-1, 1], flipped left-right
 at random in every batch; the encoder and decoder of its tables 1 and 2, with instance normalisation (no learnable
 scale and shift, as PyTorch's InstanceNorm2d) and ReLUs, the decoder ending in tanh; the loss reconstruction (mean
-squared error per pixel) + lambda * KL, with Adam at 0.001.
-
-It writes to --out the trained net, faces generated from z ~ N(0, I) and from z ~ N(0, T^2 I) (--temperature: the
-report moved z closer to the centre by a stronger KL term instead), test pictures over their reconstructions,
-interpolations between the codes of test pictures, the loss plot and a drawing of the net; it prints the test loss.
+squared error per pixel) + lambda * KL, with Adam at 0.001. It writes the trained net, faces generated from z ~ N(0, I)
+and from z ~ N(0, T^2 I) (--temperature; the report moved z closer to the centre by a stronger KL term instead), test
+pictures over their reconstructions, interpolations between their codes, the loss plot and a drawing of the net.
 
     python examples/faces_vae.py                          # Fashion-MNIST stands in for CelebA (4-7 min)
     python examples/faces_vae.py --data img_align_celeba/ --epochs 10     # the report's data
     python examples/faces_vae.py --kl-weight 1e-3 --latent 32             # the report's other settings
 
-Defaults are the report's best model, lambda = 1e-5 (--kl-weight; it tried 1e-3 to 1e-6) and a latent size of 64
-(--latent; it tried 32, 64 and 128); it gives neither its batch size (64 here) nor how long it trained. The default
-schedule, 2 rounds over 1,500 pictures (4 to 7 minutes on a 2-core CPU), is a smoke test with blurry results; a real
-run takes all of CelebA's 202,599 faces for --epochs 10 or more, on a GPU (--device GPU).
+The defaults are the report's best model; it gives neither its batch size (64 here) nor how long it trained. The
+default schedule, 2 rounds over 1,500 pictures (4 to 7 minutes on a 2-core CPU), is a smoke test with blurry results;
+a real run takes all of CelebA's 202,599 faces for --epochs 10 or more, on a GPU (--device GPU).
 
 Data: --data is a folder of pictures (CelebA's img_align_celeba/ or any other), of CIFAR-10 batches or of IDX files,
 centre-cropped to 3:4 and resized to 48x64; 5% (at most 1,000) are held out for validation and 5% as the test set.
-Without --data, Fashion-MNIST stands in for CelebA, its grey copied to R, G and B. Each round visits every training
-picture once, in a new order, each flipped with probability 1/2; the pictures stay uint8 in memory.
+Without --data, Fashion-MNIST stands in for CelebA, its grey copied to R, G and B.
 """
 
 from __future__ import annotations
@@ -43,29 +39,22 @@ from layers import (
 )
 from netgraph import NetChain, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
 from netgraph.datasets import DatasetError, split, to_float
-from netgraph.generate import sample_prior, vae_parts
-from netgraph.images import image_grid
+from netgraph.generate import vae_parts
 
-WIDTH, HEIGHT, CHANNELS = 48, 64, 3  # the report's 64 by 48 (height, width), a portrait face
-RANGE = (-1.0, 1.0)  # the decoder ends in tanh
+WIDTH, HEIGHT, CHANNELS, RANGE = 48, 64, 3, (-1.0, 1.0)  # the report's 64 by 48 (height, width), tanh's range
 KL_WEIGHT, LATENT, LEARNING_RATE = 1e-5, 64, 1e-3  # the report's best lambda and latent size; Adam's rate
 BATCH_SIZE = 64  # not given by the report
 DEMO_IMAGES, DEMO_EPOCHS = 1500, 2  # the default schedule: 4 to 7 minutes on 2 CPU cores
 HELD_OUT, MAX_HELD_OUT = 0.05, 1000  # validation and test fractions, each at most MAX_HELD_OUT pictures
+# PyTorch's InstanceNorm2d with its defaults: epsilon 1e-5, no learnable scale or shift (affine=False)
+instance_norm = lambda: NormalizationLayer(epsilon=1e-5, scaling=None, biases=None)
 
 # --- the net, as in the report's tables -----------------------------------------------------------------
 
 
-def instance_norm() -> NormalizationLayer:
-    """PyTorch's InstanceNorm2d(num_features) with its defaults: each channel of each picture
-    normalised over its pixels, epsilon 1e-5, no learnable scale or shift (affine=False)."""
-    return NormalizationLayer(epsilon=1e-5, scaling=None, biases=None)
-
-
 def build_encoder(width: int = WIDTH, height: int = HEIGHT) -> NetChain:
-    """Table 1: 8 convolutions (kernel 4 stride 2, then kernel 3 stride 1; padding 1), each with
-    instance normalisation and a ReLU, 3 → 32 → 32 → 64 → 64 → 128 → 128 → 256 → 256 channels,
-    then flattened: 3×64×48 → 256×4×3 → 3072."""
+    """Table 1: 8 convolutions (kernel 4 stride 2, then kernel 3 stride 1; padding 1), each with instance normalisation
+    and a ReLU, 3 → 32 → 32 → 64 → 64 → 128 → 128 → 256 → 256 channels, flattened: 3×64×48 → 256×4×3 → 3072."""
     layers: list[Any] = []
     for n in (32, 64, 128, 256):
         layers += [ConvolutionLayer(n, 4, stride=2, padding_size=1), instance_norm(), "Ramp"]
@@ -74,19 +63,15 @@ def build_encoder(width: int = WIDTH, height: int = HEIGHT) -> NetChain:
 
 
 def decoder_grid(width: int = WIDTH, height: int = HEIGHT, decoder: str = "table") -> tuple[int, int]:
-    """(rows, columns) of the 256-channel grid the decoder starts from so that it ends at height × width. As tabled,
-    the decoder's second transposed convolution (kernel 4, stride 1, padding 1) adds one row and one column and only
-    three of the eight double the size, so an h × w grid grows to 8 (h + 1) × 8 (w + 1): 256 × 7 × 5 for 64 × 48.
-    "mirror" reads that stride as 2, a likely misprint: the decoder then mirrors the encoder, from 256 × 4 × 3."""
-    if decoder == "table":
-        return height // 8 - 1, width // 8 - 1
-    return height // 16, width // 16
+    """(rows, columns) of the 256-channel grid the decoder starts from to end at height × width. As tabled, its second
+    transposed convolution (kernel 4, stride 1, padding 1) adds a row and a column and only three of the eight double
+    the size: h × w grows to 8 (h + 1) × 8 (w + 1). "mirror" reads that stride as 2 (a likely misprint)."""
+    return (height // 8 - 1, width // 8 - 1) if decoder == "table" else (height // 16, width // 16)
 
 
 def build_decoder(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT, decoder: str = "table") -> NetChain:
-    """Table 2: a fully connected layer, a reshape to 256 channels, 8 transposed convolutions
-    (kernel 3 stride 1, then kernel 4; padding 1) with instance normalisation and ReLU between
-    them, 256 → 256 → 128 → 128 → 64 → 64 → 32 → 32 → 3 channels, and tanh."""
+    """Table 2: a fully connected layer, a reshape to 256 channels, 8 transposed convolutions (kernel 3 stride 1, then
+    kernel 4; padding 1) with instance normalisation and ReLU between them, 256 → ... → 32 → 3 channels, and tanh."""
     rows, columns = decoder_grid(width, height, decoder)
     layers: list[Any] = [LinearLayer(256 * rows * columns), ReshapeLayer((256, rows, columns))]
     for i, (n, m) in enumerate(((256, 128), (128, 64), (64, 32), (32, CHANNELS))):
@@ -98,12 +83,10 @@ def build_decoder(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT
 
 
 def build_vae(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT, decoder: str = "table") -> NetGraph:
-    """The whole net: "Input" (3, height, width) in [-1, 1], which is also the reconstruction's target,
-    and two loss ports: "Loss", the mean squared error per pixel, and "KL", the KL divergence of
-    q(z|x) = N(mn, exp(logvar)) from N(0, I) summed over the latent dimensions."""
-    for side, name in ((width, "width"), (height, "height")):
-        if side % 16 or (decoder == "table" and side < 16):
-            raise ValueError(f"the picture {name} must be a multiple of 16 (four halvings), got {side}")
+    """The whole net: "Input" (3, height, width) in [-1, 1], also the reconstruction's target, and two loss ports:
+    "Loss", the mean squared error per pixel, and "KL", the KL divergence of q(z|x) = N(mn, e^logvar) from N(0, I)."""
+    if any(side % 16 or (decoder == "table" and side < 16) for side in (width, height)):
+        raise ValueError(f"width and height must each be a multiple of 16 (four halvings), got {width}×{height}")
     # fmt: off
     return NetGraph({
         "enc": build_encoder(width, height), "mn": LinearLayer(latent), "logvar": LinearLayer(latent),
@@ -123,12 +106,10 @@ def build_vae(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT, de
     # fmt: on
 
 
-# --- the data --------------------------------------------------------------------------------------------
-
-
 def load_data(data: str | None, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """(training, validation, test pictures, a description), each uint8 (N, 3, 64, 48); ``limit`` keeps the first
-    N training pictures (the held-out ones come on top of it)."""
+    N training pictures (the held-out ones come on top of it; default 1,500 without --data)."""
+    limit = limit or (DEMO_IMAGES if data is None else None)
     options = {"color_space": "RGB", "stands_in_for": "the report's CelebA faces"}
     if data is None:
         held = MAX_HELD_OUT if limit is None else min(MAX_HELD_OUT, max(2, round(HELD_OUT * limit)))
@@ -144,17 +125,13 @@ def load_data(data: str | None, limit: int | None, seed: int) -> tuple[np.ndarra
 
 
 def batches(train: np.ndarray, batch_size: int, seed: int) -> Any:
-    """NetTrain's generator function: the batch ``info["Batch"]`` of round ``info["Round"]``, as
-    [-1, 1] floats, each picture flipped left-right with probability 1/2.
-
-    Each round visits every picture once, in an order drawn from (seed, round); the flips are
-    drawn from (seed, absolute batch number). The batch depends only on ``info``, so a run resumed
-    from a checkpoint sees the same batches."""
+    """NetTrain's generator function: the batch ``info["Batch"]`` of round ``info["Round"]`` as [-1, 1] floats, in an
+    order drawn from (seed, round), each picture flipped left-right with probability 1/2 drawn from (seed, absolute
+    batch number): a function of ``info`` alone, so that a run resumed from a checkpoint sees the same batches."""
 
     def generate(info: dict[str, Any]) -> dict[str, np.ndarray]:
         order = np.random.default_rng((seed, info["Round"])).permutation(len(train))
-        chosen = order[(info["Batch"] - 1) * batch_size : info["Batch"] * batch_size]
-        images = train[chosen]
+        images = train[order[(info["Batch"] - 1) * batch_size : info["Batch"] * batch_size]]
         flip = np.random.default_rng((seed, 1, info["AbsoluteBatch"])).random(len(images)) < 0.5
         images[flip] = images[flip][..., ::-1]
         return {"Input": to_float(images, range=RANGE)}
@@ -162,45 +139,34 @@ def batches(train: np.ndarray, batch_size: int, seed: int) -> Any:
     return generate
 
 
-# --- the run ---------------------------------------------------------------------------------------------
-
-
-def parse_args(argv: list[str] | None) -> Any:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, generate and evaluate; returns the numbers it printed (for tests)."""
     parser = cli.parser("faces_vae.py", __doc__)
     data = "a folder of pictures (CelebA), CIFAR-10 or IDX files"
-    cli.standard_options(
-        parser, data=data, out="out/faces_vae", seed="random seed (initialisation, order, flips, sampling)"
-    )
+    cli.standard_options(parser, data=data, out="out/faces_vae", seed="random seed (all draws)")
     cli.schedule_options(parser, default_epochs=DEMO_EPOCHS, batch_size=BATCH_SIZE, batch_help="pictures per batch")
     cli.option(parser, "--train-images", int, f"train on N pictures (default {DEMO_IMAGES}; with --data all)")
     cli.option(parser, "--learning-rate", LEARNING_RATE, "Adam's (default 0.001, the report's)")
-    cli.option(parser, "--kl-weight", KL_WEIGHT, "lambda, the KL term's weight", type=cli.weight)
-    cli.option(parser, "--latent", LATENT, "latent size (default 64; 32, 64, 128)")
+    cli.option(parser, "--kl-weight", KL_WEIGHT, "lambda, the KL weight (the report: 1e-3 to 1e-6)", type=cli.weight)
+    cli.option(parser, "--latent", LATENT, "latent size (default 64; the report tried 32, 64, 128)")
     cli.option(parser, "--temperature", 0.5, "for samples_closer.png: z ~ N(0, T^2 I), closer to the centre")
-    table = '"table": the report\'s table 2 as printed (default); "mirror": its second stride read as 2'
-    cli.option(parser, "--decoder", "table", table, choices=["table", "mirror"])
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Train, generate and evaluate; returns the numbers it printed (for tests)."""
-    args = parse_args(argv)
+    cli.option(parser, "--decoder", "table", 'table 2 as printed, or "mirror": its second stride read as 2',
+               choices=["table", "mirror"])  # fmt: skip
+    args = parser.parse_args(argv)
     run = cli.Run(args.out, args.device)
-    options = {"target_device": args.device, "batch_size": 128}
 
-    limit = args.train_images or (DEMO_IMAGES if args.data is None else None)
-    train, validation, test, described = load_data(args.data, limit, args.seed)
-    shape = f"pictures, 3x{HEIGHT}x{WIDTH}"
-    cli.report_data(described, shape, training=len(train), validation=len(validation), test=len(test))
+    train, validation, test, text = load_data(args.data, args.train_images, args.seed)
+    parts = {"training": len(train), "validation": len(validation), "test": len(test)}
+    cli.report_data(text, f"pictures, 3x{HEIGHT}x{WIDTH}", **parts)
     plan = cli.schedule(len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS)
     loss = f"loss: mean squared error per pixel + {args.kl_weight:g} * KL; latent size {args.latent}"
     cli.report_schedule(plan, f"Adam, learning rate {args.learning_rate}", loss, unit="pictures")
 
     vae = build_vae(args.latent, decoder=args.decoder)
     total, decoder = (NetSummary(net).total_parameters for net in (vae, vae.vertices["dec"]))
-    rows, columns = decoder_grid(decoder=args.decoder)
+    grid = "x".join(str(n) for n in (256, *decoder_grid(decoder=args.decoder)))
     print(f"net: {total:,} parameters: encoder {total - decoder:,} (8 convolutions to 256x4x3 = 3072, then mean and "
-          f"log-variance), decoder {decoder:,} (from 256x{rows}x{columns}, --decoder {args.decoder})")  # fmt: skip
+          f"log-variance), decoder {decoder:,} (from {grid}, --decoder {args.decoder})")  # fmt: skip
     draw(vae, run.path("vae.png", "the network"))
     print(f"training on the {args.device}...")
     results = NetTrain(vae, (batches(train, plan.batch_size, args.seed), {"RoundLength": len(train)}), "All",
@@ -211,30 +177,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        random_seeding=args.seed)  # fmt: skip
     trained = cli.training_summary(results, keep="final" if args.iterations else "best", digits=4)
     trained.save(run.path("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'))
-    loss_png = run.path("loss.png", "loss per round and batch, and validation loss")
-    cli.save_loss_plot(results, loss_png, f"face VAE: MSE + {args.kl_weight:g} KL per picture")
+    title = f"face VAE: MSE + {args.kl_weight:g} KL per picture"
+    cli.save_loss_plot(results, run.path("loss.png", "loss per round and batch, and validation loss"), title)
 
     # the posterior q(z|x) = N(mn, exp(logvar)), the decoder "dec"; faces from z ~ N(0, I) and from closer to the centre
+    options = {"target_device": args.device, "batch_size": 128}
     encode, decode = vae_parts(trained, ("mn", "logvar"), scale="log_variance", **options)
     x_test, rng, shown = to_float(test, range=RANGE), np.random.default_rng(args.seed), dict(value_range=RANGE, scale=2)
     cli.vae_pictures(run, decode, args.latent, encode, x_test, seed=rng, shown=12, interpolation="linear", steps=10,
                      said="64 generated faces: the decoder fed z ~ N(0, I)", **shown)  # fmt: skip
-    closer = image_grid(sample_prior(decode, 64, args.latent, args.temperature, seed=rng), columns=8, **shown)
-    closer_said = f"64 generated faces from z ~ N(0, {args.temperature:g}^2 I), closer to the centre"
-    run.png("samples_closer.png", closer_said, closer)
+    closer = f"64 generated faces from z ~ N(0, {args.temperature:g}^2 I), closer to the centre"
+    cli.vae_pictures(run, decode, args.latent, seed=rng, temperature=args.temperature, samples="samples_closer.png",
+                     said=closer, **shown)  # fmt: skip
     mean, log_var = encode(x_test)
 
     # the test loss, the training objective, with one z ~ q(z|x) per picture as in training
     z = mean + np.exp(0.5 * log_var) * np.random.default_rng(args.seed).standard_normal(mean.shape)
     mse = float(np.mean((decode(z) - x_test) ** 2))
     kl = float(np.mean(0.5 * np.sum(mean**2 + np.exp(log_var) - 1 - log_var, axis=1)))
-    numbers = {"test_mse": mse, "test_kl": kl, "test_loss": mse + args.kl_weight * kl,
-               "train_seconds": results["TotalTrainingTime"], "images_per_second": results["MeanExamplesPerSecond"],
-               "parameters": total}  # fmt: skip
-    print(f"\ntest set: {len(x_test)} pictures, one z ~ q(z|x) each")
-    print(f"  mean squared error per pixel {mse:.4f} (pixels in [-1, 1]), KL {kl:.1f} nats per picture")
-    print(f"  test loss {numbers['test_loss']:.4f} = {mse:.4f} + {args.kl_weight:g} * {kl:.1f}")
-    print(f"  posterior standard deviations: median {float(np.median(np.exp(0.5 * log_var))):.3f} (the prior's is 1)")
+    numbers = {"test_mse": mse, "test_kl": kl, "test_loss": mse + args.kl_weight * kl, "parameters": total,
+               "train_seconds": results["TotalTrainingTime"],
+               "images_per_second": results["MeanExamplesPerSecond"]}  # fmt: skip
+    print(f"\ntest set: {len(x_test)} pictures, one z ~ q(z|x) each\n  mean squared error per pixel {mse:.4f} "
+          f"(pixels in [-1, 1]), KL {kl:.1f} nats per picture\n  test loss {numbers['test_loss']:.4f} = {mse:.4f} + "
+          f"{args.kl_weight:g} * {kl:.1f}\n  posterior standard deviations: median "
+          f"{np.median(np.exp(0.5 * log_var)):.3f} (the prior's is 1)")  # fmt: skip
     numbers["total_seconds"] = run.report(training=results["TotalTrainingTime"])
     return numbers
 

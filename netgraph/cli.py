@@ -420,7 +420,7 @@ def pictures(
     if data is None:
         found = load_images(None, size, color_space=color_space, kind=kind, limit=limit)
         stand_in(stands_in_for, how, why)
-        text = f"{len(found.images):,} Fashion-MNIST pictures ({kind}; {look})"
+        text = f"{len(found.images):,} Fashion-MNIST pictures ({kind}; {look.replace('colour', 'grey as RGB')})"
         return Pictures(found.images, found.labels.astype(np.int64), FASHION_MNIST_CLASSES, "Fashion-MNIST", text)
     folder = data_folder(data)
     if holds_a_data_set(folder):
@@ -688,14 +688,16 @@ def vae_pictures(
     what: str = "test pictures",
     samples: str = "samples.png",
     said: str = "64 samples: the decoder fed z ~ N(0, I)",
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """Writes the usual pictures of a trained VAE to the run's folder and notes them (:meth:`Run.png`):
-    ``samples`` (default samples.png), 64 pictures decoded from z ~ N(0, I) (:func:`netgraph.generate.sample_prior`
-    with ``seed``) in 8 columns, ``said`` what they are; with ``encode`` and ``x``, reconstructions.png, the first
-    ``shown`` pictures of ``x`` over their reconstructions from the posterior mean; and with ``interpolation``
-    ("linear" or "spherical") interpolation.png, per row the decoded path in ``steps`` steps between the codes of
-    pictures 0 and 1, 2 and 3, ... of ``x`` (six rows at most). ``what`` names the pictures of ``x``; ``scale``
-    and ``value_range`` are :func:`netgraph.images.image_grid`'s. Returns the samples.
+    ``samples`` (default samples.png), 64 pictures decoded from z ~ N(0, temperature² I)
+    (:func:`netgraph.generate.sample_prior` with ``seed``) in 8 columns, ``said`` what they are; with ``encode``
+    and ``x``, reconstructions.png, the first ``shown`` pictures of ``x`` over their reconstructions from the
+    posterior mean; and with ``interpolation`` ("linear" or "spherical") interpolation.png, per row the decoded
+    path in ``steps`` steps between the codes of pictures 0 and 1, 2 and 3, ... of ``x`` (six rows at most).
+    ``what`` names the pictures of ``x``; ``scale`` and ``value_range`` are :func:`netgraph.images.image_grid`'s.
+    Returns the samples.
 
     Example:
         >>> import tempfile
@@ -709,7 +711,7 @@ def vae_pictures(
         ['interpolation.png', 'reconstructions.png', 'samples.png']
     """
     shown_as = {"scale": scale, "value_range": value_range}
-    pictures = sample_prior(decode, 64, latent, seed=seed)
+    pictures = sample_prior(decode, 64, latent, temperature, seed=seed)
     run.png(samples, said, image_grid(pictures, columns=8, **shown_as))
     if encode is None or x is None or not len(x):
         return pictures
