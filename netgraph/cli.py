@@ -57,11 +57,13 @@ from .datasets import (
     DatasetNotFoundError,
     SkippedFile,
     _has_mnist_files,
+    _resize_batch,
+    fashion_mnist,
     image_folder,
     load_images,
     split,
 )
-from .generate import Decode, Encode, interpolate, sample_prior
+from .generate import Decode, Encode, interpolate, sample_prior, vae_parts
 from .images import image_grid, interpolation_strip, loss_plot, save_png
 from .io import NetFileError
 from .layer import NetError
@@ -82,6 +84,16 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     )
 
 
+def _at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+    return value
+
+
 def count(text: str) -> int:
     """An argument type: a whole number, at least 1.
 
@@ -92,13 +104,7 @@ def count(text: str) -> int:
         Traceback (most recent call last):
         argparse.ArgumentTypeError: must be at least 1, got 0
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _at_least(text, 1)
 
 
 def positive(text: str) -> float:
@@ -213,32 +219,44 @@ def schedule_options(
     )
 
 
-def option(parser: argparse.ArgumentParser, flag: str, default: Any = None, help: str = "", **settings: Any) -> None:
+def option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    default: Any = None,
+    help: str = "",
+    *,
+    minimum: int | None = None,
+    **settings: Any,
+) -> None:
     """Adds one option, its type read from ``default``: ``False`` makes a switch, an int a whole number of at
     least 1 (:func:`count`), a float a positive number (:func:`positive`), a string text. ``default`` may also
-    be the type itself (``int``, ``float``, ``str``) for an option with no default. The help ends with the
-    default unless it names one already; ``settings`` go to ``add_argument`` as they are (another ``type``,
-    ``metavar``, ``choices``, ...). Ints have the metavar N.
+    be the type itself (``int``, ``float``, ``str``) for an option with no default; ``minimum`` makes it a whole
+    number of at least that. The help ends with the default unless it names one already; ``settings`` go to
+    ``add_argument`` as they are (another ``type``, ``metavar``, ``choices``, ...). Ints have the metavar N.
 
     Example:
         >>> p = parser("demo.py", None)
         >>> option(p, "--learning-rate", 5e-4, "ADAM's learning rate")
         >>> option(p, "--train-images", int, "train on the first N images (default all)")
         >>> option(p, "--overfit", False, "no validation, no early stopping")
-        >>> args = p.parse_args(["--train-images", "100"])
-        >>> args.learning_rate, args.train_images, args.overfit
-        (0.0005, 100, False)
+        >>> option(p, "--patience", 25, "rounds without improvement", minimum=0)
+        >>> args = p.parse_args(["--train-images", "100", "--patience", "0"])
+        >>> args.learning_rate, args.train_images, args.overfit, args.patience
+        (0.0005, 100, False, 0)
         >>> print(p.format_help().split("options:")[1].strip())  # doctest: +NORMALIZE_WHITESPACE
         -h, --help            show this help message and exit
         --learning-rate LEARNING_RATE
                               ADAM's learning rate (default 0.0005)
         --train-images N      train on the first N images (default all)
         --overfit             no validation, no early stopping
+        --patience N          rounds without improvement (default 25)
     """
     if default is False:
         parser.add_argument(flag, action="store_true", help=help, **settings)
         return
     kind, value = (default, None) if isinstance(default, type) else (type(default), default)
+    if minimum is not None:
+        settings.setdefault("type", lambda text: _at_least(text, minimum))
     settings.setdefault("type", {int: count, float: positive}.get(kind, str))
     if kind is int:
         settings.setdefault("metavar", "N")
@@ -391,13 +409,15 @@ def pictures(
     kind: str = "train",
     limit: int | None = None,
     resampling: str = "Bilinear",
+    label: int | None = None,
 ) -> Pictures:
     """The pictures of ``--data``, else Fashion-MNIST, saying what it stands in for (:func:`stand_in`).
     ``--data`` may hold MNIST-format files or CIFAR-10 batches (:func:`holds_a_data_set`), read with their
     labels by :func:`netgraph.datasets.load_images`; else it is a folder of pictures, read by
     :func:`netgraph.datasets.image_folder` with ``resampling`` (the files that cannot be read are listed),
     each picture's class the name of the folder it is in. ``size`` is a side or (width, height); ``limit``
-    keeps the first N pictures.
+    keeps the first N pictures (for a folder of pictures, the description says so). ``label`` picks the
+    Fashion-MNIST pictures of one class (before ``limit``): one kind of object, as a seed's pictures may be.
 
     Example:
         >>> import tempfile, numpy as np
@@ -418,10 +438,18 @@ def pictures(
     width, height = (size, size) if isinstance(size, int) else size
     look = f"{'grey' if color_space == 'Grayscale' else 'colour'}, {width}×{height}"
     if data is None:
-        found = load_images(None, size, color_space=color_space, kind=kind, limit=limit)
+        if label is None:
+            found = load_images(None, size, color_space=color_space, kind=kind, limit=limit)
+            images, labels, of = found.images, found.labels.astype(np.int64), ""
+        else:  # one class, chosen before any picture is resized
+            raw, all_labels = fashion_mnist(kind=kind)
+            chosen = np.flatnonzero(all_labels == label)[:limit]
+            mode = "L" if color_space == "Grayscale" else "RGB"
+            images, labels = _resize_batch(raw[chosen], (width, height), mode), all_labels[chosen].astype(np.int64)
+            of = f" of {FASHION_MNIST_CLASSES[label]!r}"
         stand_in(stands_in_for, how, why)
-        text = f"{len(found.images):,} Fashion-MNIST pictures ({kind}; {look.replace('colour', 'grey as RGB')})"
-        return Pictures(found.images, found.labels.astype(np.int64), FASHION_MNIST_CLASSES, "Fashion-MNIST", text)
+        text = f"{len(images):,} Fashion-MNIST pictures{of} ({kind}; {look.replace('colour', 'grey as RGB')})"
+        return Pictures(images, labels, FASHION_MNIST_CLASSES, "Fashion-MNIST", text)
     folder = data_folder(data)
     if holds_a_data_set(folder):
         found = load_images(folder, size, color_space=color_space, kind=kind, limit=limit)
@@ -430,12 +458,13 @@ def pictures(
         return Pictures(found.images, labels, names, "CIFAR-10" if cifar else folder.name, found.description)
     images, paths, skipped = image_folder(folder, size, color_space=color_space, resampling=resampling)
     list_skipped(skipped, read=len(images))
-    parents = [path.parent.name for path in paths[:limit]]
+    parents = [path.parent.name for path in paths]
     names = tuple(sorted(set(parents)))
     labels = np.array([names.index(parent) for parent in parents], dtype=np.int64)
     counts = ", ".join(f"{name} {int(np.sum(labels == k))}" for k, name in enumerate(names))
-    text = f"{len(parents)} pictures from {folder} ({look}" + (f"; by folder: {counts})" if len(names) > 1 else ")")
-    return Pictures(images[:limit], labels, names, folder.name, text)
+    text = f"{len(images)} pictures from {folder} ({look}" + (f"; by folder: {counts})" if len(names) > 1 else ")")
+    used = f", the first {len(labels[:limit])} used" if len(labels[:limit]) < len(labels) else ""
+    return Pictures(images[:limit], labels[:limit], names, folder.name, text + used)
 
 
 def _with_channels(images: np.ndarray) -> np.ndarray:
@@ -677,7 +706,7 @@ def vae_pictures(
     decode: Decode,
     latent: int,
     encode: Encode | None = None,
-    x: np.ndarray | None = None,
+    x: np.ndarray | Mapping[str, np.ndarray] | None = None,
     *,
     seed: int | np.random.Generator | None = None,
     scale: int = 1,
@@ -694,10 +723,10 @@ def vae_pictures(
     ``samples`` (default samples.png), 64 pictures decoded from z ~ N(0, temperature² I)
     (:func:`netgraph.generate.sample_prior` with ``seed``) in 8 columns, ``said`` what they are; with ``encode``
     and ``x``, reconstructions.png, the first ``shown`` pictures of ``x`` over their reconstructions from the
-    posterior mean; and with ``interpolation`` ("linear" or "spherical") interpolation.png, per row the decoded
-    path in ``steps`` steps between the codes of pictures 0 and 1, 2 and 3, ... of ``x`` (six rows at most).
-    ``what`` names the pictures of ``x``; ``scale`` and ``value_range`` are :func:`netgraph.images.image_grid`'s.
-    Returns the samples.
+    posterior mean (``x`` may also be a mapping, label to pictures: a pair of rows for each); and with
+    ``interpolation`` ("linear" or "spherical") interpolation.png, per row the decoded path in ``steps`` steps
+    between the codes of pictures 0 and 1, 2 and 3, ... of ``x`` (six rows at most). ``what`` names the pictures
+    of ``x``; ``scale`` and ``value_range`` are :func:`netgraph.images.image_grid`'s. Returns the samples.
 
     Example:
         >>> import tempfile
@@ -713,18 +742,95 @@ def vae_pictures(
     shown_as = {"scale": scale, "value_range": value_range}
     pictures = sample_prior(decode, 64, latent, temperature, seed=seed)
     run.png(samples, said, image_grid(pictures, columns=8, **shown_as))
-    if encode is None or x is None or not len(x):
+    sets = {} if encode is None or x is None else x if isinstance(x, Mapping) else {"input": x}
+    rows, labels = [], []
+    for label, part in ((label, part[:shown]) for label, part in sets.items() if len(part)):
+        rows += [part, decode(encode(part)[0])]
+        labels += [label, "output" if label == "input" else "reconstructed"]
+    if rows:
+        strip = interpolation_strip(rows, row_labels=labels, **shown_as)
+        run.png("reconstructions.png", f"{what} over their reconstructions from the posterior mean", strip)
+    if not interpolation or encode is None or not isinstance(x, np.ndarray):
         return pictures
-    mean = encode(x[: max(shown, 12)])[0]
-    strip = interpolation_strip([x[:shown], decode(mean[:shown])], row_labels=["input", "output"], **shown_as)
-    run.png("reconstructions.png", f"{what} (top) and their reconstructions from the posterior mean", strip)
-    ends = range(0, min(12, len(x)) - 1, 2)
-    if interpolation and (paths := [interpolate(decode, mean[i], mean[i + 1], steps, interpolation) for i in ends]):
+    mean, ends = encode(x[:12])[0], range(0, min(12, len(x)) - 1, 2)
+    if paths := [interpolate(decode, mean[i], mean[i + 1], steps, interpolation) for i in ends]:
         digits = 1 if 10 % (steps - 1) == 0 else 2  # as few as show the steps exactly
         labels = [f"{t:.{digits}f}" for t in np.linspace(0, 1, steps)]
         strip = interpolation_strip(paths, labels=labels, **shown_as)
         run.png("interpolation.png", f"{interpolation} interpolation between the codes of two {what}, per row", strip)
     return pictures
+
+
+class RoundPictures:
+    """A training_progress_function that shows a VAE learning: every ``generate_every`` rounds a picture decoded
+    from a fresh z ~ N(0, I) (seeded by ``seed``), ``generated_0001.png``, ...; every ``reconstruct_every`` rounds the
+    reconstruction of ``picture`` from its posterior mean beside it, ``reconstruction_0010.png``, ...; written to
+    ``folder`` (those of an earlier run removed) and kept for :meth:`strip`. The net's decoder is the vertex
+    ``decoder`` and its posterior as :func:`netgraph.generate.vae_parts` reads it by default.
+
+    Example:
+        >>> import tempfile
+        >>> from netgraph import NetChain, NetGraph, NetPort
+        >>> from layers import LinearLayer
+        >>> net = NetGraph({"mn": LinearLayer(2), "sd": LinearLayer(2), "dec": NetChain([LinearLayer((1, 2, 2)),
+        ...     "LogisticSigmoid"])}, [(NetPort("Input"), "mn", "dec"), (NetPort("Input"), "sd")], input=(1, 2, 2))
+        >>> pictures = RoundPictures(Path(tempfile.mkdtemp()), np.zeros((1, 2, 2)), 2, reconstruct_every=2)
+        >>> for done in (1, 2):
+        ...     pictures({"Net": net, "Round": done})
+        >>> sorted(path.name for path in pictures.folder.iterdir())
+        ['generated_0001.png', 'generated_0002.png', 'reconstruction_0002.png']
+        >>> pictures.strip().size[0] > 0
+        True
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        picture: np.ndarray,
+        latent: int,
+        *,
+        seed: int | None = None,
+        device: str = "CPU",
+        generate_every: int = 1,
+        reconstruct_every: int = 10,
+        scale: int = 1,
+        decoder: str = "dec",
+    ) -> None:
+        self.folder, self.picture, self.latent, self.device, self.scale = folder, picture[None], latent, device, scale
+        self.every, self.decoder, self.rng = (generate_every, reconstruct_every), decoder, np.random.default_rng(seed)
+        self.generated: dict[int, np.ndarray] = {}
+        self.reconstructed: dict[int, np.ndarray] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in [*folder.glob("generated_*.png"), *folder.glob("reconstruction_*.png")]:
+            old.unlink()
+
+    def __call__(self, progress: Mapping[str, Any]) -> None:
+        net, done = progress["Net"], progress["Round"]
+        if done % self.every[0] == 0:
+            z = self.rng.standard_normal((1, self.latent))
+            self.generated[done] = NetExtract(net, self.decoder)(z, target_device=self.device)[0]
+            save_png(self.generated[done], self.folder / f"generated_{done:04d}.png")
+        if done % self.every[1] == 0:
+            encode, decode = vae_parts(net, decoder=self.decoder, target_device=self.device)
+            self.reconstructed[done] = decode(encode(self.picture)[0])[0]
+            cells, labels = [self.picture[0], self.reconstructed[done]], ["input", f"round {done}"]
+            pair = image_grid(cells, columns=2, labels=labels, scale=self.scale)
+            save_png(pair, self.folder / f"reconstruction_{done:04d}.png")
+
+    def strip(self, most: int = 10) -> Any:
+        """Up to ``most`` generated pictures, evenly spread over the rounds; under them the fixed picture and its
+        latest reconstructions, each cell labelled with its round (a PIL image; None before the first round)."""
+        if not self.generated:
+            return None
+        rounds = sorted(self.generated)
+        picked = sorted({rounds[round(i)] for i in np.linspace(0, len(rounds) - 1, min(most, len(rounds)))})
+        cells = [self.generated[r] for r in picked]
+        labels = [f"round {r}" for r in picked]
+        if self.reconstructed:
+            kept = sorted(self.reconstructed)[-max(1, len(picked) - 1) :]
+            cells += [self.picture[0]] + [self.reconstructed[r] for r in kept]
+            labels += ["input"] + [f"recon. {r}" for r in kept]
+        return image_grid(cells, columns=len(picked), labels=labels, scale=self.scale)
 
 
 def save_samples(

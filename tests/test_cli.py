@@ -22,7 +22,7 @@ from netgraph import (
     TrainingError,
     cli,
 )
-from netgraph.datasets import DatasetError, DatasetNotFoundError, SkippedFile, write_idx
+from netgraph.datasets import DatasetError, DatasetNotFoundError, SkippedFile, fashion_mnist, write_idx
 
 
 def test_schedule_in_rounds_or_batches():
@@ -258,7 +258,9 @@ def test_pictures_of_a_folder_take_their_class_from_the_sub_folder(tmp_path, cap
     assert found.images.shape == (5, 3, 6, 8) and found.class_names == ("bird", "horse")
     assert found.labels.tolist() == [0, 0, 0, 1, 1] and found.images[0, 0, 0, 0] == 200
     assert found.name == "photos"
-    assert found.description == f"5 pictures from {tmp_path / 'photos'} (colour, 8×6; by folder: bird 3, horse 2)"
+    assert found.description == (
+        f"6 pictures from {tmp_path / 'photos'} (colour, 8×6; by folder: bird 3, horse 3), the first 5 used"
+    )
     flat = cli.pictures(str(tmp_path / "photos" / "horse"), 4, stands_in_for="x", resampling="OpenCV")
     assert flat.class_names == ("horse",) and flat.labels.tolist() == [0, 0, 0]
     assert flat.description.endswith("(grey, 4×4)")
@@ -393,7 +395,7 @@ def test_vae_pictures_writes_the_usual_pictures(tmp_path, capsys):
     assert np.allclose(samples, decode(z))  # the prior samples of the seed
     assert run.files == {
         "samples.png": "64 samples: the decoder fed z ~ N(0, I)",
-        "reconstructions.png": "tests (top) and their reconstructions from the posterior mean",
+        "reconstructions.png": "tests over their reconstructions from the posterior mean",
         "interpolation.png": "spherical interpolation between the codes of two tests, per row",
     }
     strip = Image.open(run.out / "reconstructions.png")
@@ -407,4 +409,52 @@ def test_vae_pictures_writes_the_usual_pictures(tmp_path, capsys):
     one = cli.Run(tmp_path / "c")
     cli.vae_pictures(one, decode, 2, encode, x[:1], interpolation="linear")
     assert sorted(one.files) == ["reconstructions.png", "samples.png"]  # one picture: no pair to interpolate
+    capsys.readouterr()
+
+
+def test_round_pictures_show_training_round_by_round(tmp_path):
+    net = NetInitialize(tiny_vae_with_posterior(), random_seeding=0)
+    folder = tmp_path / "rounds"
+    folder.mkdir()
+    (folder / "generated_0099.png").write_bytes(b"an earlier run's")
+    picture = np.full((1, 4, 5), 0.5)
+    pictures = cli.RoundPictures(folder, picture, 3, seed=2, generate_every=2, reconstruct_every=3, scale=2)
+    assert pictures.strip() is None
+    for done in range(1, 7):
+        pictures({"Net": net, "Round": done})
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "generated_0002.png", "generated_0004.png", "generated_0006.png",
+        "reconstruction_0003.png", "reconstruction_0006.png",
+    ]  # fmt: skip
+    z = np.random.default_rng(2).standard_normal((3, 3))  # one draw per generated picture, in turn
+    for k, done in enumerate((2, 4, 6)):
+        assert np.allclose(pictures.generated[done], NetExtract(net, "dec")(z[k : k + 1])[0])
+    assert sorted(pictures.reconstructed) == [3, 6] and pictures.reconstructed[3].shape == (1, 4, 5)
+    assert Image.open(folder / "reconstruction_0003.png").size[0] > 2 * 2 * 5  # two cells at scale 2
+    strip = pictures.strip(most=2)
+    assert strip.size[0] > 2 * 2 * 5 and strip.size[1] > 2 * 2 * 4  # 2 columns; generated over reconstructions
+
+
+def tiny_vae_with_posterior():
+    """A net with the vertices vae_parts reads: "mn" and "sd" (the posterior) and "dec", 1×4×5 pictures."""
+    decoder = NetChain([LinearLayer((1, 4, 5)), "LogisticSigmoid"], input=3)
+    connections = [(NetPort("Input"), "mn", "dec"), (NetPort("Input"), "sd")]
+    return NetGraph({"mn": LinearLayer(3), "sd": LinearLayer(3), "dec": decoder}, connections, input=(1, 4, 5))
+
+
+def test_pictures_of_one_stand_in_class(capsys):
+    try:
+        found = cli.pictures(None, 12, stands_in_for="cakes", how="bags", label=8, limit=4)
+    except DatasetError as err:
+        pytest.skip(f"Fashion-MNIST is not installed: {err}")
+    assert found.images.shape == (4, 1, 12, 12) and found.labels.tolist() == [8] * 4
+    assert (
+        found.description == "4 Fashion-MNIST pictures of 'Bag' (train; grey, 12×12)" and found.name == "Fashion-MNIST"
+    )
+    assert capsys.readouterr().out == "no --data: Fashion-MNIST stands in for cakes; bags\n"
+    images, labels = fashion_mnist()
+    bags = images[labels == 8][:4]
+    same = cli.pictures(None, 28, stands_in_for="cakes", label=8, limit=4, color_space="RGB")
+    assert np.array_equal(same.images, np.repeat(bags[:, None], 3, axis=1))  # at their own size, grey as RGB
+    assert "(train; grey as RGB, 28×28)" in same.description
     capsys.readouterr()
