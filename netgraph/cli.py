@@ -219,6 +219,55 @@ def schedule_options(
     )
 
 
+def phase_options(
+    parser: argparse.ArgumentParser, phases: Mapping[str, tuple[str, str]]
+) -> Callable[[argparse.Namespace], None]:
+    """Schedule options for a training in phases (pre-training, then fine-tuning, ...): for each phase name
+    ``--<name>-epochs N`` and ``--<name>-iterations N``, one or the other, with ``phases[name]`` their help
+    texts; and ``--iterations N``, batches in every phase, for quick runs. Returns the check to call on the
+    parsed arguments: ``--iterations`` cannot go with a phase's own option (a usage error, exit status 2).
+    :func:`phase_schedule` turns them into each phase's :class:`Schedule`.
+
+    Example:
+        >>> p = parser("demo.py", None)
+        >>> check = phase_options(p, {"pretrain": ("pre-training rounds", "pre-training batches (default 300)")})
+        >>> args = p.parse_args(["--pretrain-epochs", "2"])
+        >>> check(args)
+        >>> args.pretrain_epochs, args.pretrain_iterations, args.iterations
+        (2, None, None)
+    """
+    for name, (rounds, batches) in phases.items():
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(f"--{name}-epochs", type=count, metavar="N", help=rounds)
+        group.add_argument(f"--{name}-iterations", type=count, metavar="N", help=batches)
+    parser.add_argument("--iterations", type=count, metavar="N", help="batches in each phase, for quick runs")
+
+    def check(args: argparse.Namespace) -> None:
+        for name in phases:
+            given = [f"--{name}-{kind}" for kind in ("epochs", "iterations") if getattr(args, f"{name}_{kind}")]
+            if args.iterations and given:
+                parser.error(f"--iterations sets every phase; it cannot go with {given[0]}")
+
+    return check
+
+
+def phase_schedule(args: argparse.Namespace, name: str, examples: int, default_iterations: int) -> Schedule:
+    """The :class:`Schedule` of the phase ``name`` from the options of :func:`phase_options`: its own rounds or
+    batches, else ``--iterations``, else ``default_iterations`` batches.
+
+    Example:
+        >>> import argparse
+        >>> args = argparse.Namespace(pretrain_epochs=None, pretrain_iterations=None, iterations=5, batch_size=32)
+        >>> phase_schedule(args, "pretrain", 100, 300).description
+        '5 batches of 32 (--iterations)'
+    """
+    epochs, batches = getattr(args, f"{name}_epochs"), getattr(args, f"{name}_iterations")
+    flag = f"--{name}-iterations" if batches else "--iterations"
+    return schedule(
+        examples, args.batch_size, epochs, batches or args.iterations, default_iterations=default_iterations, flag=flag
+    )
+
+
 def option(
     parser: argparse.ArgumentParser,
     flag: str,

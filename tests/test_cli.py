@@ -458,3 +458,28 @@ def test_pictures_of_one_stand_in_class(capsys):
     assert np.array_equal(same.images, np.repeat(bags[:, None], 3, axis=1))  # at their own size, grey as RGB
     assert "(train; grey as RGB, 28×28)" in same.description
     capsys.readouterr()
+
+
+def test_phase_options_and_schedules(capsys):
+    parser = cli.parser("demo.py", None)
+    check = cli.phase_options(parser, {"pretrain": ("pre rounds", "pre batches"), "finetune": ("fine rounds", "fine")})
+    parser.add_argument("--batch-size", type=int, default=10)
+    args = parser.parse_args(["--pretrain-epochs", "2", "--finetune-iterations", "7"])
+    check(args)
+    pre, fine = (cli.phase_schedule(args, name, 95, 300) for name in ("pretrain", "finetune"))
+    assert (pre.rounds, pre.total, pre.stop) == (2, 20, None) and pre.description == "2 rounds of 10 batches of 10"
+    assert (fine.rounds, fine.total) == (1, 7) and fine.description == "7 batches of 10 (--finetune-iterations)"
+    args = parser.parse_args(["--iterations", "3"])
+    check(args)
+    assert cli.phase_schedule(args, "finetune", 95, 150).description == "3 batches of 10 (--iterations)"
+    default = cli.phase_schedule(parser.parse_args([]), "finetune", 95, 150)
+    assert default.total == 150 and default.description == "150 batches of 10 (the default)"
+    for bad in (["--pretrain-epochs", "1", "--pretrain-iterations", "2"], ["--finetune-epochs", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(bad)
+        assert exit_.value.code == 2, bad
+    with pytest.raises(SystemExit) as exit_:
+        check(parser.parse_args(["--iterations", "3", "--finetune-epochs", "2"]))
+    assert exit_.value.code == 2
+    assert "--iterations sets every phase; it cannot go with --finetune-epochs" in capsys.readouterr().err
+    assert all(text in parser.format_help() for text in ("pre rounds", "fine rounds", "--finetune-iterations N"))
