@@ -1,53 +1,22 @@
-"""The face VAE of the report "Image generation with Variational Autoencoders (VAE)" (CelebA,
-University of Pavia / Milano), transcribed to netgraph: pictures 48 pixels wide and 64 high
-(the report's "64 by 48", PyTorch's (height, width)), RGB in [-1, 1], flipped left-right at
-random in every batch; an encoder of 8 convolutions, each followed by instance normalisation
-(without learnable scale and shift, as PyTorch's InstanceNorm2d by default) and a ReLU
-(32 → 256 channels, stride 2 every other layer), two fully connected layers for the
-mean and the log-variance of q(z|x), z = mean + exp(log-variance / 2) * eps, and a decoder of 8
-transposed convolutions ending in tanh, exactly as the report's tables 1 and 2. The loss is the
-report's: reconstruction (mean squared error per pixel) + lambda * KL, trained with Adam at 0.001.
-
-After training it writes to --out: the trained net, a grid of faces generated from z ~ N(0, I),
-a grid from z drawn closer to the centre (--temperature), test pictures over their
-reconstructions, interpolations between the codes of pairs of test pictures, the loss plot and a
-drawing of the net; it prints the test loss, its two parts, and where everything is. (The report
-moved z closer to the centre by making the KL term stronger; here --temperature shrinks the prior
-draw instead, z ~ N(0, T^2 I), with the same trained net.)
+"""The face VAE of the report "Image generation with Variational Autoencoders (VAE)" (CelebA, University of Pavia
+/ Milano) in netgraph form: RGB pictures 48 wide and 64 high (the report's "64 by 48") in [-1, 1], flipped left-right
+at random in every batch; the encoder and decoder of its tables 1 and 2, with instance normalisation (no learnable
+scale and shift, as PyTorch's InstanceNorm2d) and ReLUs, the decoder ending in tanh; the loss reconstruction (mean
+squared error per pixel) + lambda * KL, with Adam at 0.001. It writes the trained net, faces generated from z ~ N(0, I)
+and from z ~ N(0, T^2 I) (--temperature; the report moved z closer to the centre by a stronger KL term instead), test
+pictures over their reconstructions, interpolations between their codes, the loss plot and a drawing of the net.
 
     python examples/faces_vae.py                          # Fashion-MNIST stands in for CelebA (4-7 min)
     python examples/faces_vae.py --data img_align_celeba/ --epochs 10     # the report's data
     python examples/faces_vae.py --kl-weight 1e-3 --latent 32             # the report's other settings
 
-Defaults are the report's best model: lambda = 1e-5 (--kl-weight; it tried 1e-3, 1e-4, 1e-5 and
-1e-6) and a latent space of 64 (--latent; it tried 32, 64 and 128), Adam with learning rate 0.001.
-The report gives neither its batch size nor how long it trained; this example uses batches of 64.
+The defaults are the report's best model; it gives neither its batch size (64 here) nor how long it trained. The
+default schedule, 2 rounds over 1,500 pictures (4 to 7 minutes on a 2-core CPU), is a smoke test with blurry results;
+a real run takes all of CelebA's 202,599 faces for --epochs 10 or more, on a GPU (--device GPU).
 
-Data: --data is a folder of pictures (CelebA's img_align_celeba/, 178x218 JPEGs, or any other
-pictures; files that cannot be read are skipped and listed), a folder of CIFAR-10 batches or of
-MNIST-format IDX files. Every picture is centre-cropped to the 3:4 portrait shape and resized to
-48x64. 5% of the pictures (at most 1,000) are held out for validation and 5% (at most 1,000) as a
-test set. Without --data, Fashion-MNIST stands in for CelebA (the only real pictures that are
-always at hand): its 28x28 grey pictures lose 3-4 columns at each side to the 3:4 crop, are
-resized to 48x64 and have their grey channel copied to R, G and B.
-
-Schedule: the default is 2 rounds over 1,500 images (--train-images 1500 --epochs 2), 4 to 7
-minutes on a 2-core CPU (this net trains at 7 to 12 pictures/s there, depending on what else
-runs): a smoke test that gives blurry reconstructions, not a trained face model. The
-report trained on CelebA's 202,599 faces for a number of rounds it does not state; for a real run
-use --data with all images (no --train-images) and --epochs 10 or more, on a GPU (--device GPU).
---iterations N stops after N batches instead.
-
-Augmentation: NetTrain reads the training data from a generator function, called once per batch
-with the batch's round and number; it returns the batch's pictures, each flipped left-right with
-probability 1/2, as the report's random horizontal flip. Every round visits every training picture
-once, in a new order. The pictures stay uint8 in memory and become [-1, 1] floats batch by batch.
-
-The decoder as tabled: its second transposed convolution (kernel 4, stride 1, padding 1) adds one
-row and one column, and only three of the eight double the size, so the decoder grows an h x w
-grid to 8(h + 1) x 8(w + 1). To end at 64 x 48 its fully connected layer makes 256 x 7 x 5 values
-(not the encoder's 256 x 4 x 3). --decoder mirror reads that stride as 2 (a likely misprint: the
-decoder then mirrors the encoder exactly and its fully connected layer makes 256 x 4 x 3 values).
+Data: --data is a folder of pictures (CelebA's img_align_celeba/ or any other), of CIFAR-10 batches or of IDX files,
+centre-cropped to 3:4 and resized to 48x64; 5% (at most 1,000) are held out for validation and 5% as the test set.
+Without --data, Fashion-MNIST stands in for CelebA, its grey copied to R, G and B.
 """
 
 from __future__ import annotations
@@ -69,35 +38,23 @@ from layers import (
     ThreadingLayer,
 )
 from netgraph import NetChain, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
-from netgraph.datasets import DatasetError, load_images, split, to_float
-from netgraph.generate import interpolate, reconstruct, sample_prior, vae_parts
-from netgraph.images import image_grid, interpolation_strip, save_png
+from netgraph.datasets import DatasetError, split, to_float
+from netgraph.generate import vae_parts
 
-WIDTH, HEIGHT = 48, 64  # the report's 64 by 48 (height, width), a portrait face
-CHANNELS = 3
-RANGE = (-1.0, 1.0)  # the decoder ends in tanh
-KL_WEIGHT = 1e-5  # the report's best lambda
-LATENT = 64  # the report's first and best latent size
-LEARNING_RATE = 1e-3  # Adam's, as the report
+WIDTH, HEIGHT, CHANNELS, RANGE = 48, 64, 3, (-1.0, 1.0)  # the report's 64 by 48 (height, width), tanh's range
+KL_WEIGHT, LATENT, LEARNING_RATE = 1e-5, 64, 1e-3  # the report's best lambda and latent size; Adam's rate
 BATCH_SIZE = 64  # not given by the report
-DEMO_IMAGES = 1500  # the default schedule: 2 rounds over 1,500 images, 4 to 7 minutes on 2 CPU cores
-DEMO_EPOCHS = 2
-HELD_OUT = 0.05  # validation and test fractions, each at most MAX_HELD_OUT images
-MAX_HELD_OUT = 1000
+DEMO_IMAGES, DEMO_EPOCHS = 1500, 2  # the default schedule: 4 to 7 minutes on 2 CPU cores
+HELD_OUT, MAX_HELD_OUT = 0.05, 1000  # validation and test fractions, each at most MAX_HELD_OUT pictures
+# PyTorch's InstanceNorm2d with its defaults: epsilon 1e-5, no learnable scale or shift (affine=False)
+instance_norm = lambda: NormalizationLayer(epsilon=1e-5, scaling=None, biases=None)
 
 # --- the net, as in the report's tables -----------------------------------------------------------------
 
 
-def instance_norm() -> NormalizationLayer:
-    """PyTorch's InstanceNorm2d(num_features) with its defaults: each channel of each picture
-    normalised over its pixels, epsilon 1e-5, no learnable scale or shift (affine=False)."""
-    return NormalizationLayer(epsilon=1e-5, scaling=None, biases=None)
-
-
 def build_encoder(width: int = WIDTH, height: int = HEIGHT) -> NetChain:
-    """Table 1: 8 convolutions (kernel 4 stride 2, then kernel 3 stride 1; padding 1), each with
-    instance normalisation and a ReLU, 3 → 32 → 32 → 64 → 64 → 128 → 128 → 256 → 256 channels,
-    then flattened: 3×64×48 → 256×4×3 → 3072."""
+    """Table 1: 8 convolutions (kernel 4 stride 2, then kernel 3 stride 1; padding 1), each with instance normalisation
+    and a ReLU, 3 → 32 → 32 → 64 → 64 → 128 → 128 → 256 → 256 channels, flattened: 3×64×48 → 256×4×3 → 3072."""
     layers: list[Any] = []
     for n in (32, 64, 128, 256):
         layers += [ConvolutionLayer(n, 4, stride=2, padding_size=1), instance_norm(), "Ramp"]
@@ -106,16 +63,15 @@ def build_encoder(width: int = WIDTH, height: int = HEIGHT) -> NetChain:
 
 
 def decoder_grid(width: int = WIDTH, height: int = HEIGHT, decoder: str = "table") -> tuple[int, int]:
-    """(rows, columns) of the 256-channel grid the decoder starts from so that it ends at height × width."""
-    if decoder == "table":  # 8 (h + 1) × 8 (w + 1): see the module doc
-        return height // 8 - 1, width // 8 - 1
-    return height // 16, width // 16
+    """(rows, columns) of the 256-channel grid the decoder starts from to end at height × width. As tabled, its second
+    transposed convolution (kernel 4, stride 1, padding 1) adds a row and a column and only three of the eight double
+    the size: h × w grows to 8 (h + 1) × 8 (w + 1). "mirror" reads that stride as 2 (a likely misprint)."""
+    return (height // 8 - 1, width // 8 - 1) if decoder == "table" else (height // 16, width // 16)
 
 
 def build_decoder(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT, decoder: str = "table") -> NetChain:
-    """Table 2: a fully connected layer, a reshape to 256 channels, 8 transposed convolutions
-    (kernel 3 stride 1, then kernel 4; padding 1) with instance normalisation and ReLU between
-    them, 256 → 256 → 128 → 128 → 64 → 64 → 32 → 32 → 3 channels, and tanh."""
+    """Table 2: a fully connected layer, a reshape to 256 channels, 8 transposed convolutions (kernel 3 stride 1, then
+    kernel 4; padding 1) with instance normalisation and ReLU between them, 256 → ... → 32 → 3 channels, and tanh."""
     rows, columns = decoder_grid(width, height, decoder)
     layers: list[Any] = [LinearLayer(256 * rows * columns), ReshapeLayer((256, rows, columns))]
     for i, (n, m) in enumerate(((256, 128), (128, 64), (64, 32), (32, CHANNELS))):
@@ -127,12 +83,10 @@ def build_decoder(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT
 
 
 def build_vae(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT, decoder: str = "table") -> NetGraph:
-    """The whole net: "Input" (3, height, width) in [-1, 1], which is also the reconstruction's target,
-    and two loss ports: "Loss", the mean squared error per pixel, and "KL", the KL divergence of
-    q(z|x) = N(mn, exp(logvar)) from N(0, I) summed over the latent dimensions."""
-    for side, name in ((width, "width"), (height, "height")):
-        if side % 16 or (decoder == "table" and side < 16):
-            raise ValueError(f"the picture {name} must be a multiple of 16 (four halvings), got {side}")
+    """The whole net: "Input" (3, height, width) in [-1, 1], also the reconstruction's target, and two loss ports:
+    "Loss", the mean squared error per pixel, and "KL", the KL divergence of q(z|x) = N(mn, e^logvar) from N(0, I)."""
+    if any(side % 16 or (decoder == "table" and side < 16) for side in (width, height)):
+        raise ValueError(f"width and height must each be a multiple of 16 (four halvings), got {width}×{height}")
     # fmt: off
     return NetGraph({
         "enc": build_encoder(width, height), "mn": LinearLayer(latent), "logvar": LinearLayer(latent),
@@ -152,35 +106,18 @@ def build_vae(latent: int = LATENT, width: int = WIDTH, height: int = HEIGHT, de
     # fmt: on
 
 
-# --- data ------------------------------------------------------------------------------------------------
-
-
 def load_data(data: str | None, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """(training, validation, test pictures, a description), each uint8 (N, 3, 64, 48).
-
-    ``limit`` keeps the first N training pictures (the held-out ones come on top of it)."""
-    size = (WIDTH, HEIGHT)
+    """(training, validation, test pictures, a description), each uint8 (N, 3, 64, 48); ``limit`` keeps the first
+    N training pictures (the held-out ones come on top of it; default 1,500 without --data)."""
+    limit = limit or (DEMO_IMAGES if data is None else None)
+    options = {"color_space": "RGB", "stands_in_for": "the report's CelebA faces"}
     if data is None:
         held = MAX_HELD_OUT if limit is None else min(MAX_HELD_OUT, max(2, round(HELD_OUT * limit)))
         how = "grey channel copied to RGB, 28x28 centre-cropped to 21x28 and resized to 48x64"
-        found = cli.pictures(
-            None,
-            size,
-            color_space="RGB",
-            limit=limit and limit + held,
-            stands_in_for="the report's CelebA faces",
-            how=how,
-        )
-        test = load_images(None, size, color_space="RGB", kind="test", limit=held).images
-        return (
-            found.images[held:],
-            found.images[:held],
-            test,
-            "Fashion-MNIST (training pictures, test pictures for the test set)",
-        )
-    found = cli.pictures(data, size, color_space="RGB", stands_in_for="the report's CelebA faces")
-    n = len(found.images)
-    if n < 3:
+        sets = cli.picture_sets(None, (WIDTH, HEIGHT), train=limit and limit + held, test=held, how=how, **options)
+        return sets.train[held:], sets.train[:held], sets.test, sets.description
+    found = cli.pictures(data, (WIDTH, HEIGHT), **options)
+    if (n := len(found.images)) < 3:
         raise DatasetError(f"{data}: {n} usable picture(s); at least 3 are needed (training, validation, test)")
     held = min(MAX_HELD_OUT, max(2, round(HELD_OUT * n))) if n >= 6 else 1
     train, validation, test = split(found.images, fractions=((n - 2 * held) / n, held / n, held / n), seed=seed)
@@ -188,17 +125,13 @@ def load_data(data: str | None, limit: int | None, seed: int) -> tuple[np.ndarra
 
 
 def batches(train: np.ndarray, batch_size: int, seed: int) -> Any:
-    """NetTrain's generator function: the batch ``info["Batch"]`` of round ``info["Round"]``, as
-    [-1, 1] floats, each picture flipped left-right with probability 1/2.
-
-    Each round visits every picture once, in an order drawn from (seed, round); the flips are
-    drawn from (seed, absolute batch number). The batch depends only on ``info``, so a run resumed
-    from a checkpoint sees the same batches."""
+    """NetTrain's generator function: the batch ``info["Batch"]`` of round ``info["Round"]`` as [-1, 1] floats, in an
+    order drawn from (seed, round), each picture flipped left-right with probability 1/2 drawn from (seed, absolute
+    batch number): a function of ``info`` alone, so that a run resumed from a checkpoint sees the same batches."""
 
     def generate(info: dict[str, Any]) -> dict[str, np.ndarray]:
         order = np.random.default_rng((seed, info["Round"])).permutation(len(train))
-        chosen = order[(info["Batch"] - 1) * batch_size : info["Batch"] * batch_size]
-        images = train[chosen]
+        images = train[order[(info["Batch"] - 1) * batch_size : info["Batch"] * batch_size]]
         flip = np.random.default_rng((seed, 1, info["AbsoluteBatch"])).random(len(images)) < 0.5
         images[flip] = images[flip][..., ::-1]
         return {"Input": to_float(images, range=RANGE)}
@@ -206,117 +139,70 @@ def batches(train: np.ndarray, batch_size: int, seed: int) -> Any:
     return generate
 
 
-# --- the run ---------------------------------------------------------------------------------------------
-
-
-def parse_args(argv: list[str] | None) -> Any:
-    parser = cli.parser("faces_vae.py", __doc__)
-    data = "a folder of pictures (CelebA), CIFAR-10 or IDX files"
-    cli.standard_options(
-        parser, data=data, out="out/faces_vae", seed="random seed (initialisation, order, flips, sampling)"
-    )
-    cli.schedule_options(parser, default_epochs=DEMO_EPOCHS, batch_size=BATCH_SIZE, batch_help="pictures per batch")
-    many = f"train on N pictures (default {DEMO_IMAGES} without --data, all of them with --data)"
-    parser.add_argument("--train-images", type=cli.count, metavar="N", help=many)
-    rate = f"Adam's (default {LEARNING_RATE}, the report's)"
-    parser.add_argument("--learning-rate", type=cli.positive, default=LEARNING_RATE, help=rate)
-    kl = f"lambda, the KL term's weight (default {KL_WEIGHT:g})"
-    parser.add_argument("--kl-weight", type=cli.weight, default=KL_WEIGHT, help=kl)
-    parser.add_argument("--latent", type=cli.count, default=LATENT, help=f"latent size (default {LATENT}; 32, 64, 128)")
-    closer = "for samples_closer.png: z ~ N(0, T^2 I), closer to the centre (default 0.5)"
-    parser.add_argument("--temperature", type=cli.positive, default=0.5, help=closer)
-    table = '"table": the report\'s table 2 as printed (default); "mirror": its second stride read as 2'
-    parser.add_argument("--decoder", choices=["table", "mirror"], default="table", help=table)
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, generate and evaluate; returns the numbers it printed (for tests)."""
-    args = parse_args(argv)
+    parser = cli.parser("faces_vae.py", __doc__)
+    data = "a folder of pictures (CelebA), CIFAR-10 or IDX files"
+    cli.standard_options(parser, data=data, out="out/faces_vae", seed="random seed (all draws)")
+    cli.schedule_options(parser, default_epochs=DEMO_EPOCHS, batch_size=BATCH_SIZE, batch_help="pictures per batch")
+    cli.option(parser, "--train-images", int, f"train on N pictures (default {DEMO_IMAGES}; with --data all)")
+    cli.option(parser, "--learning-rate", LEARNING_RATE, "Adam's (default 0.001, the report's)")
+    cli.option(parser, "--kl-weight", KL_WEIGHT, "lambda, the KL weight (the report: 1e-3 to 1e-6)", type=cli.weight)
+    cli.option(parser, "--latent", LATENT, "latent size (default 64; the report tried 32, 64, 128)")
+    cli.option(parser, "--temperature", 0.5, "for samples_closer.png: z ~ N(0, T^2 I), closer to the centre")
+    cli.option(parser, "--decoder", "table", 'table 2 as printed, or "mirror": its second stride read as 2',
+               choices=["table", "mirror"])  # fmt: skip
+    args = parser.parse_args(argv)
     run = cli.Run(args.out, args.device)
-    options = {"target_device": args.device, "batch_size": 128}
 
-    limit = args.train_images or (DEMO_IMAGES if args.data is None else None)
-    train, validation, test, described = load_data(args.data, limit, args.seed)
-    print(f"data: {described}")
-    print(f"      {len(train)} training, {len(validation)} validation, {len(test)} test pictures, 3x{HEIGHT}x{WIDTH}")
+    train, validation, test, text = load_data(args.data, args.train_images, args.seed)
+    parts = {"training": len(train), "validation": len(validation), "test": len(test)}
+    cli.report_data(text, f"pictures, 3x{HEIGHT}x{WIDTH}", **parts)
     plan = cli.schedule(len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS)
-    print(f"schedule: {plan.description} = {plan.total} batches; Adam, learning rate {args.learning_rate}")
-    print(f"loss: mean squared error per pixel + {args.kl_weight:g} * KL; latent size {args.latent}")
+    loss = f"loss: mean squared error per pixel + {args.kl_weight:g} * KL; latent size {args.latent}"
+    cli.report_schedule(plan, f"Adam, learning rate {args.learning_rate}", loss, unit="pictures")
 
     vae = build_vae(args.latent, decoder=args.decoder)
-    summary = NetSummary(vae)
-    encoder, decoder = (
-        sum(r.parameters for r in summary.rows if r.path.split("/")[0] in part)
-        for part in (("enc", "mn", "logvar"), ("dec",))
-    )
-    rows, columns = decoder_grid(decoder=args.decoder)
-    print(
-        f"net: {summary.total_parameters:,} parameters: encoder {encoder:,} (8 convolutions to 256x4x3 = 3072, "
-        f"then mean and log-variance), decoder {decoder:,} (from 256x{rows}x{columns}, --decoder {args.decoder})"
-    )
-    draw(vae, run.out / "vae.png")
+    total, decoder = (NetSummary(net).total_parameters for net in (vae, vae.vertices["dec"]))
+    grid = "x".join(str(n) for n in (256, *decoder_grid(decoder=args.decoder)))
+    print(f"net: {total:,} parameters: encoder {total - decoder:,} (8 convolutions to 256x4x3 = 3072, then mean and "
+          f"log-variance), decoder {decoder:,} (from {grid}, --decoder {args.decoder})")  # fmt: skip
+    draw(vae, run.path("vae.png", "the network"))
     print(f"training on the {args.device}...")
-    results = NetTrain(
-        vae,
-        (batches(train, plan.batch_size, args.seed), {"RoundLength": len(train)}),
-        "All",
-        loss_function={"Loss": 1.0, "KL": args.kl_weight},
-        method=("ADAM", {"learning_rate": args.learning_rate}),
-        batch_size=plan.batch_size,
-        max_training_rounds=plan.rounds,
-        validation_set={"Input": to_float(validation, range=RANGE)},
-        training_progress_function=plan.stop,
-        target_device=args.device,
-        random_seeding=args.seed,
-    )
+    results = NetTrain(vae, (batches(train, plan.batch_size, args.seed), {"RoundLength": len(train)}), "All",
+                       loss_function={"Loss": 1.0, "KL": args.kl_weight},
+                       method=("ADAM", {"learning_rate": args.learning_rate}), batch_size=plan.batch_size,
+                       max_training_rounds=plan.rounds, training_progress_function=plan.stop,
+                       validation_set={"Input": to_float(validation, range=RANGE)}, target_device=args.device,
+                       random_seeding=args.seed)  # fmt: skip
     trained = cli.training_summary(results, keep="final" if args.iterations else "best", digits=4)
-    trained.save(run.out / "vae.npz")
-    cli.save_loss_plot(results, run.out / "loss.png", f"face VAE: MSE + {args.kl_weight:g} KL per picture")
+    trained.save(run.path("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'))
+    title = f"face VAE: MSE + {args.kl_weight:g} KL per picture"
+    cli.save_loss_plot(results, run.path("loss.png", "loss per round and batch, and validation loss"), title)
 
-    # the posterior q(z|x) = N(mn, exp(logvar)), the decoder "dec"
+    # the posterior q(z|x) = N(mn, exp(logvar)), the decoder "dec"; faces from z ~ N(0, I) and from closer to the centre
+    options = {"target_device": args.device, "batch_size": 128}
     encode, decode = vae_parts(trained, ("mn", "logvar"), scale="log_variance", **options)
     x_test, rng, shown = to_float(test, range=RANGE), np.random.default_rng(args.seed), dict(value_range=RANGE, scale=2)
-    faces = sample_prior(decode, 64, args.latent, seed=rng)
-    save_png(image_grid(faces, columns=8, **shown), run.out / "samples.png")
-    closer = sample_prior(decode, 64, args.latent, temperature=args.temperature, seed=rng)
-    save_png(image_grid(closer, columns=8, **shown), run.out / "samples_closer.png")
-    rows = [x_test[:12], reconstruct(encode, decode, x_test[:12])]
-    save_png(interpolation_strip(rows, row_labels=["input", "output"], **shown), run.out / "reconstructions.png")
+    cli.vae_pictures(run, decode, args.latent, encode, x_test, seed=rng, shown=12, interpolation="linear", steps=10,
+                     said="64 generated faces: the decoder fed z ~ N(0, I)", **shown)  # fmt: skip
+    closer = f"64 generated faces from z ~ N(0, {args.temperature:g}^2 I), closer to the centre"
+    cli.vae_pictures(run, decode, args.latent, seed=rng, temperature=args.temperature, samples="samples_closer.png",
+                     said=closer, **shown)  # fmt: skip
     mean, log_var = encode(x_test)
-    paths = [interpolate(decode, mean[i], mean[i + 1], 10) for i in range(0, min(12, len(x_test) - 1), 2)]
-    if paths:
-        steps = [f"{t:.2f}" for t in np.linspace(0, 1, 10)]
-        save_png(interpolation_strip(paths, labels=steps, **shown), run.out / "interpolation.png")
 
     # the test loss, the training objective, with one z ~ q(z|x) per picture as in training
     z = mean + np.exp(0.5 * log_var) * np.random.default_rng(args.seed).standard_normal(mean.shape)
     mse = float(np.mean((decode(z) - x_test) ** 2))
     kl = float(np.mean(0.5 * np.sum(mean**2 + np.exp(log_var) - 1 - log_var, axis=1)))
-    numbers = {
-        "test_mse": mse,
-        "test_kl": kl,
-        "test_loss": mse + args.kl_weight * kl,
-        "train_seconds": results["TotalTrainingTime"],
-        "images_per_second": results["MeanExamplesPerSecond"],
-        "parameters": summary.total_parameters,
-    }
-    print(f"\ntest set: {len(x_test)} pictures, one z ~ q(z|x) each")
-    print(f"  mean squared error per pixel {mse:.4f} (pixels in [-1, 1]), KL {kl:.1f} nats per picture")
-    print(f"  test loss {numbers['test_loss']:.4f} = {mse:.4f} + {args.kl_weight:g} * {kl:.1f}")
-    print(f"  posterior standard deviations: median {float(np.median(np.exp(0.5 * log_var))):.3f} (the prior's is 1)")
-    numbers["total_seconds"] = run.report(
-        [
-            ("samples.png", "64 generated faces: the decoder fed z ~ N(0, I)"),
-            ("samples_closer.png", f"64 generated faces from z ~ N(0, {args.temperature:g}^2 I), closer to the centre"),
-            ("reconstructions.png", "test pictures (top) and their reconstructions from the posterior mean"),
-            ("interpolation.png", "per row, linear interpolation between the codes of two test pictures"),
-            ("loss.png", "loss per round and batch, and validation loss"),
-            ("vae.png", "the network"),
-            ("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
-        ],
-        training=results["TotalTrainingTime"],
-    )
+    numbers = {"test_mse": mse, "test_kl": kl, "test_loss": mse + args.kl_weight * kl, "parameters": total,
+               "train_seconds": results["TotalTrainingTime"],
+               "images_per_second": results["MeanExamplesPerSecond"]}  # fmt: skip
+    print(f"\ntest set: {len(x_test)} pictures, one z ~ q(z|x) each\n  mean squared error per pixel {mse:.4f} "
+          f"(pixels in [-1, 1]), KL {kl:.1f} nats per picture\n  test loss {numbers['test_loss']:.4f} = {mse:.4f} + "
+          f"{args.kl_weight:g} * {kl:.1f}\n  posterior standard deviations: median "
+          f"{np.median(np.exp(0.5 * log_var)):.3f} (the prior's is 1)")  # fmt: skip
+    numbers["total_seconds"] = run.report(training=results["TotalTrainingTime"])
     return numbers
 
 

@@ -20,10 +20,6 @@ pictures, read in grey at 28x28 (centre-cropped). Without --data, MNIST is read 
 
 from __future__ import annotations
 
-import contextlib
-import math
-from typing import Any
-
 import numpy as np
 
 from layers import (
@@ -40,18 +36,8 @@ from layers import (
     TotalLayer,
 )
 from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetTake, NetTrain, NormalDistribution, cli, draw, exp
-from netgraph.datasets import (
-    DatasetError,
-    DatasetNotFoundError,
-    fashion_mnist,
-    load_images,
-    load_mnist_format,
-    mnist,
-    split,
-    to_float,
-)
-from netgraph.generate import bits_per_dim, elbo, interpolate, vae_parts
-from netgraph.images import image_grid, interpolation_strip, save_png
+from netgraph.datasets import mnist, to_float
+from netgraph.generate import bits_per_dim, elbo, vae_parts
 
 NLATENT = 8  # the post's latent size
 PIXELS = 28 * 28
@@ -124,166 +110,83 @@ def build_vae(nlatent: int = NLATENT) -> NetGraph:
 
 
 # fmt: on
-# --- data ------------------------------------------------------------------------------------------------
-
-
-def _as_images(array: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) or (N, 1, 28, 28) → float32 (N, 1, 28, 28) in [0, 1]."""
-    images = to_float(array)
-    return images[:, None] if images.ndim == 3 else images
-
-
-def load_data(data: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, str, str]:
-    """(training images, test images, a name, a description); images float32 (N, 1, 28, 28) in [0, 1]."""
-    if data is None:
-        try:
-            (train, _), (test, _), name = mnist(download=True), mnist(download=True, kind="test"), "MNIST"
-        except (DatasetError, OSError) as err:
-            cli.stand_in("MNIST", why=f"MNIST is not available ({str(err).splitlines()[0].rstrip(':')})")
-            (train, _), (test, _), name = fashion_mnist(), fashion_mnist(kind="test"), "Fashion-MNIST"
-        return _as_images(train), _as_images(test), name, f"{name} (60,000 + 10,000 test images)"
-    folder = cli.data_folder(data, "a folder of MNIST-format IDX files or of pictures")
-    found = load_images(folder, 28)  # IDX files (or CIFAR-10 batches), else pictures: grey, centre-cropped, 28×28
-    cli.list_skipped(found.skipped)
-    images, idx = to_float(found.images), found.description.startswith("MNIST-format")
-    if idx:
-        with contextlib.suppress(DatasetNotFoundError):  # the t10k files, when present, are the test set
-            return images, _as_images(load_mnist_format(folder, kind="test")[0]), folder.name, found.description
-    train, test = split(images, fractions=(1 - TEST_FRACTION, TEST_FRACTION), seed=seed)
-    described = f"{found.description} (no t10k files" if idx else f"{len(images)} pictures from {folder} (grey, 28×28"
-    return train, test, folder.name, f"{described}; {len(test)} held out as a test set)"
-
-
 # --- the run ---------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> Any:
-    parser = cli.parser("mnist_vae.py", __doc__)
-    data = "a folder of MNIST-format IDX files, or of pictures (default: MNIST/Fashion-MNIST)"
-    cli.standard_options(
-        parser, data=data, out="out/mnist_vae", seed="random seed (initialisation, shuffling, sampling)"
-    )
-    cli.schedule_options(
-        parser,
-        default_epochs=DEMO_EPOCHS,
-        batch_size=32,
-        epochs_help=f"training rounds over the training images (default {DEMO_EPOCHS})",
-        iterations_help="training batches in all, as the post counts (it used 2000)",
-        batch_help="examples per batch, as the post",
-    )
-    parser.add_argument("--learning-rate", type=cli.positive, default=5e-4, help="ADAM's learning rate (default 5e-4)")
-    first = "train on the first N training images only (default all)"
-    parser.add_argument("--train-images", type=cli.count, metavar="N", help=first)
-    first = "compute the test ELBO on the first N test images (default all)"
-    parser.add_argument("--test-images", type=cli.count, metavar="N", help=first)
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> dict[str, float]:
     """Train, generate and evaluate; returns the numbers it printed (for tests)."""
-    args = parse_args(argv)
+    parser = cli.parser("mnist_vae.py", __doc__)
+    data, seed = "MNIST-format IDX files or pictures (default: MNIST, else Fashion-MNIST)", "random seed (all draws)"
+    cli.standard_options(parser, data=data, out="out/mnist_vae", seed=seed)
+    iterations = "training batches in all, as the post counts (it used 2000)"
+    cli.schedule_options(parser, default_epochs=DEMO_EPOCHS, batch_size=32, iterations_help=iterations)
+    cli.option(parser, "--learning-rate", 5e-4, "ADAM's learning rate")
+    cli.option(parser, "--train-images", int, "train on the first N training images only (default all)")
+    cli.option(parser, "--test-images", int, "compute the test ELBO on the first N test images (default all)")
+    args = parser.parse_args(argv)
     run = cli.Run(args.out, args.device)
     options = {"target_device": args.device, "batch_size": 256}
 
     # data: a validation split is held out of the training images
-    images, test, name, described = load_data(args.data, args.seed)
-    images, test = images[: args.train_images], test[: args.test_images]
-    train, validation = cli.hold_out(images, VALIDATION_FRACTION, args.seed)
-    print(f"data: {described}")
-    print(f"      {len(train)} training, {len(validation)} validation, {len(test)} test images")
+    own = ("MNIST", lambda kind: mnist(download=True, kind=kind))  # the post's data, else Fashion-MNIST stands in
+    sets = cli.picture_sets(args.data, 28, stands_in_for="MNIST", own=own, own_test=True, fraction=TEST_FRACTION,
+                            train=args.train_images, test=args.test_images, seed=args.seed)  # fmt: skip
+    (train, validation), test = cli.hold_out(to_float(sets.train), VALIDATION_FRACTION, args.seed), to_float(sets.test)
+    cli.report_data(sets.description, training=len(train), validation=len(validation), test=len(test))
     plan = cli.schedule(len(train), args.batch_size, args.epochs, args.iterations, DEMO_EPOCHS)
-    print(f"schedule: {plan.description} = {plan.total} batches, {plan.total * plan.batch_size} images; "
-          f"ADAM, learning rate {args.learning_rate}")  # fmt: skip
-    print("          (the post: 2000 batches of 32 with ADAM at 0.0005, 10 hours)")
+    post = "(the post: 2000 batches of 32 with ADAM at 0.0005, 10 hours)"
+    cli.report_schedule(plan, f"ADAM, learning rate {args.learning_rate}", post)
 
     vae = build_vae()
     print(vae)
-    draw(vae, run.out / "vae.png")
-    # NetTrain[vae, <|"Input" -> images|>, All, LossFunction -> {"Loss", "KL"}, Method -> {"ADAM", ...}, ...]
+    draw(vae, run.path("vae.png", "the network"))
     print(f"training on the {args.device}...")
-    results = NetTrain(
-        vae,
-        {"Input": train},
-        "All",
-        loss_function=["Loss", "KL"],
-        method=("ADAM", {"learning_rate": args.learning_rate}),
-        batch_size=plan.batch_size,
-        max_training_rounds=plan.rounds,
-        validation_set={"Input": validation} if len(validation) else None,
-        training_progress_function=plan.stop,
-        target_device=args.device,
-        random_seeding=args.seed,
-    )
+    # NetTrain[vae, <|"Input" -> images|>, All, LossFunction -> {"Loss", "KL"}, Method -> {"ADAM", ...}, ...]
+    results = NetTrain(vae, {"Input": train}, "All", loss_function=["Loss", "KL"],
+                       method=("ADAM", {"learning_rate": args.learning_rate}), batch_size=plan.batch_size,
+                       max_training_rounds=plan.rounds, training_progress_function=plan.stop,
+                       validation_set={"Input": validation} if len(validation) else None,
+                       target_device=args.device, random_seeding=args.seed)  # fmt: skip
     # as the post, the net after the last batch of --iterations; else the round of lowest validation loss
     trained = cli.training_summary(results, keep="final" if args.iterations else "best")
-    trained.save(run.out / "vae.npz")
-    cli.save_loss_plot(results, run.out / "loss.png", f"VAE on {name}: Loss + KL per image")
+    trained.save(run.path("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'))
+    loss = run.path("loss.png", "round and validation loss per training round")
+    cli.save_loss_plot(results, loss, f"VAE on {sets.name}: Loss + KL per image")
 
     # the decoder, taken out of the trained net two ways: NetExtract and NetTake
     dec, taken = NetExtract(trained, "dec"), NetTake(trained, (NetPort("z", "Output"), "dec"))
     z = np.random.default_rng(args.seed).standard_normal((64, NLATENT))
-    samples = dec(z, **options)
     print(f'decoder: NetExtract(trained, "dec") = {dec}')
-    same = np.allclose(taken(z, **options), samples, atol=1e-6)
+    same = np.allclose(taken(z, **options), dec(z, **options), atol=1e-6)
     print(f'         NetTake(trained, (NetPort("z", "Output"), "dec")) gives the same pictures: {same}')
-    save_png(image_grid(samples, columns=8, scale=2), run.out / "samples.png")
 
-    # reconstructions, interpolations and the ELBO use the posterior q(z|x) = N(mn, e^(2 sd))
+    # samples, reconstructions, interpolations and the ELBO; the posterior q(z|x) = N(mn, e^(2 sd))
     encode, decode = vae_parts(trained, **options)
+    cli.vae_pictures(run, decode, NLATENT, encode, test, seed=args.seed, scale=2, interpolation="spherical",
+                     what="test images")  # fmt: skip
     mean, log_var = encode(test)
-    rows = [test[:16], decode(mean[:16])]
-    save_png(interpolation_strip(rows, row_labels=["input", "output"], scale=2), run.out / "reconstructions.png")
-    paths = [
-        interpolate(decode, mean[i], mean[i + 1], 11, kind="spherical") for i in range(0, min(12, len(test) - 1), 2)
-    ]
-    if paths:
-        steps = [f"{t:.1f}" for t in np.linspace(0, 1, 11)]
-        save_png(interpolation_strip(paths, labels=steps, scale=2), run.out / "interpolation.png")
 
-    numbers = report_elbo(mean, log_var, decode, test, args.seed)
-    numbers["train_seconds"] = results["TotalTrainingTime"]
-    numbers["total_seconds"] = run.report(
-        [
-            ("samples.png", "64 samples: the decoder fed z ~ N(0, I)"),
-            ("reconstructions.png", "test images (top) and their reconstructions from the posterior mean"),
-            ("interpolation.png", "spherical interpolation between the codes of two test images, per row"),
-            ("loss.png", "round and validation loss per training round"),
-            ("vae.png", "the network"),
-            ("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'),
-        ],
-        training=results["TotalTrainingTime"],
-    )
-    return numbers
-
-
-def report_elbo(mean: np.ndarray, log_var: np.ndarray, decode: Any, test: np.ndarray, seed: int) -> dict[str, float]:
-    """The test ELBO, one z per image; the posterior (computed once) is shared by both likelihoods."""
-    posterior = lambda _x: (mean, log_var)
-    bern = elbo(posterior, decode, test, likelihood="bernoulli", seed=seed, parts=True)
-    gauss = elbo(posterior, decode, test, likelihood="gaussian", seed=seed, parts=True)
-    sse = -2.0 * (gauss["reconstruction"] + 0.5 * PIXELS * math.log(2 * math.pi))  # Σ (x - x̂)²
-    objective, constant = float(np.mean(sse + gauss["kl"])), 0.5 * PIXELS * math.log(math.pi)
-    numbers = {
-        "elbo_bernoulli": float(np.mean(bern["elbo"])),
-        "elbo_gaussian": float(np.mean(gauss["elbo"])),
-        "kl": float(np.mean(bern["kl"])),
-        "test_loss": objective,
-        "elbo_gaussian_half": -(objective + constant),
-    }
+    # the test ELBO, one z per image; the posterior (computed once) is shared by both likelihoods
+    bern, gauss = (elbo(lambda _x: (mean, log_var), decode, test, likelihood=kind, seed=args.seed, parts=True)
+                   for kind in ("bernoulli", "gaussian"))  # fmt: skip
+    sse = -2.0 * (gauss["reconstruction"] + 0.5 * PIXELS * np.log(2 * np.pi))  # Σ (x - x̂)²
+    objective, constant = float(np.mean(sse + gauss["kl"])), 0.5 * PIXELS * float(np.log(np.pi))
+    numbers = {"elbo_bernoulli": float(np.mean(bern["elbo"])), "elbo_gaussian": float(np.mean(gauss["elbo"])),
+               "kl": float(np.mean(bern["kl"])), "test_loss": objective, "elbo_gaussian_half": -(objective + constant),
+               "train_seconds": results["TotalTrainingTime"]}  # fmt: skip
     bits = float(np.mean(bits_per_dim(bern["elbo"], PIXELS)))
-    kl = numbers["kl"]
     print(f"""
 test set: {len(test)} images, one z ~ q(z|x) each
   test ELBO, Bernoulli likelihood: {numbers["elbo_bernoulli"]:.2f} nats per image ({bits:.4f} bits per pixel); \
-KL term {kl:.2f} nats
-    NOTE: this reads the decoder's outputs as pixel probabilities. The pixels are grey, not binarised, so it
-    is the cross-entropy bound much VAE code reports, not a normalised likelihood; and the net was trained
-    for squared error, not for this likelihood.
-  test ELBO, Gaussian likelihood (variance 1): {numbers["elbo_gaussian"]:.2f} nats per image
-  test loss, the training objective 784·MSE + KL: {objective:.2f} per image. It is the negative ELBO of
-    a Gaussian decoder with fixed variance 1/2 less the constant 392·ln π = {constant:.1f} nats: that ELBO
-    is {numbers["elbo_gaussian_half"]:.2f} nats per image (a density over continuous pixels, like the
-    variance-1 figure, so neither compares with the Bernoulli one).""")
+KL term {numbers["kl"]:.2f} nats
+    NOTE: this reads the decoder's outputs as probabilities of grey, not binarised, pixels: the cross-entropy
+    bound much VAE code reports, not a normalised likelihood, for a net trained on squared error.
+  test ELBO, Gaussian likelihood: {numbers["elbo_gaussian"]:.2f} nats per image with variance 1, \
+{numbers["elbo_gaussian_half"]:.2f} with variance 1/2
+    (densities over continuous pixels: neither compares with the Bernoulli one)
+  test loss, the training objective 784·MSE + KL: {objective:.2f} per image, the negative ELBO of variance 1/2 less
+    the constant 392·ln π = {constant:.1f} nats""")
+    numbers["total_seconds"] = run.report(training=results["TotalTrainingTime"])
     return numbers
 
 

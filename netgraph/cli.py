@@ -1,13 +1,19 @@
 """What every training script's command line needs, so that a script shows its net and little else.
 
 - the standard options: :func:`standard_options` (``--data``, ``--out``, ``--device``, ``--seed``) and
-  :func:`schedule_options` (``--epochs``, ``--iterations``, ``--batch-size``), with argument types that
-  refuse nonsense at once (:func:`count`, :func:`positive`, :func:`weight`);
-- the training length in NetTrain's terms, one way for every script: :func:`schedule`;
-- the data: the user's ``--data``, else Fashion-MNIST standing in, saying so (:func:`pictures`,
-  :func:`stand_in`, :func:`data_folder`, :func:`list_skipped`), and a part held out (:func:`hold_out`);
-- the reports: how training went and which net is kept (:func:`training_summary`), the loss plot
-  (:func:`save_loss_plot`), the time taken and the files written (:class:`Run`);
+  :func:`schedule_options` (``--epochs``, ``--iterations``, ``--batch-size``), or :func:`phase_options` for a
+  training in phases; one-line options whose type follows their default (:func:`option`); argument types
+  that refuse nonsense at once (:func:`count`, :func:`positive`, :func:`weight`, :func:`fraction`);
+- the training length in NetTrain's terms, one way for every script: :func:`schedule`, :func:`phase_schedule`;
+- the data: the user's ``--data``, else Fashion-MNIST standing in, saying so (:func:`pictures`, with class
+  labels; :func:`picture_sets`, with a test set; :func:`stand_in`, :func:`data_folder`, :func:`list_skipped`),
+  and a part held out (:func:`hold_out`);
+- the reports: the data and the schedule (:func:`report_data`, :func:`report_schedule`), how training went and
+  which net is kept (:func:`training_summary`), the loss plot (:func:`save_loss_plot`), the pictures of a
+  trained VAE (:func:`vae_pictures`) and of one in training (:class:`RoundPictures`), the time taken and the
+  files written (:class:`Run`);
+- new pictures from a trained net's decoder, as a command (:func:`sample_options`, :func:`write_samples`,
+  :func:`save_samples`);
 - errors a user can act on turned into one line on stderr and exit status 1 (:func:`run_main`);
 - a script loaded as a module, to reuse its nets (:func:`load_script`).
 
@@ -17,6 +23,7 @@ A script built from these pieces (``net`` and its data as the script defines the
         parser = cli.parser("my_vae.py", __doc__)
         cli.standard_options(parser, data="a folder of pictures", out="out/my_vae")
         cli.schedule_options(parser, default_epochs=2, batch_size=32)
+        cli.option(parser, "--learning-rate", 1e-3, "ADAM's learning rate")
         args = parser.parse_args(argv)
         run = cli.Run(args.out, args.device)
         found = cli.pictures(args.data, 28, stands_in_for="your pictures")
@@ -24,8 +31,8 @@ A script built from these pieces (``net`` and its data as the script defines the
         results = NetTrain(net, {"Input": to_float(found.images)}, "All", batch_size=plan.batch_size,
                            max_training_rounds=plan.rounds, training_progress_function=plan.stop)
         trained = cli.training_summary(results, keep="final" if args.iterations else "best")
-        trained.save(run.out / "vae.npz")
-        run.report([("vae.npz", "the trained net")], training=results["TotalTrainingTime"])
+        trained.save(run.path("vae.npz", "the trained net"))
+        run.report(training=results["TotalTrainingTime"])
 
     if __name__ == "__main__":
         cli.run_main(main)
@@ -45,10 +52,28 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from . import load  # the package's: it registers the layer classes a file may name
 from .backend import BackendError, get_xp
-from .datasets import DatasetError, DatasetNotFoundError, ImageSet, SkippedFile, load_images, split
-from .images import loss_plot, save_png
+from .datasets import (
+    CIFAR10_CLASSES,
+    FASHION_MNIST_CLASSES,
+    DatasetError,
+    DatasetNotFoundError,
+    SkippedFile,
+    _has_mnist_files,
+    _resize_batch,
+    fashion_mnist,
+    image_folder,
+    load_images,
+    split,
+)
+from .generate import Decode, Encode, interpolate, sample_prior, vae_parts
+from .images import image_grid, interpolation_strip, loss_plot, save_png
+from .io import NetFileError
 from .layer import NetError
+from .surgery import NetExtract
 
 # --- options -----------------------------------------------------------------------------------------------
 
@@ -65,6 +90,16 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     )
 
 
+def _at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+    return value
+
+
 def count(text: str) -> int:
     """An argument type: a whole number, at least 1.
 
@@ -75,13 +110,7 @@ def count(text: str) -> int:
         Traceback (most recent call last):
         argparse.ArgumentTypeError: must be at least 1, got 0
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _at_least(text, 1)
 
 
 def positive(text: str) -> float:
@@ -113,6 +142,22 @@ def weight(text: str) -> float:
     value = _number(text)
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a finite number at least 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argument type: a number in [0, 1) (a momentum, a decay rate, a dropout probability).
+
+    Example:
+        >>> fraction("0.5")
+        0.5
+        >>> fraction("1")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: must be in [0, 1), got 1
+    """
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
 
 
@@ -178,6 +223,100 @@ def schedule_options(
     parser.add_argument(
         "--batch-size", type=count, default=batch_size, metavar="N", help=f"{batch_help} (default {batch_size})"
     )
+
+
+def phase_options(
+    parser: argparse.ArgumentParser, phases: Mapping[str, tuple[str, str]]
+) -> Callable[[argparse.Namespace], None]:
+    """Schedule options for a training in phases (pre-training, then fine-tuning, ...): for each phase name
+    ``--<name>-epochs N`` and ``--<name>-iterations N``, one or the other, with ``phases[name]`` their help
+    texts; and ``--iterations N``, batches in every phase, for quick runs. Returns the check to call on the
+    parsed arguments: ``--iterations`` cannot go with a phase's own option (a usage error, exit status 2).
+    :func:`phase_schedule` turns them into each phase's :class:`Schedule`.
+
+    Example:
+        >>> p = parser("demo.py", None)
+        >>> check = phase_options(p, {"pretrain": ("pre-training rounds", "pre-training batches (default 300)")})
+        >>> args = p.parse_args(["--pretrain-epochs", "2"])
+        >>> check(args)
+        >>> args.pretrain_epochs, args.pretrain_iterations, args.iterations
+        (2, None, None)
+    """
+    for name, (rounds, batches) in phases.items():
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(f"--{name}-epochs", type=count, metavar="N", help=rounds)
+        group.add_argument(f"--{name}-iterations", type=count, metavar="N", help=batches)
+    parser.add_argument("--iterations", type=count, metavar="N", help="batches in each phase, for quick runs")
+
+    def check(args: argparse.Namespace) -> None:
+        for name in phases:
+            given = [f"--{name}-{kind}" for kind in ("epochs", "iterations") if getattr(args, f"{name}_{kind}")]
+            if args.iterations and given:
+                parser.error(f"--iterations sets every phase; it cannot go with {given[0]}")
+
+    return check
+
+
+def phase_schedule(args: argparse.Namespace, name: str, examples: int, default_iterations: int) -> Schedule:
+    """The :class:`Schedule` of the phase ``name`` from the options of :func:`phase_options`: its own rounds or
+    batches, else ``--iterations``, else ``default_iterations`` batches.
+
+    Example:
+        >>> import argparse
+        >>> args = argparse.Namespace(pretrain_epochs=None, pretrain_iterations=None, iterations=5, batch_size=32)
+        >>> phase_schedule(args, "pretrain", 100, 300).description
+        '5 batches of 32 (--iterations)'
+    """
+    epochs, batches = getattr(args, f"{name}_epochs"), getattr(args, f"{name}_iterations")
+    flag = f"--{name}-iterations" if batches else "--iterations"
+    return schedule(
+        examples, args.batch_size, epochs, batches or args.iterations, default_iterations=default_iterations, flag=flag
+    )
+
+
+def option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    default: Any = None,
+    help: str = "",
+    *,
+    minimum: int | None = None,
+    **settings: Any,
+) -> None:
+    """Adds one option, its type read from ``default``: ``False`` makes a switch, an int a whole number of at
+    least 1 (:func:`count`), a float a positive number (:func:`positive`), a string text. ``default`` may also
+    be the type itself (``int``, ``float``, ``str``) for an option with no default; ``minimum`` makes it a whole
+    number of at least that. The help ends with the default unless it names one already; ``settings`` go to
+    ``add_argument`` as they are (another ``type``, ``metavar``, ``choices``, ...). Ints have the metavar N.
+
+    Example:
+        >>> p = parser("demo.py", None)
+        >>> option(p, "--learning-rate", 5e-4, "ADAM's learning rate")
+        >>> option(p, "--train-images", int, "train on the first N images (default all)")
+        >>> option(p, "--overfit", False, "no validation, no early stopping")
+        >>> option(p, "--patience", 25, "rounds without improvement", minimum=0)
+        >>> args = p.parse_args(["--train-images", "100", "--patience", "0"])
+        >>> args.learning_rate, args.train_images, args.overfit, args.patience
+        (0.0005, 100, False, 0)
+        >>> print(p.format_help().split("options:")[1].strip())  # doctest: +NORMALIZE_WHITESPACE
+        -h, --help            show this help message and exit
+        --learning-rate LEARNING_RATE
+                              ADAM's learning rate (default 0.0005)
+        --train-images N      train on the first N images (default all)
+        --overfit             no validation, no early stopping
+        --patience N          rounds without improvement (default 25)
+    """
+    if default is False:
+        parser.add_argument(flag, action="store_true", help=help, **settings)
+        return
+    kind, value = (default, None) if isinstance(default, type) else (type(default), default)
+    if minimum is not None:
+        settings.setdefault("type", lambda text: _at_least(text, minimum))
+    settings.setdefault("type", {int: count, float: positive}.get(kind, str))
+    if kind is int:
+        settings.setdefault("metavar", "N")
+    said = help if value is None or "default" in help else f"{help} (default {value})"
+    parser.add_argument(flag, default=value, help=said, **settings)
 
 
 # --- the schedule ----------------------------------------------------------------------------------------
@@ -277,39 +416,183 @@ def data_folder(data: str, takes: str = "a folder of pictures, CIFAR-10 batches 
     return folder
 
 
+class Pictures(NamedTuple):
+    """Pictures found by :func:`pictures`: ``uint8 (N, C, height, width)``, their class numbers ``(N,)``, the
+    class names, a short name for titles and a description."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    name: str
+    description: str
+
+
+def holds_a_data_set(folder: Path) -> bool:
+    """True for a CIFAR-10 archive, or a folder with MNIST-format files or CIFAR-10 batches (there or where
+    the CIFAR-10 archives unpack to), which :func:`netgraph.datasets.load_images` reads with their labels;
+    False for a folder of pictures.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> holds_a_data_set(folder)
+        False
+        >>> _ = (folder / "data_batch_1.bin").write_bytes(b"")
+        >>> holds_a_data_set(folder)
+        True
+    """
+    if folder.is_file() or _has_mnist_files(folder, "train"):
+        return True
+    places = (folder, folder / "cifar-10-batches-bin", folder / "cifar-10-batches-py")
+    return any((place / name).is_file() for place in places for name in _CIFAR_FILES)
+
+
+_CIFAR_FILES = (
+    *("data_batch_1.bin", "data_batch_1", "test_batch.bin", "test_batch"),
+    *("cifar-10-binary.tar.gz", "cifar-10-python.tar.gz"),
+)
+
+
 def pictures(
     data: str | None,
     size: int | tuple[int, int],
     *,
     stands_in_for: str,
     how: str = "",
+    why: str = "no --data",
     color_space: str = "Grayscale",
     kind: str = "train",
     limit: int | None = None,
-) -> ImageSet:
-    """The pictures of ``--data`` (a folder of pictures, CIFAR-10 batches or MNIST-format files, read by
-    :func:`netgraph.datasets.load_images`; files that cannot be read are listed), else Fashion-MNIST,
-    saying what it stands in for (:func:`stand_in`). ``size`` is a side or (width, height).
+    resampling: str = "Bilinear",
+    label: int | None = None,
+) -> Pictures:
+    """The pictures of ``--data``, else Fashion-MNIST, saying what it stands in for (:func:`stand_in`).
+    ``--data`` may hold MNIST-format files or CIFAR-10 batches (:func:`holds_a_data_set`), read with their
+    labels by :func:`netgraph.datasets.load_images`; else it is a folder of pictures, read by
+    :func:`netgraph.datasets.image_folder` with ``resampling`` (the files that cannot be read are listed),
+    each picture's class the name of the folder it is in. ``size`` is a side or (width, height); ``limit``
+    keeps the first N pictures (for a folder of pictures, the description says so). ``label`` picks the
+    Fashion-MNIST pictures of one class (before ``limit``): one kind of object, as a seed's pictures may be.
 
     Example:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
         >>> folder = Path(tempfile.mkdtemp())
-        >>> Image.fromarray(np.zeros((30, 40), np.uint8)).save(folder / "a.png")
+        >>> for name in ("cat", "dog"):
+        ...     (folder / name).mkdir()
+        ...     Image.fromarray(np.zeros((30, 40), np.uint8)).save(folder / name / "a.png")
         >>> _ = (folder / "notes.txt").write_text("not a picture")
         >>> found = pictures(str(folder), 28, stands_in_for="your pictures")  # doctest: +ELLIPSIS
           skipped .../notes.txt: ...
-          1 files skipped, 1 pictures read
-        >>> found.images.shape
-        (1, 1, 28, 28)
+          1 files skipped, 2 pictures read
+        >>> found.images.shape, found.labels.tolist(), found.class_names
+        ((2, 1, 28, 28), [0, 1], ('cat', 'dog'))
+        >>> found.description.endswith("(grey, 28×28; by folder: cat 1, dog 1)")
+        True
     """
+    width, height = (size, size) if isinstance(size, int) else size
+    look = f"{'grey' if color_space == 'Grayscale' else 'colour'}, {width}×{height}"
     if data is None:
-        found = load_images(None, size, color_space=color_space, kind=kind, limit=limit)
-        stand_in(stands_in_for, how)
-        return found
-    found = load_images(data_folder(data), size, color_space=color_space, kind=kind, limit=limit)
-    list_skipped(found.skipped, read=len(found.images))
-    return found
+        if label is None:
+            found = load_images(None, size, color_space=color_space, kind=kind, limit=limit)
+            images, labels, of = found.images, found.labels.astype(np.int64), ""
+        else:  # one class, chosen before any picture is resized
+            raw, all_labels = fashion_mnist(kind=kind)
+            chosen = np.flatnonzero(all_labels == label)[:limit]
+            mode = "L" if color_space == "Grayscale" else "RGB"
+            images, labels = _resize_batch(raw[chosen], (width, height), mode), all_labels[chosen].astype(np.int64)
+            of = f" of {FASHION_MNIST_CLASSES[label]!r}"
+        stand_in(stands_in_for, how, why)
+        text = f"{len(images):,} Fashion-MNIST pictures{of} ({kind}; {look.replace('colour', 'grey as RGB')})"
+        return Pictures(images, labels, FASHION_MNIST_CLASSES, "Fashion-MNIST", text)
+    folder = data_folder(data)
+    if holds_a_data_set(folder):
+        found = load_images(folder, size, color_space=color_space, kind=kind, limit=limit)
+        labels, cifar = found.labels.astype(np.int64), found.description.startswith("CIFAR-10")
+        names = CIFAR10_CLASSES if cifar else tuple(str(k) for k in range(int(labels.max(initial=0)) + 1))
+        return Pictures(found.images, labels, names, "CIFAR-10" if cifar else folder.name, found.description)
+    images, paths, skipped = image_folder(folder, size, color_space=color_space, resampling=resampling)
+    list_skipped(skipped, read=len(images))
+    parents = [path.parent.name for path in paths]
+    names = tuple(sorted(set(parents)))
+    labels = np.array([names.index(parent) for parent in parents], dtype=np.int64)
+    counts = ", ".join(f"{name} {int(np.sum(labels == k))}" for k, name in enumerate(names))
+    text = f"{len(images)} pictures from {folder} ({look}" + (f"; by folder: {counts})" if len(names) > 1 else ")")
+    used = f", the first {len(labels[:limit])} used" if len(labels[:limit]) < len(labels) else ""
+    return Pictures(images[:limit], labels[:limit], names, folder.name, text + used)
+
+
+def _with_channels(images: np.ndarray) -> np.ndarray:
+    return images[:, None] if images.ndim == 3 else images
+
+
+class PictureSets(NamedTuple):
+    """Training and test pictures from :func:`picture_sets`, ``uint8 (N, C, height, width)``, a short name for
+    titles and a description."""
+
+    train: np.ndarray
+    test: np.ndarray
+    name: str
+    description: str
+
+
+def picture_sets(
+    data: str | None,
+    size: int | tuple[int, int],
+    *,
+    stands_in_for: str,
+    how: str = "",
+    why: str = "no --data",
+    color_space: str = "Grayscale",
+    train: int | None = None,
+    test: int | None = None,
+    fraction: float = 0.1,
+    most: int | None = None,
+    seed: int | None = None,
+    own_test: bool = False,
+    own: tuple[str, Callable[[str], tuple[np.ndarray, Any]]] | None = None,
+) -> PictureSets:
+    """Training pictures and a test set: the pictures of ``--data`` (:func:`pictures`) with ``fraction`` of
+    them held out (:func:`hold_out`, at most ``most``), or with ``own_test`` the t10k files of MNIST-format
+    files when there are some; else Fashion-MNIST's training and test pictures. ``train`` and ``test`` keep
+    the first N of each. ``own`` is the data set the script was written for, ``(name, load)``, tried first
+    without ``--data``: ``load("train")`` and ``load("test")`` give (pictures, labels) at the asked size, the
+    pictures ``(N, C, height, width)`` or grey ``(N, height, width)``; when it fails (:class:`DatasetError`,
+    :class:`OSError`) Fashion-MNIST stands in, saying why.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for i in range(10):
+        ...     Image.fromarray(np.full((8, 8), 25 * i, np.uint8)).save(folder / f"{i}.png")
+        >>> sets = picture_sets(str(folder), 8, stands_in_for="your pictures", fraction=0.2, seed=0, train=5)
+        >>> len(sets.train), len(sets.test), sets.description  # doctest: +ELLIPSIS
+        (5, 2, '10 pictures from ... (grey, 8×8); 2 held out as the test set')
+    """
+    if data is None and own is not None:
+        name, load = own
+        try:
+            images, held = (_with_channels(load(kind)[0])[:n] for kind, n in (("train", train), ("test", test)))
+            return PictureSets(images, held, name, f"{name} ({len(images):,} training and {len(held):,} test pictures)")
+        except (DatasetError, OSError) as err:
+            why = f"{name} is not available ({str(err).splitlines()[0].rstrip(':')})"
+    options: dict[str, Any] = {"stands_in_for": stands_in_for, "how": how, "why": why, "color_space": color_space}
+    if data is None:
+        found = pictures(None, size, limit=train, **options)
+        held = load_images(None, size, color_space=color_space, kind="test", limit=test).images
+        return PictureSets(found.images, held, found.name, f"{found.description} and {len(held):,} test pictures")
+    found = pictures(data, size, **options)
+    folder = Path(data).expanduser()
+    if own_test and found.description.startswith("MNIST-format") and _has_mnist_files(folder, "test"):
+        held = load_images(folder, size, color_space=color_space, kind="test").images
+        text = f"{found.description}; its t10k files are the test set"
+        return PictureSets(found.images[:train], held[:test], found.name, text)
+    if len(found.images) < 2:
+        raise DatasetError(f"{data}: {len(found.images)} usable picture(s); at least 2 are needed (training, test)")
+    kept, held = hold_out(found.images, fraction, seed, most)
+    text = f"{found.description}; {len(held)} held out as the test set"
+    return PictureSets(kept[:train], held[:test], found.name, text)
 
 
 def hold_out(examples: Any, fraction: float, seed: int | None, most: int | None = None) -> tuple[Any, Any]:
@@ -333,6 +616,33 @@ def hold_out(examples: Any, fraction: float, seed: int | None, most: int | None 
 
 
 # --- reports -----------------------------------------------------------------------------------------------
+
+
+def report_data(description: str, unit: str = "images", note: str = "", **counts: int) -> None:
+    """Prints what the data is and how many examples each part has.
+
+    Example:
+        >>> report_data("Fashion-MNIST (train)", training=900, validation=100, test=50)
+        data: Fashion-MNIST (train)
+              900 training, 100 validation, 50 test images
+    """
+    print(f"data: {description}")
+    print(f"      {', '.join(f'{n} {part}' for part, n in counts.items())} {unit}{note}")
+
+
+def report_schedule(plan: Schedule, method: str, *notes: str, unit: str = "images", at_most: bool = False) -> None:
+    """Prints the schedule (the most it may run, when ``at_most``), the examples it sees, the optimiser and
+    ``notes``, one a line.
+
+    Example:
+        >>> report_schedule(schedule(100, 32, None, 10), "ADAM, learning rate 0.001", "(the paper: 20 rounds)")
+        schedule: 10 batches of 32 (--iterations) = 10 batches, 320 images; ADAM, learning rate 0.001
+                  (the paper: 20 rounds)
+    """
+    seen = f"{plan.total:,} batches, {plan.total * plan.batch_size:,} {unit}"
+    print(f"schedule: {'at most ' * at_most}{plan.description} = {seen}; {method}")
+    for note in notes:
+        print(f"          {note}")
 
 
 def training_summary(
@@ -395,27 +705,42 @@ class Run:
 
     def __init__(self, out: str | Path, device: str = "CPU") -> None:
         self.started = time.perf_counter()
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
         get_xp(device)
         self.device = device
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, str] = {}
+
+    def path(self, name: str, what: str) -> Path:
+        """``name`` in the output folder, noted with what it holds for :meth:`report`."""
+        self.files[name] = what
+        return self.out / name
+
+    def png(self, name: str, what: str, picture: Any) -> Path:
+        """Writes ``picture`` (a PIL image or an array, as :func:`netgraph.images.save_png` takes it) as ``name`` in
+        the output folder, noted with what it shows for :meth:`report`."""
+        return save_png(picture, self.path(name, what))
 
     def seconds(self) -> float:
         """Seconds since the run started."""
         return time.perf_counter() - self.started
 
     def report(
-        self, files: Iterable[tuple[str, str]], *, training: float | str, what: str = "pictures and the trained net"
+        self,
+        files: Iterable[tuple[str, str]] = (),
+        *,
+        training: float | str,
+        what: str = "pictures and the trained net",
     ) -> float:
-        """Prints the time taken (``training``: the seconds spent training, or a sentence on them) and the
-        files of ``files`` (name in the output folder, what it holds) that were written; returns the seconds.
+        """Prints the time taken (``training``: the seconds spent training, or a sentence on them) and the files
+        that were written, those named by :meth:`path` and by ``files`` (name in the output folder, what it
+        holds); returns the seconds.
 
         Example:
             >>> import tempfile
             >>> run = Run(tempfile.mkdtemp())
-            >>> _ = (run.out / "vae.npz").write_bytes(b"")
-            >>> files = [("vae.npz", "the trained net"), ("none.png", "never written")]
-            >>> seconds = run.report(files, training=1.0)  # doctest: +ELLIPSIS
+            >>> _ = run.path("vae.npz", "the trained net").write_bytes(b"")
+            >>> seconds = run.report([("none.png", "never written")], training=1.0)  # doctest: +ELLIPSIS
             <BLANKLINE>
             time taken: ... s in all, 1.0 s of it training
             pictures and the trained net are in .../:
@@ -425,10 +750,226 @@ class Run:
         spent = f"{training:.1f} s of it training" if isinstance(training, (int, float)) else training
         print(f"\ntime taken: {total:.1f} s in all, {spent}")
         print(f"{what} are in {self.out}/:")
-        for name, text in files:
+        for name, text in {**self.files, **dict(files)}.items():
             if (self.out / name).exists():
                 print(f"  {self.out / name}: {text}")
         return total
+
+
+def vae_pictures(
+    run: Run,
+    decode: Decode,
+    latent: int,
+    encode: Encode | None = None,
+    x: np.ndarray | Mapping[str, np.ndarray] | None = None,
+    *,
+    seed: int | np.random.Generator | None = None,
+    scale: int = 1,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    shown: int = 16,
+    interpolation: str | None = None,
+    steps: int = 11,
+    what: str = "test pictures",
+    samples: str = "samples.png",
+    said: str = "64 samples: the decoder fed z ~ N(0, I)",
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Writes the usual pictures of a trained VAE to the run's folder and notes them (:meth:`Run.png`):
+    ``samples`` (default samples.png), 64 pictures decoded from z ~ N(0, temperature² I)
+    (:func:`netgraph.generate.sample_prior` with ``seed``) in 8 columns, ``said`` what they are; with ``encode``
+    and ``x``, reconstructions.png, the first ``shown`` pictures of ``x`` over their reconstructions from the
+    posterior mean (``x`` may also be a mapping, label to pictures: a pair of rows for each); and with
+    ``interpolation`` ("linear" or "spherical") interpolation.png, per row the decoded path in ``steps`` steps
+    between the codes of pictures 0 and 1, 2 and 3, ... of ``x`` (six rows at most). ``what`` names the pictures
+    of ``x``; ``scale`` and ``value_range`` are :func:`netgraph.images.image_grid`'s. Returns the samples.
+
+    Example:
+        >>> import tempfile
+        >>> run = Run(tempfile.mkdtemp())
+        >>> decode = lambda z: np.broadcast_to(1 / (1 + np.exp(-z[:, :1, None, None])), (len(z), 1, 4, 4))
+        >>> encode = lambda x: (x.reshape(len(x), -1)[:, :2], np.zeros((len(x), 2)))
+        >>> x = np.random.default_rng(0).random((5, 1, 4, 4))
+        >>> vae_pictures(run, decode, 2, encode, x, seed=0, interpolation="linear").shape
+        (64, 1, 4, 4)
+        >>> sorted(run.files)
+        ['interpolation.png', 'reconstructions.png', 'samples.png']
+    """
+    shown_as = {"scale": scale, "value_range": value_range}
+    pictures = sample_prior(decode, 64, latent, temperature, seed=seed)
+    run.png(samples, said, image_grid(pictures, columns=8, **shown_as))
+    sets = {} if encode is None or x is None else x if isinstance(x, Mapping) else {"input": x}
+    rows, labels = [], []
+    for label, part in ((label, part[:shown]) for label, part in sets.items() if len(part)):
+        rows += [part, decode(encode(part)[0])]
+        labels += [label, "output" if label == "input" else "reconstructed"]
+    if rows:
+        strip = interpolation_strip(rows, row_labels=labels, **shown_as)
+        run.png("reconstructions.png", f"{what} over their reconstructions from the posterior mean", strip)
+    if not interpolation or encode is None or not isinstance(x, np.ndarray):
+        return pictures
+    mean, ends = encode(x[:12])[0], range(0, min(12, len(x)) - 1, 2)
+    if paths := [interpolate(decode, mean[i], mean[i + 1], steps, interpolation) for i in ends]:
+        digits = 1 if 10 % (steps - 1) == 0 else 2  # as few as show the steps exactly
+        labels = [f"{t:.{digits}f}" for t in np.linspace(0, 1, steps)]
+        strip = interpolation_strip(paths, labels=labels, **shown_as)
+        run.png("interpolation.png", f"{interpolation} interpolation between the codes of two {what}, per row", strip)
+    return pictures
+
+
+class RoundPictures:
+    """A training_progress_function that shows a VAE learning: every ``generate_every`` rounds a picture decoded
+    from a fresh z ~ N(0, I) (seeded by ``seed``), ``generated_0001.png``, ...; every ``reconstruct_every`` rounds the
+    reconstruction of ``picture`` from its posterior mean beside it, ``reconstruction_0010.png``, ...; written to
+    ``folder`` (those of an earlier run removed) and kept for :meth:`strip`. The net's decoder is the vertex
+    ``decoder`` and its posterior as :func:`netgraph.generate.vae_parts` reads it by default.
+
+    Example:
+        >>> import tempfile
+        >>> from netgraph import NetChain, NetGraph, NetPort
+        >>> from layers import LinearLayer
+        >>> net = NetGraph({"mn": LinearLayer(2), "sd": LinearLayer(2), "dec": NetChain([LinearLayer((1, 2, 2)),
+        ...     "LogisticSigmoid"])}, [(NetPort("Input"), "mn", "dec"), (NetPort("Input"), "sd")], input=(1, 2, 2))
+        >>> pictures = RoundPictures(Path(tempfile.mkdtemp()), np.zeros((1, 2, 2)), 2, reconstruct_every=2)
+        >>> for done in (1, 2):
+        ...     pictures({"Net": net, "Round": done})
+        >>> sorted(path.name for path in pictures.folder.iterdir())
+        ['generated_0001.png', 'generated_0002.png', 'reconstruction_0002.png']
+        >>> pictures.strip().size[0] > 0
+        True
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        picture: np.ndarray,
+        latent: int,
+        *,
+        seed: int | None = None,
+        device: str = "CPU",
+        generate_every: int = 1,
+        reconstruct_every: int = 10,
+        scale: int = 1,
+        decoder: str = "dec",
+    ) -> None:
+        self.folder, self.picture, self.latent, self.device, self.scale = folder, picture[None], latent, device, scale
+        self.every, self.decoder, self.rng = (generate_every, reconstruct_every), decoder, np.random.default_rng(seed)
+        self.generated: dict[int, np.ndarray] = {}
+        self.reconstructed: dict[int, np.ndarray] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in [*folder.glob("generated_*.png"), *folder.glob("reconstruction_*.png")]:
+            old.unlink()
+
+    def __call__(self, progress: Mapping[str, Any]) -> None:
+        net, done = progress["Net"], progress["Round"]
+        if done % self.every[0] == 0:
+            z = self.rng.standard_normal((1, self.latent))
+            self.generated[done] = NetExtract(net, self.decoder)(z, target_device=self.device)[0]
+            save_png(self.generated[done], self.folder / f"generated_{done:04d}.png")
+        if done % self.every[1] == 0:
+            encode, decode = vae_parts(net, decoder=self.decoder, target_device=self.device)
+            self.reconstructed[done] = decode(encode(self.picture)[0])[0]
+            cells, labels = [self.picture[0], self.reconstructed[done]], ["input", f"round {done}"]
+            pair = image_grid(cells, columns=2, labels=labels, scale=self.scale)
+            save_png(pair, self.folder / f"reconstruction_{done:04d}.png")
+
+    def strip(self, most: int = 10) -> Any:
+        """Up to ``most`` generated pictures, evenly spread over the rounds; under them the fixed picture and its
+        latest reconstructions, each cell labelled with its round (a PIL image; None before the first round)."""
+        if not self.generated:
+            return None
+        rounds = sorted(self.generated)
+        picked = sorted({rounds[round(i)] for i in np.linspace(0, len(rounds) - 1, min(most, len(rounds)))})
+        cells = [self.generated[r] for r in picked]
+        labels = [f"round {r}" for r in picked]
+        if self.reconstructed:
+            kept = sorted(self.reconstructed)[-max(1, len(picked) - 1) :]
+            cells += [self.picture[0]] + [self.reconstructed[r] for r in kept]
+            labels += ["input"] + [f"recon. {r}" for r in kept]
+        return image_grid(cells, columns=len(picked), labels=labels, scale=self.scale)
+
+
+def save_samples(
+    decode: Callable[[np.ndarray], Any],
+    count: int,
+    latent: int,
+    folder: str | Path,
+    *,
+    prefix: str = "sample_",
+    temperature: float = 1.0,
+    seed: int | np.random.Generator | None = None,
+    chunk: int = 256,
+) -> list[Path]:
+    """Writes ``count`` pictures decoded from z ~ N(0, temperature² I) (:func:`netgraph.generate.sample_prior`),
+    clipped to [0, 1], as numbered PNGs ``<prefix>0001.png``, ... in ``folder`` (made if need be), ``chunk``
+    at a time so that any count fits in memory; returns their paths.
+
+    Example:
+        >>> import tempfile
+        >>> decode = lambda z: np.broadcast_to(z[:, :1, None, None], (len(z), 1, 4, 4))
+        >>> paths = save_samples(decode, 3, latent=2, folder=tempfile.mkdtemp(), seed=0, chunk=2)
+        >>> [path.name for path in paths]
+        ['sample_0001.png', 'sample_0002.png', 'sample_0003.png']
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    width, rng, written = max(4, len(str(count))), np.random.default_rng(seed), []
+    for start in range(0, count, chunk):
+        pictures = sample_prior(decode, min(chunk, count - start), latent, temperature=temperature, seed=rng)
+        for i, picture in enumerate(np.clip(pictures, 0.0, 1.0), start=start + 1):
+            written.append(save_png(picture, folder / f"{prefix}{i:0{width}d}.png"))
+    return written
+
+
+def sample_options(parser: argparse.ArgumentParser, *, net: str, prefix: str = "sample_", missing: str = "") -> None:
+    """Adds the options of a command that writes new pictures with a trained net's decoder
+    (:func:`write_samples`): ``--count N`` and ``--out DIR`` (both required), ``--net PATH`` (default
+    ``net``; a file that is not there is a usage error, ``missing`` says what to do), ``--temperature T``,
+    ``--prefix`` (default ``prefix``), ``--device`` and ``--seed``.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "vae.npz"
+        >>> _ = path.write_bytes(b"")
+        >>> p = parser("demo.py", None)
+        >>> sample_options(p, net=str(path))
+        >>> args = p.parse_args(["--count", "3", "--out", "new"])
+        >>> args.count, args.out, args.net == str(path), args.temperature, args.prefix, args.device
+        (3, 'new', True, 1.0, 'sample_', 'CPU')
+    """
+
+    def existing(text: str) -> str:
+        if not Path(text).is_file():
+            raise argparse.ArgumentTypeError(f"{text}: no such file" + (f" ({missing})" if missing else ""))
+        return text
+
+    option(parser, "--count", int, "how many pictures", required=True)
+    option(parser, "--out", str, "folder for the pictures", required=True, metavar="DIR")
+    option(parser, "--net", net, "the trained net", type=existing, metavar="PATH")
+    option(parser, "--temperature", 1.0, "the prior's standard deviation, scaled (below 1: more typical pictures)",
+           metavar="T")  # fmt: skip
+    option(parser, "--prefix", prefix, "file name prefix")
+    standard_options(parser)
+
+
+def write_samples(args: argparse.Namespace, batch_size: int = 64) -> dict[str, Any]:
+    """The command of :func:`sample_options`: loads ``args.net``, takes out its decoder (the vertex "dec", or
+    the net itself when it takes a latent vector), and writes ``args.count`` pictures decoded from
+    z ~ N(0, T² I) to ``args.out`` (:func:`save_samples`); prints what it did and returns the count, the files
+    and the seconds taken."""
+    run, net = Run(args.out, args.device), load(args.net)
+    decoder = NetExtract(net, "dec") if "dec" in getattr(net, "vertices", {}) else net
+    if len(latent := decoder.port_shapes.get("Input") or ()) != 1:
+        raise NetFileError(f'{args.net}: has no decoder (a vertex "dec" or a net taking a latent vector)')
+    decode = lambda z: decoder(z, target_device=args.device, batch_size=batch_size)
+    written = save_samples(
+        decode, args.count, latent[0], run.out, prefix=args.prefix, temperature=args.temperature, seed=args.seed
+    )
+    seconds, size = run.seconds(), "×".join(str(n) for n in decoder.port_shapes["Output"][:0:-1])
+    print(f'decoder: NetExtract(load({str(args.net)!r}), "dec"), latent size {latent[0]}')
+    print(f"wrote {len(written)} pictures of {size} (z ~ N(0, {args.temperature:g}² I)) to {run.out}/: "
+          f"{written[0].name} ... {written[-1].name}")  # fmt: skip
+    print(f"time taken: {seconds:.1f} s ({len(written) / seconds:.1f} pictures/s)")
+    return {"count": len(written), "files": written, "seconds": seconds}
 
 
 # --- running -----------------------------------------------------------------------------------------------

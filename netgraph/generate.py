@@ -1,5 +1,5 @@
 """Generation and evaluation with a trained VAE: sampling, interpolation, latent
-arithmetic, ELBO and IWAE bounds, anomaly scores.
+arithmetic, ELBO and IWAE bounds, cross-entropy, nearest training pictures, anomaly scores.
 
 Every function takes the model as two callables, so it does not depend on one
 architecture:
@@ -42,11 +42,13 @@ __all__ = [
     "anomaly_scores",
     "attribute_vector",
     "bits_per_dim",
+    "cross_entropy",
     "elbo",
     "interpolate",
     "iwae_bound",
     "iwae_log_likelihood",
     "lerp",
+    "nearest_neighbours",
     "reconstruct",
     "roc_auc",
     "sample_prior",
@@ -666,6 +668,57 @@ def bits_per_dim(log_likelihood: Any, dims: int | Sequence[int]) -> np.ndarray:
     """
     d = int(np.prod(dims)) if not isinstance(dims, (int, np.integer)) else int(dims)
     return -np.asarray(log_likelihood, dtype=np.float64) / (d * math.log(2.0))
+
+
+def cross_entropy(x: Any, probabilities: Any) -> np.ndarray:
+    """The binary cross-entropy of each input under a decoder's pixel probabilities, summed over its values, in nats:
+    -Σ x log p + (1 - x) log(1 - p), each log clamped at -100 as in :func:`elbo` (the Bernoulli likelihood's
+    negative, for the decoded posterior mean or any other code).
+
+    Args:
+        x: a batch of inputs ``(N, ...)`` in [0, 1].
+        probabilities: the decoder's outputs, the shape of ``x``.
+
+    Returns:
+        ``(N,)`` nats per input.
+
+    Example:
+        >>> import numpy as np
+        >>> np.round(cross_entropy(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]])), 6).tolist()  # 2 ln 2
+        [1.386294]
+    """
+    x, p = np.asarray(x, dtype=np.float64), np.asarray(probabilities, dtype=np.float64)
+    if x.shape != p.shape or x.ndim < 1:
+        raise NetError(f"cross_entropy: inputs {x.shape} and probabilities {p.shape} differ in shape")
+    return -_log_likelihood(x, p, "bernoulli")
+
+
+def nearest_neighbours(x: Any, references: Any) -> tuple[np.ndarray, np.ndarray]:
+    """For each input, the nearest of ``references`` (Euclidean distance over all values) and the root mean square
+    difference to it: how close generated samples come to the training data, next to how close unseen data comes, puts
+    a number on memorisation.
+
+    Args:
+        x: a batch ``(N, ...)``, e.g. samples from the prior.
+        references: a batch ``(M, ...)`` of the same shape per item, e.g. the training pictures.
+
+    Returns:
+        ``(index, rms)``: ``(N,)`` indices into ``references`` and ``(N,)`` RMS differences.
+
+    Example:
+        >>> import numpy as np
+        >>> references = np.stack([np.zeros((1, 2, 2)), np.ones((1, 2, 2))])
+        >>> index, rms = nearest_neighbours(np.full((2, 1, 2, 2), [[[[0.2]]], [[[0.9]]]]), references)
+        >>> index.tolist(), np.round(rms, 6).tolist()
+        ([0, 1], [0.2, 0.1])
+    """
+    a = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    b = np.asarray(references, dtype=np.float64).reshape(len(references), -1)
+    if a.shape[1] != b.shape[1] or not len(b):
+        raise NetError(f"nearest_neighbours: {a.shape[1]} values per input against {b.shape} references")
+    squared = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None, :]
+    index = squared.argmin(axis=1)
+    return index, np.sqrt(np.maximum(squared[np.arange(len(a)), index], 0) / a.shape[1])
 
 
 # --- anomaly scores ----------------------------------------------------------------------------------------------

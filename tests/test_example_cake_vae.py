@@ -129,14 +129,6 @@ def test_cake_vae_fashion_mnist_stands_in_without_data(cake_vae, capsys):
     assert cake_vae.load_data(None, 100, 3, "all")[0].shape == (3, 1, 100, 100)
 
 
-def test_cake_vae_nearest_and_cross_entropy(cake_vae):
-    references = np.stack([np.zeros((1, 2, 2)), np.ones((1, 2, 2))])
-    index, gap = cake_vae.nearest(np.full((2, 1, 2, 2), [[[[0.2]]], [[[0.9]]]]), references)
-    assert index.tolist() == [0, 1] and np.allclose(gap, [0.2, 0.1])
-    x = np.array([[1.0, 0.0]])
-    assert np.allclose(cake_vae.cross_entropy(x, np.array([[0.5, 0.5]])), [2 * math.log(2)])
-
-
 def test_cake_vae_help_and_bad_arguments(cake_vae, capsys):
     with pytest.raises(SystemExit) as exit_:
         cake_vae.main(["--help"])

@@ -175,9 +175,9 @@ def test_main_errors(faces, tmp_path):
     with pytest.raises(faces.DatasetError, match="no usable images"):
         faces.main(["--data", str(empty), "--iterations", "1", "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit):
-        faces.parse_args(["--latent", "0"])
+        faces.main(["--latent", "0"])
     with pytest.raises(SystemExit):
-        faces.parse_args(["--epochs", "2", "--iterations", "3"])
+        faces.main(["--epochs", "2", "--iterations", "3"])
 
 
 def test_help_is_the_module_doc():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from netgraph import BackendError, NetGraph, NetPort, gpu_available, load
+from netgraph import BackendError, NetGraph, NetPort, cli, gpu_available, load
 from netgraph.datasets import CIFAR10_CLASSES, DatasetError, write_idx
 from netgraph.generate import vae_parts
 from scripts import EXAMPLES, load_example
@@ -128,7 +128,7 @@ def test_pegasus_vae_on_a_folder_with_class_sub_folders(pegasus, picture_folder,
     argv = ["--data", str(picture_folder), "--classes", "Horse", "bird", "--iterations", "1", "--batch-size", "6"]
     numbers, printed = run(pegasus, [*argv, "--latent", "8", "--width", "4", "--out", str(out)], capsys)
     assert "skipped" in printed and "broken.png" in printed and "notes.txt" in printed
-    assert "21 pictures in" in printed and "by folder: bird 7, cat 7, horse 7" in printed
+    assert "21 pictures from" in printed and "by folder: bird 7, cat 7, horse 7" in printed
     assert "classes: horse and bird (--classes)" in printed
     assert "pre-training: 19 training, 2 validation pictures; 1 batches of 6" in printed
     assert "8 bird pictures, each paired with one of" in printed
@@ -194,14 +194,14 @@ def test_pegasus_vae_net_follows_the_paper(pegasus):
 
 def test_pegasus_vae_classes_by_name_or_number(pegasus):
     labels = np.arange(10)
-    cifar = pegasus.LabelledImages(np.zeros((10, 3, 32, 32), np.uint8), labels, CIFAR10_CLASSES, "CIFAR-10", "")
+    cifar = cli.Pictures(np.zeros((10, 3, 32, 32), np.uint8), labels, CIFAR10_CLASSES, "CIFAR-10", "")
     assert pegasus.choose_classes(None, cifar)[:2] == (2, 7)
     assert pegasus.choose_classes(["AIRPLANE", "9"], cifar)[:2] == (0, 9)
     with pytest.raises(DatasetError, match="'unicorn' is not a class of CIFAR-10; its classes are 0 airplane"):
         pegasus.choose_classes(["unicorn", "horse"], cifar)
     with pytest.raises(DatasetError, match="two different classes"):
         pegasus.choose_classes(["horse", "7"], cifar)
-    flat = pegasus.LabelledImages(np.zeros((3, 3, 32, 32), np.uint8), np.zeros(3, int), ("paintings",), "p", "")
+    flat = cli.Pictures(np.zeros((3, 3, 32, 32), np.uint8), np.zeros(3, int), ("paintings",), "p", "")
     assert pegasus.choose_classes(None, flat)[:2] == (0, 0)
 
 
@@ -266,7 +266,7 @@ def test_pegasus_grid_is_slerp_at_the_papers_mus(pegasus, tmp_path):
         return np.broadcast_to(fraction[:, None, None, None], (len(z), 3, 32, 32))
 
     rng = np.random.default_rng(0)
-    angles, pool = pegasus.pegasi(encode, decode, images, labels, (0, 1), ("bird", "horse"), rng, tmp_path)
+    angles, pool = pegasus.pegasi(encode, decode, images, labels, (0, 1), ("bird", "horse"), rng, cli.Run(tmp_path))
     assert pool == 15 and np.allclose(angles, 90)
     grid = np.asarray(Image.open(tmp_path / "pegasus.png").convert("L")).astype(float)
     greys = [grid[2 + 66 * r + 32, 2 + 66 * c + 32] for r in range(8) for c in range(8)]

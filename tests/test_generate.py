@@ -8,6 +8,7 @@ x ~ N(b, I + w wᵀ) and the posterior is N(wᵀ(x - b) / (1 + |w|²), 1 / (1 + 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -18,11 +19,13 @@ from netgraph.generate import (
     anomaly_scores,
     attribute_vector,
     bits_per_dim,
+    cross_entropy,
     elbo,
     interpolate,
     iwae_bound,
     iwae_log_likelihood,
     lerp,
+    nearest_neighbours,
     reconstruct,
     roc_auc,
     sample_prior,
@@ -375,3 +378,27 @@ def test_vae_parts_reads_mn_sd_and_extracts_the_decoder():
     assert np.all(iwae_log_likelihood(encode, dec, x, 16, seed=0) <= 0)
     assert sample_prior(dec, 4, 3, seed=0).shape == (4, 1, 4, 4)
     assert slerp_grid(dec, [(mean[0], mean[1]), (mean[2], mean[3])]).shape == (2, 8, 1, 4, 4)
+
+
+def test_nearest_neighbours_and_cross_entropy():
+    """The measures of examples/cake_vae.py: how close samples come to the training pictures, and the cross-entropy
+    of pictures under a decoder's pixel probabilities."""
+    references = np.stack([np.zeros((1, 2, 2)), np.ones((1, 2, 2))])
+    index, gap = nearest_neighbours(np.full((2, 1, 2, 2), [[[[0.2]]], [[[0.9]]]]), references)
+    assert index.tolist() == [0, 1] and np.allclose(gap, [0.2, 0.1])
+    x = np.array([[1.0, 0.0]])
+    assert np.allclose(cross_entropy(x, np.array([[0.5, 0.5]])), [2 * math.log(2)])
+    rng = np.random.default_rng(0)
+    pictures, others = rng.random((5, 1, 3, 3)), rng.random((7, 1, 3, 3))
+    index, gap = nearest_neighbours(pictures, others)
+    distances = np.sqrt(((pictures[:, None] - others[None]) ** 2).reshape(5, 7, -1).mean(axis=2))
+    assert index.tolist() == distances.argmin(axis=1).tolist() and np.allclose(gap, distances.min(axis=1))
+    assert np.allclose(nearest_neighbours(others, others)[1], 0, atol=1e-6)  # each its own nearest
+    probabilities = rng.uniform(0.01, 0.99, (5, 1, 3, 3))
+    by_hand = -(pictures * np.log(probabilities) + (1 - pictures) * np.log(1 - probabilities)).sum(axis=(1, 2, 3))
+    assert np.allclose(cross_entropy(pictures, probabilities), by_hand)
+    assert cross_entropy(np.ones((1, 2)), np.zeros((1, 2))).tolist() == [200.0]  # logs clamped at -100
+    with pytest.raises(NetError, match="differ in shape"):
+        cross_entropy(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(NetError, match="references"):
+        nearest_neighbours(np.ones((2, 3)), np.ones((2, 4)))
