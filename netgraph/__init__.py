@@ -44,7 +44,7 @@ PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "generate": (
         "anomaly_scores", "attribute_vector", "bits_per_dim", "elbo", "interpolate", "iwae_bound",
         "iwae_log_likelihood", "lerp", "reconstruct", "roc_auc", "sample_prior", "slerp", "slerp_grid",
-        "traversal_grid", "vae_parts",
+        "traversal_grid", "vae_parts", "cross_entropy", "nearest_neighbours",
     ),
     "graph": ("NetChain", "NetGraph"),
     "images": ("ImageError", "NetDecoder", "NetEncoder", "image_grid", "interpolation_strip", "save_png"),
