@@ -1,32 +1,29 @@
-"""Winged horses from a convolutional variational autoencoder, after the study "A variational autoencoder to generate
-winged horses": a VAE on 32x32 colour pictures, pre-trained on every picture and fine-tuned on two classes (birds
-and horses); spherical interpolations between the codes of a horse and a bird, decoded part-way, give "pegasi".
+"""Winged horses from a convolutional VAE, after "A variational autoencoder to generate winged horses": a VAE on
+32x32 colour pictures, pre-trained on every picture and fine-tuned on two classes (birds and horses); spherical
+interpolations between the codes of a horse and a bird, decoded part-way, give "pegasi".
 
-The net as the paper describes it: an encoder of 4 convolutions (each with batch normalisation and a leaky ramp) and
-4 dense layers, the last giving the posterior's mean "mn" and log standard deviation "sd"; z = mn + Exp[sd] * eps; a
-mirrored decoder ending in a LogisticSigmoid; the loss of its equations (1) and (2), binary cross-entropy summed
-over the pixels plus KL divergence, with Adam. It gives no learning rate, latent size or widths: the defaults are
-0.001, 128 latent dimensions (--latent) and 32 channels in the first convolution, doubling after (--width): 2.9
-million parameters. After each phase it writes the net and 64 samples; then it pairs each of 8 pictures of the
-second class with one drawn from 21 of the first (the paper's 8 horses and 21 birds) and decodes slerp(z1, z2; mu)
-for 8 values of mu evenly spaced over [0.4, 0.7]: the 8x8 grid of the paper's figure 2.
+The paper's net: 4 convolutions (batch normalisation, leaky ramp) and 4 dense layers to the heads "mn" and "sd"
+(log σ); z = mn + Exp[sd] * eps; a mirrored decoder ending in a LogisticSigmoid; binary cross-entropy summed over
+the pixels plus KL (its equations (1) and (2)), with Adam. Unstated in the paper, so options here: learning rate
+0.001, 128 latent dimensions (--latent), 32 channels in the first convolution, doubling after (--width). After each
+phase it writes the net and 64 samples; then it pairs 8 pictures of the second class each with one of 21 of the
+first and decodes slerp(z1, z2; mu) for 8 values of mu in [0.4, 0.7]: the 8x8 grid of the paper's figure 2.
 
-    python examples/pegasus_vae.py                          # Fashion-MNIST stands in, a few minutes
+    python examples/pegasus_vae.py                                       # Fashion-MNIST stands in, a few minutes
     python examples/pegasus_vae.py --data cifar-10-batches-bin/          # CIFAR-10, birds and horses
-    python examples/pegasus_vae.py --data photos/ --classes eagle pony   # a folder, by sub-folder
+    python examples/pegasus_vae.py --data photos/ --classes eagle pony   # a folder, classes by sub-folder
     python examples/pegasus_vae.py --iterations 5 --train-images 500     # a quick check
 
-Data: --data holds the CIFAR-10 batches (or their archive), MNIST-format IDX files, or pictures whose folder names
-are their classes (photos/horse/1.jpg is a "horse"); without it Fashion-MNIST stands in for the paper's CIFAR-10 and
-STL-10, grey copied to RGB. --classes FIRST SECOND picks the two classes of the fine-tuning (default bird horse;
-Sneaker Bag for Fashion-MNIST; else the first two); mu = 0 is the first. Each phase runs a number of batches
-(--pretrain-iterations, --finetune-iterations; --iterations sets both) or rounds (--pretrain-epochs,
---finetune-epochs). The default, 300 and 150 batches of 64, takes 4 to 6 minutes on 2 CPU cores; the paper's is
---pretrain-epochs 100 --finetune-epochs 300 (7 million pictures on CIFAR-10: a GPU's work).
+Data: --data holds CIFAR-10 batches (or their archive), MNIST-format files, or pictures whose folder names are their
+classes; without it Fashion-MNIST (grey copied to RGB) stands in for the paper's CIFAR-10 and STL-10, with Sneaker
+and Bag as its two classes. Each phase runs batches (--pretrain-iterations, --finetune-iterations; --iterations sets
+both) or rounds (--pretrain-epochs, --finetune-epochs): by default 300 and 150 batches of 64, 4 to 6 minutes on 2
+CPU cores; the paper's is --pretrain-epochs 100 --finetune-epochs 300 (7 million pictures: a GPU's work).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -122,26 +119,10 @@ def learnable_parameters(net: Any) -> int:
     return (summary := NetSummary(net)).total_parameters - summary.non_trainable_parameters
 
 
-def choose_classes(requested: list[str] | None, data: cli.Pictures) -> tuple[int, int, str]:
-    """The two fine-tuning classes as numbers (asked for by name, in any case, or number), and how they were chosen."""
-    names = [name.lower() for name in data.class_names]
-    if requested:
-        asked = [names.index(t) if (t := token.strip().lower()) in names else int(t) if t.isdigit() else -1
-                 for token in requested]  # fmt: skip
-        if wrong := [token for token, k in zip(requested, asked) if not 0 <= k < len(names)]:
-            listed = ", ".join(f"{k} {name}" for k, name in enumerate(data.class_names))
-            raise DatasetError(f"--classes: {wrong[0]!r} is not a class of {data.name}; its classes are {listed}")
-        if asked[0] == asked[1] and len(names) > 1:
-            raise DatasetError(f"--classes: give two different classes, not {data.class_names[asked[0]]} twice")
-        return asked[0], asked[1], "(--classes)"
-    if all(name in names for name in PAPER_CLASSES):
-        return names.index(PAPER_CLASSES[0]), names.index(PAPER_CLASSES[1]), "(the paper's)"
-    if data.class_names == FASHION_MNIST_CLASSES:
-        first, second = (FASHION_MNIST_CLASSES.index(name) for name in FASHION_STAND_INS)
-        return first, second, "(Fashion-MNIST has no birds or horses; --classes picks others)"
-    if len(present := sorted(set(data.labels.tolist()))) == 1:
-        return present[0], present[0], "(the only class, so both ends come from it; sub-folders make classes)"
-    return present[0], present[1], "(the first two; --classes picks others)"
+#: --classes FIRST SECOND, else the paper's bird and horse, else Fashion-MNIST's sneaker and bag
+choose_classes = functools.partial(
+    cli.choose_classes, preferred=PAPER_CLASSES, stand_ins={FASHION_MNIST_CLASSES: FASHION_STAND_INS}
+)
 
 
 def train_phase(net: NetGraph, train: Any, validation: Any, args: Any, run: cli.Run, phase: str, title: str, *,

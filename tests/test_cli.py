@@ -483,3 +483,16 @@ def test_phase_options_and_schedules(capsys):
     assert exit_.value.code == 2
     assert "--iterations sets every phase; it cannot go with --finetune-epochs" in capsys.readouterr().err
     assert all(text in parser.format_help() for text in ("pre rounds", "fine rounds", "--finetune-iterations N"))
+
+
+def test_choose_classes_by_name_number_preference_and_stand_in():
+    toy = cli.Pictures(np.zeros((4, 1, 2, 2), np.uint8), np.array([0, 1, 2, 2]), ("Cat", "Bird", "Horse"), "toy", "")
+    assert cli.choose_classes(None, toy, ("bird", "horse")) == (1, 2, "(the paper's)")
+    assert cli.choose_classes(["horse", "0"], toy, ("bird", "horse"))[:2] == (2, 0)
+    stand_in = cli.choose_classes(None, toy, ("eagle", "pony"), {("Cat", "Bird", "Horse"): ("Horse", "Cat")})
+    assert stand_in == (2, 0, "(toy has no eagles or ponys; --classes picks others)")
+    assert cli.choose_classes(None, toy, ("eagle", "pony"))[:2] == (0, 1)
+    with pytest.raises(DatasetError, match="'unicorn' is not a class of toy; its classes are 0 Cat, 1 Bird, 2 Horse"):
+        cli.choose_classes(["unicorn", "cat"], toy, ("bird", "horse"))
+    with pytest.raises(DatasetError, match="two different classes"):
+        cli.choose_classes(["cat", "0"], toy, ("bird", "horse"))

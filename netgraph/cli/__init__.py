@@ -47,6 +47,7 @@ from __future__ import annotations
 from .data import (
     Pictures,
     PictureSets,
+    choose_classes,
     data_folder,
     hold_out,
     holds_a_data_set,
@@ -84,6 +85,7 @@ from .reports import (
 from .running import load_script, run_main
 
 __all__ = [
+    "choose_classes",
     "PictureSets",
     "Pictures",
     "RoundPictures",

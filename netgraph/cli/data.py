@@ -4,7 +4,7 @@ set, a part held out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -238,6 +238,43 @@ def picture_sets(
     kept, held = hold_out(found.images, fraction, seed, most)
     text = f"{found.description}; {len(held)} held out as the test set"
     return PictureSets(kept[:train], held[:test], found.name, text)
+
+
+def choose_classes(
+    requested: Sequence[str] | None,
+    data: Pictures,
+    preferred: tuple[str, str],
+    stand_ins: Mapping[tuple[str, ...], tuple[str, str]] | None = None,
+) -> tuple[int, int, str]:
+    """Two classes of ``data`` as numbers, and how they were chosen: ``requested`` (a ``--classes FIRST SECOND``,
+    by name in any case or by number), else the ``preferred`` names when the data has them, else the pair that
+    ``stand_ins`` gives for the data's class names, else the first two classes present.
+
+    Example:
+        >>> found = Pictures(np.zeros((3, 1, 2, 2), np.uint8), np.array([0, 1, 2]), ("cat", "bird", "horse"), "toy", "")
+        >>> choose_classes(None, found, ("bird", "horse"))
+        (1, 2, "(the paper's)")
+        >>> choose_classes(["CAT", "2"], found, ("bird", "horse"))
+        (0, 2, '(--classes)')
+    """
+    names = [name.lower() for name in data.class_names]
+    if requested:
+        asked = [names.index(t) if (t := token.strip().lower()) in names else int(t) if t.isdigit() else -1
+                 for token in requested]  # fmt: skip
+        if wrong := [token for token, k in zip(requested, asked) if not 0 <= k < len(names)]:
+            listed = ", ".join(f"{k} {name}" for k, name in enumerate(data.class_names))
+            raise DatasetError(f"--classes: {wrong[0]!r} is not a class of {data.name}; its classes are {listed}")
+        if asked[0] == asked[1] and len(names) > 1:
+            raise DatasetError(f"--classes: give two different classes, not {data.class_names[asked[0]]} twice")
+        return asked[0], asked[1], "(--classes)"
+    if all(name in names for name in preferred):
+        return names.index(preferred[0]), names.index(preferred[1]), "(the paper's)"
+    if (pair := (stand_ins or {}).get(tuple(data.class_names))) is not None:
+        first, second = (data.class_names.index(name) for name in pair)
+        return first, second, f"({data.name} has no {preferred[0]}s or {preferred[1]}s; --classes picks others)"
+    if len(present := sorted(set(data.labels.tolist()))) == 1:
+        return present[0], present[0], "(the only class, so both ends come from it; sub-folders make classes)"
+    return present[0], present[1], "(the first two; --classes picks others)"
 
 
 def hold_out(examples: Any, fraction: float, seed: int | None, most: int | None = None) -> tuple[Any, Any]:
