@@ -1,6 +1,44 @@
 """NetTrain itself: it checks and reads its options, sets up a training run, trains it with the training
 loop and returns the trained net, or the results asked for.
 
+What NetTrain's arguments and options take (each as in the Wolfram Language, in Python's forms):
+
+- data: ``{"Input": images}``, an array for a single-input net,
+    ``(inputs, targets)`` for a net whose loss is attached automatically, or a
+    generator function ``f`` (or ``(f, {"RoundLength": n})``, n examples per round;
+    one batch per round without it). ``f`` is called once per batch with
+    ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` and returns a
+    batch in any of the other forms; resuming from a checkpoint repeats a run exactly
+    when ``f`` depends only on its argument.
+- prop: None (the trained net), a property name such as
+    "RoundLossList", a list of names, or "All" for a results object.
+- loss_function: Automatic, an output port ("Loss"), a list of ports
+    (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}``, or a
+    loss layer (attached to the output; its "Target" comes from data).
+- method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})``.
+- validation_set: data in the same form, or ``Scaled(f)`` to hold out a fraction.
+- training_stopping_criterion: ``{"Criterion": "Loss", "Patience": n,
+    "InitialPatience": m, "Improvement": ("AbsoluteChange", v)}`` or a
+    callable of the progress dict returning True to stop.
+- training_progress_reporting: Automatic (a tqdm bar per round in a terminal, else
+    lines every few seconds), "ProgressIndicator" (the bar), "Print" (the lines), None,
+    or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
+    A NaN or infinite loss or gradient stops training with a TrainingError naming the
+    round, the batch and the loss ports (or arrays); its ``last_good_net`` is the net
+    before that batch.
+- training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
+    ``f(progress)`` may return "StopTraining".
+- random_seeding: an int makes initialisation, shuffling and random layers reproducible.
+- training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
+    with ``{"Interval": ("Rounds"|"Batches", n)}`` as a third element (default: every
+    round). Each checkpoint is a net file (``netgraph.load`` reads it) that also holds the
+    optimiser state, the counters, the random states and the data position; it is
+    written atomically.
+- resume_from: a checkpoint file, or a directory (its newest checkpoint): training
+    continues where it stopped and, with the same seed and data, ends with the same
+    arrays as an uninterrupted run (on the CPU). Ctrl-C stops cleanly and returns the
+    net trained so far.
+
 Example:
     >>> import numpy as np
     >>> from netgraph import NetTrain
@@ -57,44 +95,9 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     training_progress_checkpointing: Any = None,
     resume_from: str | Path | None = None,
 ) -> Any:
-    """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results).
-
-    Args:
-        data: ``{"Input": images}``, an array for a single-input net,
-            ``(inputs, targets)`` for a net whose loss is attached automatically, or a
-            generator function ``f`` (or ``(f, {"RoundLength": n})``, n examples per round;
-            one batch per round without it). ``f`` is called once per batch with
-            ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` and returns a
-            batch in any of the other forms; resuming from a checkpoint repeats a run exactly
-            when ``f`` depends only on its argument.
-        prop: None (the trained net), a property name such as
-            "RoundLossList", a list of names, or "All" for a results object.
-        loss_function: Automatic, an output port ("Loss"), a list of ports
-            (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}``, or a
-            loss layer (attached to the output; its "Target" comes from data).
-        method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})``.
-        validation_set: data in the same form, or ``Scaled(f)`` to hold out a fraction.
-        training_stopping_criterion: ``{"Criterion": "Loss", "Patience": n,
-            "InitialPatience": m, "Improvement": ("AbsoluteChange", v)}`` or a
-            callable of the progress dict returning True to stop.
-        training_progress_reporting: Automatic (a tqdm bar per round in a terminal, else
-            lines every few seconds), "ProgressIndicator" (the bar), "Print" (the lines), None,
-            or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
-            A NaN or infinite loss or gradient stops training with a TrainingError naming the
-            round, the batch and the loss ports (or arrays); its ``last_good_net`` is the net
-            before that batch.
-        training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
-            ``f(progress)`` may return "StopTraining".
-        random_seeding: an int makes initialisation, shuffling and random layers reproducible.
-        training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
-            with ``{"Interval": ("Rounds"|"Batches", n)}`` as a third element (default: every
-            round). Each checkpoint is a net file (``netgraph.load`` reads it) that also holds the
-            optimiser state, the counters, the random states and the data position; it is
-            written atomically.
-        resume_from: a checkpoint file, or a directory (its newest checkpoint): training
-            continues where it stopped and, with the same seed and data, ends with the same
-            arrays as an uninterrupted run (on the CPU). Ctrl-C stops cleanly and returns the
-            net trained so far.
+    """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results), as Wolfram's
+    ``NetTrain[net, data, prop, opts]``: the options are Wolfram's in snake_case, listed with their forms in
+    this module's docstring (``help(netgraph.train.nettrain)``).
     """
     started = time.perf_counter()
     _check_options(data, validation_set)
