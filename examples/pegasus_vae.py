@@ -41,10 +41,10 @@ from layers import (
     SummationLayer,
     ThreadingLayer,
 )
-from netgraph import NetChain, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
+from netgraph import NetChain, NetGraph, NetPort, NetTrain, NormalDistribution, cli, draw, exp
 from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, split, to_float
-from netgraph.generate import Decode, Encode, elbo, reconstruct, slerp_grid, vae_parts
-from netgraph.images import image_grid, interpolation_strip
+from netgraph.generate import reconstruct, vae_loss, vae_parts
+from netgraph.images import interpolation_strip
 
 SIZE, PIXELS = 32, 3 * 32 * 32
 NLATENT, WIDTH = 128, 32  # the paper gives neither its latent size nor its widths (the first convolution's channels)
@@ -114,11 +114,6 @@ def build_vae(nlatent: int = NLATENT, width: int = WIDTH) -> NetGraph:
 # fmt: on
 
 
-def learnable_parameters(net: Any) -> int:
-    """Parameters that training changes by gradients: all arrays but the batch norms' moving statistics."""
-    return (summary := NetSummary(net)).total_parameters - summary.non_trainable_parameters
-
-
 #: --classes FIRST SECOND, else the paper's bird and horse, else Fashion-MNIST's sneaker and bag
 choose_classes = functools.partial(
     cli.choose_classes, preferred=PAPER_CLASSES, stand_ins={FASHION_MNIST_CLASSES: FASHION_STAND_INS}
@@ -147,36 +142,6 @@ def train_phase(net: NetGraph, train: Any, validation: Any, args: Any, run: cli.
     decode = vae_parts(trained, target_device=args.device, batch_size=256)[1]
     cli.vae_pictures(run, decode, args.latent, seed=args.seed, scale=2, samples=samples[0], said=samples[1])
     return trained, results
-
-
-def measure(net: NetGraph, images: np.ndarray, seed: int, **options: Any) -> dict[str, float]:
-    """The training objective on ``images`` with one z ~ q(z|x) each: BCE and KL, nats per picture."""
-    terms = elbo(*vae_parts(net, **options), images, likelihood="bernoulli", seed=seed, parts=True)
-    bce, kl = -float(np.mean(terms["reconstruction"])), float(np.mean(terms["kl"]))
-    return {"bce": bce, "kl": kl, "loss": bce + kl}
-
-
-def pegasi(encode: Encode, decode: Decode, images: np.ndarray, labels: np.ndarray, classes: tuple[int, int],
-           names: tuple[str, str], rng: np.random.Generator, run: cli.Run) -> tuple[np.ndarray, int]:  # fmt: skip
-    """The paper's sampling: 8 pictures of the second class, each paired with one drawn from a pool of 21 of the first;
-    their posterior means interpolated by slerp at the 8 values of mu, decoded. Writes the 8×8 grid (pegasus.png) and
-    the rows between their ends (pegasus_pairs.png); returns the angles between the paired codes in degrees and the
-    size of the pool."""
-    firsts, seconds = (np.flatnonzero(labels == k) for k in classes)
-    rows = rng.choice(seconds, ROWS, replace=len(seconds) < ROWS)
-    pool = rng.choice(firsts, min(FIRST_POOL, len(firsts)), replace=False)
-    ends = images[rng.choice(pool, ROWS)], images[rows]
-    codes = encode(ends[0])[0], encode(ends[1])[0]
-    grid = slerp_grid(decode, list(zip(*codes)), MUS)  # (8, 8, 3, 32, 32)
-    what = f"the 8x8 grid: slerp from {names[0]} (mu=0) to {names[1]} (mu=1) at mu 0.4..0.7, per row"
-    run.png("pegasus.png", what, image_grid(grid.reshape(-1, 3, SIZE, SIZE), columns=len(MUS), scale=2))
-    decoded = decode(codes[0]), decode(codes[1])
-    framed = [np.stack([ends[0][i], decoded[0][i], *grid[i], decoded[1][i], ends[1][i]]) for i in range(ROWS)]
-    columns = [names[0], "mu=0", *(f"{mu:.2f}" for mu in MUS), "mu=1", names[1]]
-    strip = interpolation_strip(framed, labels=columns, scale=2)
-    run.png("pegasus_pairs.png", "the same rows between the two pictures and their decoded codes", strip)
-    norms = np.linalg.norm(codes[0], axis=1) * np.linalg.norm(codes[1], axis=1)
-    return np.degrees(np.arccos(np.clip(np.sum(codes[0] * codes[1], axis=1) / norms, -1, 1))), len(pool)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -219,11 +184,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     vae = build_vae(args.latent, args.width)
     print(vae)
-    learn = {part: learnable_parameters(vae.vertices[part]) for part in ("enc", "mn", "sd", "dec")}
-    heads, moving = learn["mn"] + learn["sd"], NetSummary(vae).non_trainable_parameters
-    print(f"parameters: encoder {learn['enc'] + heads:,} (of which the heads mn and sd {heads:,}), decoder "
-          f"{learn['dec']:,}; {learnable_parameters(vae):,} learnable, plus {moving:,} moving statistics of the batch "
-          f"normalisations\noptimiser: Adam, learning rate {args.learning_rate}; on the {args.device}\n"
+    parameters = cli.report_parameters(vae, encoder=("enc", "mn", "sd"), decoder=("dec",))
+    print(f"optimiser: Adam, learning rate {args.learning_rate}; on the {args.device}\n"
           "the paper's schedule: 100 rounds over all pictures, then 300 over the two classes")  # fmt: skip
     draw(vae, run.path("vae.png", "the network"))
 
@@ -233,9 +195,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         saved=("pretrained.npz", "the pre-trained net (netgraph.load)"),
         samples=("samples_pretrained.png", "64 samples of the pre-trained net"),
         plot=f"pre-training on {data.name}")  # fmt: skip
-    pre = measure(pretrained, held_out := (validation if len(validation) else train)[:MEASURED], args.seed, **options)
-    print(f"  {len(held_out):,} held-out pictures: BCE {pre['bce']:.1f} + KL {pre['kl']:.1f} = {pre['loss']:.1f} "
-          "nats per picture")  # fmt: skip
+    held_out = (validation if len(validation) else train)[:MEASURED]
+    pre = vae_loss(*vae_parts(pretrained, **options), held_out, seed=args.seed)
+    print(f"  {len(held_out):,} held-out pictures: BCE {pre['reconstruction']:.1f} + KL {pre['kl']:.1f} = "
+          f"{pre['loss']:.1f} nats per picture")  # fmt: skip
     fine_train, fine_validation = train[chosen], validation[chosen_validation]
     tuned, results = train_phase(
         pretrained, fine_train, fine_validation, args, run, "finetune", f"fine-tuning on {both}",
@@ -243,14 +206,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples=("samples.png", "64 samples of the fine-tuned net: the decoder fed z ~ N(0, I)"),
         plot=f"fine-tuning on {both}")  # fmt: skip
     held_two = (fine_validation if len(fine_validation) else fine_train)[:MEASURED]
-    fine, before = (measure(net, held_two, args.seed, **options) for net in (tuned, pretrained))
-    print(f"  {len(held_two):,} held-out {both} pictures: BCE {fine['bce']:.1f} + KL {fine['kl']:.1f} = "
+    fine, before = (vae_loss(*vae_parts(net, **options), held_two, seed=args.seed) for net in (tuned, pretrained))
+    print(f"  {len(held_two):,} held-out {both} pictures: BCE {fine['reconstruction']:.1f} + KL {fine['kl']:.1f} = "
           f"{fine['loss']:.1f} nats per picture (the pre-trained net: {before['loss']:.1f})\n"
           "  NOTE: BCE reads the decoder's outputs as pixel probabilities; the pixels are grey levels, not 0 or 1,"
           "\n  so this is the cross-entropy the paper minimises, not a normalised likelihood.")  # fmt: skip
-    numbers: dict[str, Any] = {"parameters": learnable_parameters(vae), "pretrain_loss": pre["loss"],
+    numbers: dict[str, Any] = {"parameters": parameters, "pretrain_loss": pre["loss"],
                                "finetune_loss": fine["loss"], "finetune_loss_before": before["loss"],
-                               "finetune_bce": fine["bce"], "finetune_kl": fine["kl"]}  # fmt: skip
+                               "finetune_bce": fine["reconstruction"], "finetune_kl": fine["kl"]}  # fmt: skip
     for phase, ran in (("pretrain", pre_results), ("finetune", results)):
         numbers[f"{phase}_seconds"] = ran["TotalTrainingTime"]
         numbers[f"{phase}_images_per_second"] = ran["MeanExamplesPerSecond"]
@@ -263,13 +226,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     strip = interpolation_strip(rows, row_labels=["input", "pre-trained", "fine-tuned"], scale=2)
     run.png("reconstructions.png", "held-out pictures of the two classes and their reconstructions by both nets", strip)
 
-    # the pegasi: 8 pictures of the second class, each paired with one of 21 of the first
-    rng = np.random.default_rng(args.seed)
-    angles, pool = pegasi(encode, decode, fine_train, train_labels[chosen], (first, second), names, rng, run)
-    print(f"pegasi: {ROWS} {names[1]} pictures, each paired with one of {pool} {names[0]} pictures; slerp at mu = "
-          f"{', '.join(f'{mu:.2f}' for mu in MUS)}\n  angles between the paired codes: "
-          f"{', '.join(f'{a:.0f}°' for a in angles)}")  # fmt: skip
-    numbers["pair_angles"] = angles.tolist()
+    # the pegasi: 8 pictures of the second class, each paired with one of 21 of the first, slerped at 8 values of mu
+    numbers["pair_angles"] = cli.slerp_pictures(
+        run, encode, decode, fine_train, train_labels[chosen], (first, second), names, mus=MUS, rows=ROWS,
+        pool=FIRST_POOL, seed=args.seed, scale=2, grid="pegasus.png", pairs="pegasus_pairs.png", title="pegasi",
+    )[0].tolist()  # fmt: skip
     spent = f"{numbers['pretrain_seconds']:.1f} s pre-training and {numbers['finetune_seconds']:.1f} s fine-tuning"
     numbers["total_seconds"] = run.report(training=spent, what="pictures and the trained nets")
     return numbers

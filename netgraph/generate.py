@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 
@@ -54,7 +54,9 @@ __all__ = [
     "sample_prior",
     "slerp",
     "slerp_grid",
+    "slerp_pairs",
     "traversal_grid",
+    "vae_loss",
     "vae_parts",
 ]
 
@@ -463,6 +465,51 @@ def slerp_grid(decode: Decode, pairs: Any, mus: int | Sequence[float] = 8) -> np
     return out.reshape(len(pairs), len(mu), *out.shape[1:])
 
 
+class SlerpPairs(NamedTuple):
+    """What :func:`slerp_pairs` gives: ``grid`` ``(P, M, ...)``, the decoded slerps, one row per pair; ``starts``
+    and ``ends`` ``(P, ...)``, the decodes of the two codes of each pair; ``angles`` ``(P,)``, the angle between
+    the two codes in degrees; ``mus`` ``(M,)``, the interpolation parameters."""
+
+    grid: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    angles: np.ndarray
+    mus: np.ndarray
+
+
+def slerp_pairs(encode: Encode, decode: Decode, xa: Any, xb: Any, mus: int | Sequence[float] = 8) -> SlerpPairs:
+    """:func:`slerp_grid` for pairs of inputs: input ``i`` of ``xa`` and input ``i`` of ``xb`` to their
+    posterior means, slerped at each μ and decoded; with the decodes of both means and the angle between them.
+
+    The winged-horse study paired each horse picture with a bird picture this way: the grid's rows go from the
+    bird (μ = 0) to the horse (μ = 1), and the angle says how far apart the two codes are on the sphere.
+
+    Args:
+        encode, decode: the model (see the module doc).
+        xa, xb: two batches of inputs of one length ``P``, the pairs' first and second ends.
+        mus: the interpolation parameters, or how many to space evenly over [0.4, 0.7].
+
+    Returns:
+        A :class:`SlerpPairs`.
+
+    Example:
+        >>> import numpy as np
+        >>> encode = lambda x: (x, np.zeros_like(x))                  # the code of x is x itself
+        >>> found = slerp_pairs(encode, lambda z: 10 * z, np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]]), [0.5])
+        >>> found.grid.shape, np.round(found.angles, 6).tolist(), found.ends.tolist()
+        ((1, 1, 2), [90.0], [[0.0, 20.0]])
+    """
+    za, zb = _posterior(encode, xa)[0], _posterior(encode, xb)[0]
+    if za.shape != zb.shape:
+        raise NetError(f"slerp_pairs: the two ends differ in shape, {za.shape} and {zb.shape}")
+    mu = np.linspace(0.4, 0.7, int(mus)) if isinstance(mus, (int, np.integer)) else np.asarray(mus, dtype=np.float64)
+    grid = slerp_grid(decode, list(zip(za, zb)), mu)
+    a, b = za.reshape(len(za), -1), zb.reshape(len(zb), -1)
+    cosines = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+    return SlerpPairs(grid, _decoded(decode, za), _decoded(decode, zb), angles, mu)
+
+
 # --- latent arithmetic ----------------------------------------------------------------------------------------
 
 
@@ -580,6 +627,27 @@ def elbo(
     reconstruction = log_px.mean(axis=1)
     value = reconstruction - kl
     return {"elbo": value, "reconstruction": reconstruction, "kl": kl} if parts else value
+
+
+def vae_loss(
+    encode: Encode, decode: Decode, x: Any, likelihood: str = "bernoulli", seed: Seed = None, *, batch_size: int = 1024
+) -> dict[str, float]:
+    """A VAE's training objective on ``x`` with one z ~ q(z|x) per input, in nats per input: the means of the
+    reconstruction loss (minus :func:`elbo`'s ``"reconstruction"``: for "bernoulli" the binary cross-entropy
+    summed over the pixels), of the KL term and of their sum (the negative ELBO), as
+    ``{"reconstruction", "kl", "loss"}``.
+
+    Example:
+        >>> import numpy as np
+        >>> encode = lambda x: (np.ones((len(x), 2)), np.zeros((len(x), 2)))   # KL = ½ Σ mean² = 1
+        >>> decode = lambda z: np.full((len(z), 4), 0.5)                        # 4 pixels at p = 1/2
+        >>> loss = vae_loss(encode, decode, np.ones((3, 4)), seed=0)
+        >>> {name: round(value, 4) for name, value in loss.items()}
+        {'reconstruction': 2.7726, 'kl': 1.0, 'loss': 3.7726}
+    """
+    terms = elbo(encode, decode, x, likelihood=likelihood, seed=seed, batch_size=batch_size, parts=True)
+    reconstruction, kl = -float(np.mean(terms["reconstruction"])), float(np.mean(terms["kl"]))
+    return {"reconstruction": reconstruction, "kl": kl, "loss": reconstruction + kl}
 
 
 def iwae_log_likelihood(

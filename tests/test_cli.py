@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from layers import LinearLayer
+from layers import BatchNormalizationLayer, LinearLayer
 from netgraph import (
     BackendError,
     NetChain,
@@ -383,6 +383,43 @@ def test_save_samples_in_chunks_from_one_draw(tmp_path):
     for a, b in zip(written, whole):
         assert a.read_bytes() == b.read_bytes()  # the chunks draw as one draw would
     assert cli.save_samples(decode, 3, 2, tmp_path / "c", temperature=0.0)[0].name == "sample_0001.png"
+
+
+def test_learnable_and_reported_parameters(capsys):
+    net = NetGraph(
+        {"a": NetChain([LinearLayer(3), BatchNormalizationLayer()]), "b": LinearLayer(2), "c": LinearLayer(1)},
+        [("a", "b", "c")],
+        input=4,
+    )
+    assert cli.learnable_parameters(net.vertices["a"]) == 15 + 6  # the moving mean and variance are not learnt
+    assert cli.learnable_parameters(net) == 21 + 8 + 3
+    assert cli.report_parameters(net, front=("a", "b"), back=("c",)) == 32
+    assert capsys.readouterr().out == (
+        "parameters: front 29 (a 21, b 8), back 3; 32 learnable, plus 6 moving statistics of the batch normalisations\n"
+    )
+
+
+def test_slerp_pictures_pairs_the_two_classes(tmp_path, capsys):
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    images = np.random.default_rng(1).random((10, 1, 4, 4))
+    encode = lambda x: (np.stack([x[:, 0, 0, 0] + 1, x[:, 0, 0, 1]], axis=1), np.zeros((len(x), 2)))
+    decode = lambda z: np.broadcast_to(np.tanh(z[:, :1, None, None]), (len(z), 1, 4, 4))
+    run = cli.Run(tmp_path)
+    angles, pool = cli.slerp_pictures(
+        run, encode, decode, images, labels, (2, 0), ("x", "y"), mus=3, rows=5, pool=2, seed=0, scale=2
+    )
+    assert pool == 2 and angles.shape == (5,) and np.all((0 <= angles) & (angles <= 180))
+    printed = capsys.readouterr().out
+    assert "slerp: 5 y pictures, each paired with one of 2 x pictures; slerp at mu = 0.40, 0.55, 0.70" in printed
+    assert f"angles between the paired codes: {', '.join(f'{a:.0f}°' for a in angles)}" in printed
+    assert run.files["slerp.png"] == "the 5x3 grid: slerp from x (mu=0) to y (mu=1) at mu 0.4..0.7, per row"
+    grid = Image.open(tmp_path / "slerp.png")
+    assert grid.size == (3 * 8 + 4 * 2, 5 * 8 + 6 * 2)  # 3 columns, 5 rows of 8 px cells with 2 px borders
+    assert Image.open(tmp_path / "slerp_pairs.png").size[0] > 7 * 8  # both pictures, both decodes, 3 mixtures
+    # the same seed draws the same pairs; the second class has fewer pictures than rows, so some repeat
+    again, _ = cli.slerp_pictures(cli.Run(tmp_path / "b"), encode, decode, images, labels, (2, 0), ("x", "y"),
+                                  mus=3, rows=5, pool=2, seed=0)  # fmt: skip
+    np.testing.assert_allclose(again, angles)
 
 
 def test_vae_pictures_writes_the_usual_pictures(tmp_path, capsys):

@@ -179,8 +179,8 @@ def test_pegasus_vae_net_follows_the_paper(pegasus):
     # encoder 4·4²·(3·32 + 32·64 + 64·128 + 128·256) + 1024·512 + 512·256 + 256·256 + biases + BN scale/shift
     convolutions = 16 * (3 * 32 + 32 * 64 + 64 * 128 + 128 * 256)
     dense = 1024 * 512 + 512 + 512 * 256 + 256 + 256 * 256 + 256
-    assert pegasus.learnable_parameters(enc) == convolutions + dense + 2 * (32 + 64 + 128 + 256)
-    assert pegasus.learnable_parameters(vae.vertices["mn"]) == 256 * 16 + 16
+    assert cli.learnable_parameters(enc) == convolutions + dense + 2 * (32 + 64 + 128 + 256)
+    assert cli.learnable_parameters(vae.vertices["mn"]) == 256 * 16 + 16
 
     # the KL port is the closed form of equation (2) for the net's own mn and sd
     x = np.random.default_rng(0).random((5, 3, 32, 32)).astype(np.float32)
@@ -250,7 +250,7 @@ def test_pegasus_vae_unknown_class_exits_with_one_line(cifar_folder, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_pegasus_grid_is_slerp_at_the_papers_mus(pegasus, tmp_path):
+def test_pegasus_grid_is_slerp_at_the_papers_mus(pegasus, tmp_path, capsys):
     """Codes at 0° (first class) and 90° (second) on the unit circle, and a decoder that paints the code's
     angle as a grey level: slerp at mu has the angle mu · 90°, so the grid's column c is grey 255 · mu_c
     (lerp would give the angle atan(mu / (1 - mu)) instead: 7 and 11 grey levels off at mu = 0.4 and 0.7)."""
@@ -266,7 +266,11 @@ def test_pegasus_grid_is_slerp_at_the_papers_mus(pegasus, tmp_path):
         return np.broadcast_to(fraction[:, None, None, None], (len(z), 3, 32, 32))
 
     rng = np.random.default_rng(0)
-    angles, pool = pegasus.pegasi(encode, decode, images, labels, (0, 1), ("bird", "horse"), rng, cli.Run(tmp_path))
+    angles, pool = cli.slerp_pictures(
+        cli.Run(tmp_path), encode, decode, images, labels, (0, 1), ("bird", "horse"), mus=pegasus.MUS,
+        rows=pegasus.ROWS, pool=pegasus.FIRST_POOL, seed=rng, scale=2, grid="pegasus.png", pairs="pegasus_pairs.png",
+    )  # fmt: skip
+    assert "8 horse pictures, each paired with one of 15 bird pictures" in capsys.readouterr().out
     assert pool == 15 and np.allclose(angles, 90)
     grid = np.asarray(Image.open(tmp_path / "pegasus.png").convert("L")).astype(float)
     greys = [grid[2 + 66 * r + 32, 2 + 66 * c + 32] for r in range(8) for c in range(8)]

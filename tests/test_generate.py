@@ -31,7 +31,9 @@ from netgraph.generate import (
     sample_prior,
     slerp,
     slerp_grid,
+    slerp_pairs,
     traversal_grid,
+    vae_loss,
     vae_parts,
 )
 from netgraph.layer import NetError
@@ -151,6 +153,24 @@ def test_interpolate_and_slerp_grid():
     assert slerp_grid(lambda z: z, np.stack([np.stack(p) for p in pairs]), mus=[0.5]).shape == (3, 1, 4)
 
 
+def test_slerp_pairs_slerps_between_posterior_means():
+    rng = np.random.default_rng(5)
+    xa, xb = rng.normal(size=(3, 2, 2)), rng.normal(size=(3, 2, 2))  # a latent shape (2, 2): the angle over all 4
+    encode = lambda x: (2 * x, np.full(x.shape, 7.0))  # the log-variance plays no part
+    found = slerp_pairs(encode, lambda z: z + 1, xa, xb)
+    assert found.grid.shape == (3, 8, 2, 2) and np.allclose(found.mus, np.linspace(0.4, 0.7, 8))
+    np.testing.assert_allclose(found.grid, slerp_grid(lambda z: z + 1, list(zip(2 * xa, 2 * xb))))
+    np.testing.assert_allclose(found.starts, 2 * xa + 1)
+    np.testing.assert_allclose(found.ends, 2 * xb + 1)
+    a, b = xa.reshape(3, -1), xb.reshape(3, -1)
+    cosines = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    np.testing.assert_allclose(found.angles, np.degrees(np.arccos(cosines)))
+    same = slerp_pairs(encode, lambda z: z, xa, -xa, mus=[0.25])
+    assert same.grid.shape == (3, 1, 2, 2) and np.allclose(same.angles, 180)  # antiparallel codes: 180°
+    with pytest.raises(NetError, match="differ in shape"):
+        slerp_pairs(encode, lambda z: z, xa, xb[:, :1])
+
+
 # --- latent arithmetic and sampling ------------------------------------------------------------------------------
 
 
@@ -220,6 +240,19 @@ def test_elbo_with_the_exact_posterior_is_the_log_likelihood():
     x = data(6)
     value = elbo(exact_posterior, decode, x, "gaussian", samples=20000, seed=1)
     np.testing.assert_allclose(value, exact_log_likelihood(x), atol=0.02)
+
+
+def test_vae_loss_is_the_mean_negative_elbo_and_its_terms():
+    x = np.random.default_rng(6).random((5, 3, 2, 2))
+    encode = lambda x: (x.reshape(len(x), -1)[:, :3], np.log(x.reshape(len(x), -1)[:, 3:6]))
+    decode = lambda z: np.broadcast_to(1 / (1 + np.exp(-z.sum(axis=1)))[:, None, None, None], (len(z), 3, 2, 2))
+    loss = vae_loss(encode, decode, x, seed=4)
+    terms = elbo(encode, decode, x, seed=4, parts=True)
+    assert loss["reconstruction"] == pytest.approx(-np.mean(terms["reconstruction"]))
+    assert loss["kl"] == pytest.approx(np.mean(terms["kl"])) and loss["kl"] > 0
+    assert loss["loss"] == pytest.approx(-np.mean(terms["elbo"]))
+    gaussian = vae_loss(encode, decode, x, "gaussian", seed=4)
+    assert gaussian["kl"] == pytest.approx(loss["kl"]) and gaussian["reconstruction"] != loss["reconstruction"]
 
 
 def test_iwae_with_the_exact_posterior_is_exact_for_every_k():

@@ -8,10 +8,11 @@
 - the data: the user's ``--data``, else Fashion-MNIST standing in, saying so (:func:`pictures`, with class
   labels; :func:`picture_sets`, with a test set; :func:`stand_in`, :func:`data_folder`, :func:`list_skipped`),
   and a part held out (:func:`hold_out`);
-- the reports: the data and the schedule (:func:`report_data`, :func:`report_schedule`), how training went and
-  which net is kept (:func:`training_summary`), the loss plot (:func:`save_loss_plot`), the pictures of a
-  trained VAE (:func:`vae_pictures`) and of one in training (:class:`RoundPictures`), the time taken and the
-  files written (:class:`Run`);
+- the reports: the data, the parameters and the schedule (:func:`report_data`, :func:`report_parameters`,
+  :func:`learnable_parameters`, :func:`report_schedule`), how training went and which net is kept
+  (:func:`training_summary`), the loss plot (:func:`save_loss_plot`), the pictures of a trained VAE
+  (:func:`vae_pictures`, :func:`slerp_pictures`) and of one in training (:class:`RoundPictures`), the time taken
+  and the files written (:class:`Run`);
 - new pictures from a trained net's decoder, as a command (:func:`sample_options`, :func:`write_samples`,
   :func:`save_samples`);
 - errors a user can act on turned into one line on stderr and exit status 1 (:func:`run_main`);
@@ -73,11 +74,14 @@ from .options import (
 from .reports import (
     RoundPictures,
     Run,
+    learnable_parameters,
     report_data,
+    report_parameters,
     report_schedule,
     sample_options,
     save_loss_plot,
     save_samples,
+    slerp_pictures,
     training_summary,
     vae_pictures,
     write_samples,
@@ -96,6 +100,7 @@ __all__ = [
     "fraction",
     "hold_out",
     "holds_a_data_set",
+    "learnable_parameters",
     "list_skipped",
     "load_script",
     "option",
@@ -106,9 +111,11 @@ __all__ = [
     "pictures",
     "positive",
     "report_data",
+    "report_parameters",
     "report_schedule",
     "run_main",
     "sample_options",
+    "slerp_pictures",
     "save_loss_plot",
     "save_samples",
     "schedule",

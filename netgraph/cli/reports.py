@@ -1,12 +1,13 @@
-"""What a script prints and writes: the data and the schedule, how training went, the loss plot, the
-pictures of a trained VAE and of one in training, new samples, the time taken and the files written.
+"""What a script prints and writes: the data, the parameters and the schedule, how training went, the loss
+plot, the pictures of a trained VAE (samples, reconstructions, interpolations between pairs) and of one in
+training, new samples, the time taken and the files written.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ import numpy as np
 
 from .. import load  # the package's: it registers the layer classes a file may name
 from ..backend import get_xp
-from ..generate import Decode, Encode, interpolate, sample_prior, vae_parts
+from ..generate import Decode, Encode, interpolate, sample_prior, slerp_pairs, vae_parts
 from ..images import image_grid, interpolation_strip, loss_plot, save_png
 from ..io import NetFileError
+from ..summary import NetSummary
 from ..surgery import NetExtract
 from .options import Schedule, option, standard_options
 
@@ -33,6 +35,44 @@ def report_data(description: str, unit: str = "images", note: str = "", **counts
     """
     print(f"data: {description}")
     print(f"      {', '.join(f'{n} {part}' for part, n in counts.items())} {unit}{note}")
+
+
+def learnable_parameters(net: Any) -> int:
+    """The parameters that training changes by gradients: all of ``net``'s arrays but the moving statistics of
+    its batch normalisations.
+
+    Example:
+        >>> from layers import BatchNormalizationLayer, LinearLayer
+        >>> from netgraph import NetChain
+        >>> learnable_parameters(NetChain([LinearLayer(3), BatchNormalizationLayer()], input=2))  # 6 + 3, 3 + 3
+        15
+    """
+    summary = NetSummary(net)
+    return summary.total_parameters - summary.non_trainable_parameters
+
+
+def report_parameters(net: Any, **parts: Sequence[str]) -> int:
+    """Prints the learnable parameters (:func:`learnable_parameters`) of each of the ``parts`` of ``net`` (a part:
+    the names of its vertices, each one's count given when there are several), of the whole net, and the moving
+    statistics of its batch normalisations; returns the learnable parameters of the whole net.
+
+    Example:
+        >>> from layers import LinearLayer
+        >>> from netgraph import NetGraph
+        >>> net = NetGraph({"a": LinearLayer(3), "b": LinearLayer(2), "c": LinearLayer(1)}, [("a", "b", "c")], input=4)
+        >>> report_parameters(net, first=["a", "b"], last=["c"])
+        parameters: first 23 (a 15, b 8), last 3; 26 learnable
+        26
+    """
+    said = []
+    for part, names in parts.items():
+        counts = {name: learnable_parameters(net.vertices[name]) for name in names}
+        each = f" ({', '.join(f'{name} {n:,}' for name, n in counts.items())})" if len(counts) > 1 else ""
+        said.append(f"{part} {sum(counts.values()):,}{each}")
+    total, moving = learnable_parameters(net), NetSummary(net).non_trainable_parameters
+    plus = f", plus {moving:,} moving statistics of the batch normalisations" if moving else ""
+    print(f"parameters: {', '.join(said)}; {total:,} learnable{plus}")
+    return total
 
 
 def report_schedule(plan: Schedule, method: str, *notes: str, unit: str = "images", at_most: bool = False) -> None:
@@ -220,6 +260,64 @@ def vae_pictures(
         strip = interpolation_strip(paths, labels=labels, **shown_as)
         run.png("interpolation.png", f"{interpolation} interpolation between the codes of two {what}, per row", strip)
     return pictures
+
+
+def slerp_pictures(
+    run: Run,
+    encode: Encode,
+    decode: Decode,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: tuple[int, int],
+    names: tuple[str, str],
+    *,
+    mus: int | Sequence[float] = 8,
+    rows: int = 8,
+    pool: int = 21,
+    seed: int | np.random.Generator | None = None,
+    scale: int = 1,
+    grid: str = "slerp.png",
+    pairs: str = "slerp_pairs.png",
+    title: str = "slerp",
+) -> tuple[np.ndarray, int]:
+    """Spherical interpolations between pictures of two classes, as the winged-horse study drew them: ``rows``
+    pictures of the second of ``classes`` (class numbers as in ``labels``; ``names``, their names), each paired
+    with one drawn (with ``seed``) from a pool of ``pool`` pictures of the first; the slerp between their
+    posterior means decoded at ``mus`` (:func:`netgraph.generate.slerp_pairs`). Writes ``grid``, the decodes
+    (rows by mus), and ``pairs``, each row between the two pictures and the decodes of their codes; prints, after
+    ``title``, what was paired and the angles between the paired codes; returns the angles in degrees and the
+    size of the pool.
+
+    Example:
+        >>> import tempfile
+        >>> run = Run(tempfile.mkdtemp())
+        >>> images, labels = np.random.default_rng(0).random((6, 1, 2, 2)), np.array([0, 0, 0, 1, 1, 1])
+        >>> encode = lambda x: (x.reshape(len(x), -1), np.zeros((len(x), 4)))
+        >>> decode = lambda z: z.reshape(len(z), 1, 2, 2)
+        >>> angles, pool = slerp_pictures(run, encode, decode, images, labels, (0, 1), ("cat", "dog"), mus=2,
+        ...                               rows=2, seed=0)  # doctest: +ELLIPSIS
+        slerp: 2 dog pictures, each paired with one of 3 cat pictures; slerp at mu = 0.40, 0.70
+          angles between the paired codes: ...°, ...°
+        >>> angles.shape, pool, sorted(run.files)
+        ((2,), 3, ['slerp.png', 'slerp_pairs.png'])
+    """
+    rng = np.random.default_rng(seed)
+    firsts, seconds = (np.flatnonzero(labels == k) for k in classes)
+    chosen = rng.choice(seconds, rows, replace=len(seconds) < rows)
+    drawn = rng.choice(firsts, min(pool, len(firsts)), replace=False)
+    ends = images[rng.choice(drawn, rows)], images[chosen]
+    found = slerp_pairs(encode, decode, *ends, mus)
+    cells, mu = found.grid.reshape(-1, *found.grid.shape[2:]), found.mus
+    what = f"the {rows}x{len(mu)} grid: slerp from {names[0]} (mu=0) to {names[1]} (mu=1)"
+    run.png(grid, f"{what} at mu {mu[0]:.1f}..{mu[-1]:.1f}, per row", image_grid(cells, columns=len(mu), scale=scale))
+    framed = [np.stack([ends[0][i], found.starts[i], *found.grid[i], found.ends[i], ends[1][i]]) for i in range(rows)]
+    columns = [names[0], "mu=0", *(f"{m:.2f}" for m in mu), "mu=1", names[1]]
+    strip = interpolation_strip(framed, labels=columns, scale=scale)
+    run.png(pairs, "the same rows between the two pictures and their decoded codes", strip)
+    print(f"{title}: {rows} {names[1]} pictures, each paired with one of {len(drawn)} {names[0]} pictures; slerp at "
+          f"mu = {', '.join(f'{m:.2f}' for m in mu)}\n  angles between the paired codes: "
+          f"{', '.join(f'{a:.0f}°' for a in found.angles)}")  # fmt: skip
+    return found.angles, len(drawn)
 
 
 class RoundPictures:
