@@ -42,7 +42,7 @@ from layers import (
     ThreadingLayer,
 )
 from netgraph import NetChain, NetGraph, NetPort, NetTrain, NormalDistribution, cli, draw, exp
-from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, split, to_float
+from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, to_float
 from netgraph.generate import reconstruct, vae_loss, vae_parts
 from netgraph.images import interpolation_strip
 
@@ -126,9 +126,7 @@ def train_phase(net: NetGraph, train: Any, validation: Any, args: Any, run: cli.
     batch when the phase is counted in batches, else the round of lowest validation loss) written (``saved``: its file
     and what it is), with the loss plot (titled ``plot``) and 64 samples (``samples``); returns it and the results."""
     plan = cli.phase_schedule(args, phase, len(train), DEFAULT_BATCHES[phase])
-    rounds = f" ({plan.total / plan.per_round:.2f} rounds)" if plan.stop else ""
-    print(f"{title}: {len(train):,} training, {len(validation):,} validation pictures; "
-          f"{plan.description} = {plan.total * plan.batch_size:,} pictures{rounds}")  # fmt: skip
+    cli.report_phase(title, plan, len(train), len(validation), "pictures")
     results = NetTrain(net, {"Input": train}, "All", loss_function=["Loss", "KL"],
                        method=("ADAM", {"learning_rate": args.learning_rate}), batch_size=plan.batch_size,
                        max_training_rounds=plan.rounds, training_progress_function=plan.stop,
@@ -167,15 +165,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = cli.pictures(args.data, SIZE, color_space="RGB", stands_in_for="the paper's CIFAR-10 and STL-10",
                         how="its grey channel is copied to red, green and blue")  # fmt: skip
     print(f"data: {data.description}")
-    images, labels = data.images, data.labels
-    if args.train_images is not None and args.train_images < len(images):
-        keep = np.sort(np.random.default_rng(args.seed).choice(len(images), args.train_images, replace=False))
-        images, labels = images[keep], labels[keep]
-        print(f"      {len(images):,} of them drawn at random (--train-images)")
+    parts = cli.split_pictures(data, VALIDATION_FRACTION, args.seed, draw=args.train_images)
     first, second, why = choose_classes(args.classes, data)
     names = (data.class_names[first], data.class_names[second])
     print(f"classes: {(both := names[0] if first == second else f'{names[0]} and {names[1]}')} {why}")
-    parts = split((images, labels), fractions=(1 - VALIDATION_FRACTION, VALIDATION_FRACTION), seed=args.seed)
     (train, train_labels), (validation, validation_labels) = parts
     if missing := [data.class_names[k] for k in (first, second) if not np.any(train_labels == k)]:
         raise DatasetError(f"no training pictures of {missing[0]} (try more --train-images)")
@@ -196,9 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples=("samples_pretrained.png", "64 samples of the pre-trained net"),
         plot=f"pre-training on {data.name}")  # fmt: skip
     held_out = (validation if len(validation) else train)[:MEASURED]
-    pre = vae_loss(*vae_parts(pretrained, **options), held_out, seed=args.seed)
-    print(f"  {len(held_out):,} held-out pictures: BCE {pre['reconstruction']:.1f} + KL {pre['kl']:.1f} = "
-          f"{pre['loss']:.1f} nats per picture")  # fmt: skip
+    pre = cli.report_vae_loss(*vae_parts(pretrained, **options), held_out, "held-out pictures", seed=args.seed)
     fine_train, fine_validation = train[chosen], validation[chosen_validation]
     tuned, results = train_phase(
         pretrained, fine_train, fine_validation, args, run, "finetune", f"fine-tuning on {both}",
@@ -206,14 +197,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples=("samples.png", "64 samples of the fine-tuned net: the decoder fed z ~ N(0, I)"),
         plot=f"fine-tuning on {both}")  # fmt: skip
     held_two = (fine_validation if len(fine_validation) else fine_train)[:MEASURED]
-    fine, before = (vae_loss(*vae_parts(net, **options), held_two, seed=args.seed) for net in (tuned, pretrained))
-    print(f"  {len(held_two):,} held-out {both} pictures: BCE {fine['reconstruction']:.1f} + KL {fine['kl']:.1f} = "
-          f"{fine['loss']:.1f} nats per picture (the pre-trained net: {before['loss']:.1f})\n"
-          "  NOTE: BCE reads the decoder's outputs as pixel probabilities; the pixels are grey levels, not 0 or 1,"
+    encode, decode = vae_parts(tuned, **options)
+    before = vae_loss(*vae_parts(pretrained, **options), held_two, seed=args.seed)
+    fine = cli.report_vae_loss(encode, decode, held_two, f"held-out {both} pictures", seed=args.seed,
+                               then=f" (the pre-trained net: {before['loss']:.1f})")  # fmt: skip
+    print("  NOTE: BCE reads the decoder's outputs as pixel probabilities; the pixels are grey levels, not 0 or 1,"
           "\n  so this is the cross-entropy the paper minimises, not a normalised likelihood.")  # fmt: skip
-    numbers: dict[str, Any] = {"parameters": parameters, "pretrain_loss": pre["loss"],
-                               "finetune_loss": fine["loss"], "finetune_loss_before": before["loss"],
-                               "finetune_bce": fine["reconstruction"], "finetune_kl": fine["kl"]}  # fmt: skip
+    numbers: dict[str, Any] = {"parameters": parameters, "pretrain_loss": pre["loss"], "finetune_loss": fine["loss"],
+                               "finetune_loss_before": before["loss"], "finetune_bce": fine["reconstruction"],
+                               "finetune_kl": fine["kl"]}  # fmt: skip
     for phase, ran in (("pretrain", pre_results), ("finetune", results)):
         numbers[f"{phase}_seconds"] = ran["TotalTrainingTime"]
         numbers[f"{phase}_images_per_second"] = ran["MeanExamplesPerSecond"]
@@ -221,7 +213,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # reconstructions of held-out pictures of the two classes, by both nets
     held_labels = (validation_labels[chosen_validation] if len(fine_validation) else train_labels[chosen])[:MEASURED]
     shown = held_two[np.concatenate([np.flatnonzero(held_labels == k)[:8] for k in dict.fromkeys((first, second))])]
-    encode, decode = vae_parts(tuned, **options)
     rows = [shown, reconstruct(*vae_parts(pretrained, **options), shown), reconstruct(encode, decode, shown)]
     strip = interpolation_strip(rows, row_labels=["input", "pre-trained", "fine-tuned"], scale=2)
     run.png("reconstructions.png", "held-out pictures of the two classes and their reconstructions by both nets", strip)

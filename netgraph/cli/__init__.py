@@ -7,10 +7,11 @@
 - the training length in NetTrain's terms, one way for every script: :func:`schedule`, :func:`phase_schedule`;
 - the data: the user's ``--data``, else Fashion-MNIST standing in, saying so (:func:`pictures`, with class
   labels; :func:`picture_sets`, with a test set; :func:`stand_in`, :func:`data_folder`, :func:`list_skipped`),
-  and a part held out (:func:`hold_out`);
-- the reports: the data, the parameters and the schedule (:func:`report_data`, :func:`report_parameters`,
-  :func:`learnable_parameters`, :func:`report_schedule`), how training went and which net is kept
-  (:func:`training_summary`), the loss plot (:func:`save_loss_plot`), the pictures of a trained VAE
+  and a part held out (:func:`hold_out`, :func:`split_pictures`);
+- the reports: the data, the parameters, the schedule and a phase of training (:func:`report_data`,
+  :func:`report_parameters`, :func:`learnable_parameters`, :func:`report_schedule`, :func:`report_phase`), how
+  training went and which net is kept (:func:`training_summary`), the loss on held-out data
+  (:func:`report_vae_loss`), the loss plot (:func:`save_loss_plot`), the pictures of a trained VAE
   (:func:`vae_pictures`, :func:`slerp_pictures`) and of one in training (:class:`RoundPictures`), the time taken
   and the files written (:class:`Run`);
 - new pictures from a trained net's decoder, as a command (:func:`sample_options`, :func:`write_samples`,
@@ -55,6 +56,7 @@ from .data import (
     list_skipped,
     picture_sets,
     pictures,
+    split_pictures,
     stand_in,
 )
 from .options import (
@@ -77,7 +79,9 @@ from .reports import (
     learnable_parameters,
     report_data,
     report_parameters,
+    report_phase,
     report_schedule,
+    report_vae_loss,
     sample_options,
     save_loss_plot,
     save_samples,
@@ -112,7 +116,9 @@ __all__ = [
     "positive",
     "report_data",
     "report_parameters",
+    "report_phase",
     "report_schedule",
+    "report_vae_loss",
     "run_main",
     "sample_options",
     "slerp_pictures",
@@ -121,6 +127,7 @@ __all__ = [
     "schedule",
     "schedule_options",
     "stand_in",
+    "split_pictures",
     "standard_options",
     "training_summary",
     "vae_pictures",

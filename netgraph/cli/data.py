@@ -277,6 +277,28 @@ def choose_classes(
     return present[0], present[1], "(the first two; --classes picks others)"
 
 
+def split_pictures(
+    data: Pictures, fraction: float, seed: int | None, draw: int | None = None
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``data``'s pictures and labels, ``((training, labels), (validation, labels))``: with ``draw``, ``draw`` of
+    them drawn at random first (with ``seed``, kept in their order; printed), then ``fraction`` of them held out
+    for validation (:func:`netgraph.datasets.split`, with ``seed``).
+
+    Example:
+        >>> found = Pictures(np.zeros((10, 1, 2, 2), np.uint8), np.arange(10), tuple("abcdefghij"), "toy", "")
+        >>> (train, train_labels), (validation, labels) = split_pictures(found, 0.25, seed=0, draw=8)
+              8 of them drawn at random (--train-images)
+        >>> len(train), len(validation), sorted([*train_labels, *labels]) == sorted(set([*train_labels, *labels]))
+        (6, 2, True)
+    """
+    images, labels = data.images, data.labels
+    if draw is not None and draw < len(images):
+        keep = np.sort(np.random.default_rng(seed).choice(len(images), draw, replace=False))
+        images, labels = images[keep], labels[keep]
+        print(f"      {len(images):,} of them drawn at random (--train-images)")
+    return split((images, labels), fractions=(1 - fraction, fraction), seed=seed)
+
+
 def hold_out(examples: Any, fraction: float, seed: int | None, most: int | None = None) -> tuple[Any, Any]:
     """``examples`` shuffled with ``seed`` and cut into (kept, held out): ``fraction`` of them held out
     (rounded), at least one and at most ``most``; none when there is only one example.

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import load  # the package's: it registers the layer classes a file may name
 from ..backend import get_xp
-from ..generate import Decode, Encode, interpolate, sample_prior, slerp_pairs, vae_parts
+from ..generate import Decode, Encode, interpolate, sample_prior, slerp_pairs, vae_loss, vae_parts
 from ..images import image_grid, interpolation_strip, loss_plot, save_png
 from ..io import NetFileError
 from ..summary import NetSummary
@@ -91,6 +91,20 @@ def report_schedule(plan: Schedule, method: str, *notes: str, unit: str = "image
         print(f"          {note}")
 
 
+def report_phase(title: str, plan: Schedule, training: int, validation: int, unit: str = "images") -> None:
+    """Prints a phase of training (:func:`netgraph.cli.phase_schedule`): its examples and its schedule, with the
+    rounds over the training examples that the schedule makes when it is counted in batches.
+
+    Example:
+        >>> from netgraph.cli import schedule
+        >>> report_phase("fine-tuning", schedule(100, 32, None, 10), 100, 10, "pictures")
+        fine-tuning: 100 training, 10 validation pictures; 10 batches of 32 (--iterations) = 320 pictures (2.50 rounds)
+    """
+    rounds = f" ({plan.total / plan.per_round:.2f} rounds)" if plan.stop else ""
+    print(f"{title}: {training:,} training, {validation:,} validation {unit}; "
+          f"{plan.description} = {plan.total * plan.batch_size:,} {unit}{rounds}")  # fmt: skip
+
+
 def training_summary(
     results: Any, *, keep: str = "best", unit: str = "images", digits: int = 2, losses: str = ""
 ) -> Any:
@@ -131,6 +145,35 @@ def training_summary(
     if results["ValidationLossList"]:
         print(f"  kept the net of round {results['BestValidationRound']}, the lowest validation loss")
     return results["TrainedNet"]
+
+
+def report_vae_loss(
+    encode: Encode,
+    decode: Decode,
+    x: Any,
+    what: str,
+    *,
+    seed: int | np.random.Generator | None = None,
+    likelihood: str = "bernoulli",
+    terms: tuple[str, str] = ("BCE", "KL"),
+    unit: str = "nats per picture",
+    then: str = "",
+) -> dict[str, float]:
+    """Prints a VAE's loss on ``x`` (:func:`netgraph.generate.vae_loss`, one z ~ q(z|x) each, drawn with
+    ``seed``), its two ``terms`` and their sum, on one line that says how many ``what`` it was measured on and
+    ends with ``then``; returns the loss and its terms.
+
+    Example:
+        >>> encode = lambda x: (np.ones((len(x), 2)), np.zeros((len(x), 2)))
+        >>> decode = lambda z: np.full((len(z), 4), 0.5)
+        >>> loss = report_vae_loss(encode, decode, np.ones((3, 4)), "test pictures", seed=0, then=" (a coin per pixel)")
+          3 test pictures: BCE 2.8 + KL 1.0 = 3.8 nats per picture (a coin per pixel)
+    """
+    loss = vae_loss(encode, decode, x, likelihood, seed)
+    first, second = terms
+    print(f"  {len(x):,} {what}: {first} {loss['reconstruction']:.1f} + {second} {loss['kl']:.1f} = "
+          f"{loss['loss']:.1f} {unit}{then}")  # fmt: skip
+    return loss
 
 
 def save_loss_plot(results: Any, path: str | Path, title: str) -> Path:
