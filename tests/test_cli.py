@@ -21,6 +21,7 @@ from netgraph import (
     NetPort,
     TrainingError,
     cli,
+    generate,
 )
 from netgraph.datasets import DatasetError, DatasetNotFoundError, SkippedFile, fashion_mnist, write_idx
 
@@ -397,6 +398,40 @@ def test_learnable_and_reported_parameters(capsys):
     assert capsys.readouterr().out == (
         "parameters: front 29 (a 21, b 8), back 3; 32 learnable, plus 6 moving statistics of the batch normalisations\n"
     )
+
+
+def test_split_pictures_draws_then_holds_out(capsys):
+    found = cli.Pictures(
+        np.arange(40, dtype=np.uint8).reshape(10, 1, 2, 2), np.arange(10) % 3, ("a", "b", "c"), "t", ""
+    )
+    (train, train_labels), (validation, validation_labels) = cli.split_pictures(found, 0.25, seed=1, draw=8)
+    assert capsys.readouterr().out == "      8 of them drawn at random (--train-images)\n"
+    assert (len(train), len(validation)) == (6, 2)
+    pictures = np.concatenate([train, validation])
+    assert len({p.tobytes() for p in pictures}) == 8  # 8 different pictures, each with its own label
+    np.testing.assert_array_equal(pictures[:, 0, 0, 0] // 4 % 3, np.concatenate([train_labels, validation_labels]))
+    again = cli.split_pictures(found, 0.25, seed=1, draw=8)
+    np.testing.assert_array_equal(again[0][0], train)  # the seed fixes both draws
+    capsys.readouterr()
+    (everything, _), (held, _) = cli.split_pictures(found, 0.2, seed=1, draw=50)  # more than there are: all
+    assert (len(everything), len(held)) == (8, 2) and capsys.readouterr().out == ""
+
+
+def test_report_phase_and_vae_loss(capsys):
+    cli.report_phase("pre-training", cli.schedule(1000, 64, 2, None), 1000, 100, "pictures")
+    cli.report_phase("fine-tuning", cli.schedule(50, 64, None, 3), 50, 0)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("pre-training: 1,000 training, 100 validation pictures; 2 rounds")
+    assert "rounds)" not in printed[0]  # counted in rounds: no rounds to work out
+    assert printed[1] == "fine-tuning: 50 training, 0 validation images; 3 batches of 50 (--iterations) = 150 images " \
+                         "(3.00 rounds)"  # fmt: skip
+    encode = lambda x: (x[:, :2], np.zeros((len(x), 2)))
+    decode = lambda z: np.full((len(z), 3), 0.25)
+    x = np.random.default_rng(0).random((7, 3))
+    loss = cli.report_vae_loss(encode, decode, x, "test rows", seed=2, terms=("NLL", "KL"), unit="nats", then=".")
+    assert loss == generate.vae_loss(encode, decode, x, seed=2)
+    r, k = loss["reconstruction"], loss["kl"]
+    assert capsys.readouterr().out == f"  7 test rows: NLL {r:.1f} + KL {k:.1f} = {r + k:.1f} nats.\n"
 
 
 def test_slerp_pictures_pairs_the_two_classes(tmp_path, capsys):
