@@ -4,10 +4,10 @@ interpolations between the codes of a horse and a bird, decoded part-way, give "
 
 The paper's net: 4 convolutions (batch normalisation, leaky ramp) and 4 dense layers to the heads "mn" and "sd"
 (log σ); z = mn + Exp[sd] * eps; a mirrored decoder ending in a LogisticSigmoid; binary cross-entropy summed over
-the pixels plus KL (its equations (1) and (2)), with Adam. Unstated in the paper, so options here: learning rate
-0.001, 128 latent dimensions (--latent), 32 channels in the first convolution, doubling after (--width). After each
-phase it writes the net and 64 samples; then it pairs 8 pictures of the second class each with one of 21 of the
-first and decodes slerp(z1, z2; mu) for 8 values of mu in [0.4, 0.7]: the 8x8 grid of the paper's figure 2.
+the pixels plus KL (its equations (1) and (2)), with Adam. Unstated in the paper, so options: learning rate 0.001, 128
+latent dimensions, 32 channels in the first convolution. After each phase it writes the net and 64 samples; then it
+pairs 8 pictures of the second class each with one of 21 of the first and decodes slerp(z1, z2; mu) for 8 values of
+mu in [0.4, 0.7]: the 8x8 grid of the paper's figure 2.
 
     python examples/pegasus_vae.py                                       # Fashion-MNIST stands in, a few minutes
     python examples/pegasus_vae.py --data cifar-10-batches-bin/          # CIFAR-10, birds and horses
@@ -15,10 +15,9 @@ first and decodes slerp(z1, z2; mu) for 8 values of mu in [0.4, 0.7]: the 8x8 gr
     python examples/pegasus_vae.py --iterations 5 --train-images 500     # a quick check
 
 Data: --data holds CIFAR-10 batches (or their archive), MNIST-format files, or pictures whose folder names are their
-classes; without it Fashion-MNIST (grey copied to RGB) stands in for the paper's CIFAR-10 and STL-10, with Sneaker
-and Bag as its two classes. Each phase runs batches (--pretrain-iterations, --finetune-iterations; --iterations sets
-both) or rounds (--pretrain-epochs, --finetune-epochs): by default 300 and 150 batches of 64, 4 to 6 minutes on 2
-CPU cores; the paper's is --pretrain-epochs 100 --finetune-epochs 300 (7 million pictures: a GPU's work).
+classes; else Fashion-MNIST (grey copied to RGB) stands in for the paper's CIFAR-10 and STL-10, Sneaker and Bag for
+its classes. Each phase runs batches or rounds, by default 300 and 150 batches of 64 (4 to 6 minutes on 2 CPU
+cores); the paper's is --pretrain-epochs 100 --finetune-epochs 300 (7 million pictures: a GPU's work).
 """
 
 from __future__ import annotations
@@ -49,9 +48,7 @@ from netgraph.images import interpolation_strip
 SIZE, PIXELS = 32, 3 * 32 * 32
 NLATENT, WIDTH = 128, 32  # the paper gives neither its latent size nor its widths (the first convolution's channels)
 LEAKY = ("LeakyRamp", 0.01)  # the leaky ramp of the paper's reference [4] (Xu et al. 2015)
-PAPER_CLASSES, FASHION_STAND_INS = ("bird", "horse"), ("Sneaker", "Bag")
-# 300 + 150 batches of 64: 4 to 6 minutes on 2 CPU cores; the paper's schedule is 7.2 million pictures on CIFAR-10
-DEFAULT_BATCHES = {"pretrain": 300, "finetune": 150}
+DEFAULT_BATCHES = {"pretrain": 300, "finetune": 150}  # 4 to 6 minutes on 2 CPU cores; the paper's: 7.2 M pictures
 VALIDATION_FRACTION, MEASURED = 0.1, 1000  # MEASURED: held-out pictures the loss is measured on after each phase
 ROWS, FIRST_POOL, MUS = 8, 21, np.linspace(0.4, 0.7, 8)  # the paper's 8 horses, 21 birds and 8 values of mu
 
@@ -116,15 +113,14 @@ def build_vae(nlatent: int = NLATENT, width: int = WIDTH) -> NetGraph:
 
 #: --classes FIRST SECOND, else the paper's bird and horse, else Fashion-MNIST's sneaker and bag
 choose_classes = functools.partial(
-    cli.choose_classes, preferred=PAPER_CLASSES, stand_ins={FASHION_MNIST_CLASSES: FASHION_STAND_INS}
+    cli.choose_classes, preferred=("bird", "horse"), stand_ins={FASHION_MNIST_CLASSES: ("Sneaker", "Bag")}
 )
 
 
 def train_phase(net: NetGraph, train: Any, validation: Any, args: Any, run: cli.Run, phase: str, title: str, *,
                 saved: tuple[str, str], samples: tuple[str, str], plot: str) -> tuple[NetGraph, Any]:  # fmt: skip
-    """A phase ("pretrain" or "finetune"): NetTrain on the Loss and KL ports, then the net to keep (after the last
-    batch when the phase is counted in batches, else the round of lowest validation loss) written (``saved``: its file
-    and what it is), with the loss plot (titled ``plot``) and 64 samples (``samples``); returns it and the results."""
+    """A phase ("pretrain" or "finetune"): NetTrain on the Loss and KL ports; the net kept (``saved``: file, what it
+    is), its loss plot (titled ``plot``) and 64 samples (``samples``) written; returns it and NetTrain's results."""
     plan = cli.phase_schedule(args, phase, len(train), DEFAULT_BATCHES[phase])
     cli.report_phase(title, plan, len(train), len(validation), "pictures")
     results = NetTrain(net, {"Input": train}, "All", loss_function=["Loss", "KL"],
@@ -203,12 +199,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                then=f" (the pre-trained net: {before['loss']:.1f})")  # fmt: skip
     print("  NOTE: BCE reads the decoder's outputs as pixel probabilities; the pixels are grey levels, not 0 or 1,"
           "\n  so this is the cross-entropy the paper minimises, not a normalised likelihood.")  # fmt: skip
-    numbers: dict[str, Any] = {"parameters": parameters, "pretrain_loss": pre["loss"], "finetune_loss": fine["loss"],
-                               "finetune_loss_before": before["loss"], "finetune_bce": fine["reconstruction"],
-                               "finetune_kl": fine["kl"]}  # fmt: skip
-    for phase, ran in (("pretrain", pre_results), ("finetune", results)):
-        numbers[f"{phase}_seconds"] = ran["TotalTrainingTime"]
-        numbers[f"{phase}_images_per_second"] = ran["MeanExamplesPerSecond"]
 
     # reconstructions of held-out pictures of the two classes, by both nets
     held_labels = (validation_labels[chosen_validation] if len(fine_validation) else train_labels[chosen])[:MEASURED]
@@ -218,13 +208,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run.png("reconstructions.png", "held-out pictures of the two classes and their reconstructions by both nets", strip)
 
     # the pegasi: 8 pictures of the second class, each paired with one of 21 of the first, slerped at 8 values of mu
-    numbers["pair_angles"] = cli.slerp_pictures(
+    angles, _ = cli.slerp_pictures(
         run, encode, decode, fine_train, train_labels[chosen], (first, second), names, mus=MUS, rows=ROWS,
         pool=FIRST_POOL, seed=args.seed, scale=2, grid="pegasus.png", pairs="pegasus_pairs.png", title="pegasi",
-    )[0].tolist()  # fmt: skip
-    spent = f"{numbers['pretrain_seconds']:.1f} s pre-training and {numbers['finetune_seconds']:.1f} s fine-tuning"
-    numbers["total_seconds"] = run.report(training=spent, what="pictures and the trained nets")
-    return numbers
+    )  # fmt: skip
+    seconds = {phase: ran["TotalTrainingTime"] for phase, ran in (("pretrain", pre_results), ("finetune", results))}
+    spent = f"{seconds['pretrain']:.1f} s pre-training and {seconds['finetune']:.1f} s fine-tuning"
+    return {"parameters": parameters, "pretrain_loss": pre["loss"], "finetune_loss": fine["loss"],
+            "finetune_loss_before": before["loss"], "finetune_bce": fine["reconstruction"], "finetune_kl": fine["kl"],
+            "pretrain_seconds": seconds["pretrain"], "finetune_seconds": seconds["finetune"],
+            "pretrain_images_per_second": pre_results["MeanExamplesPerSecond"],
+            "finetune_images_per_second": results["MeanExamplesPerSecond"], "pair_angles": angles.tolist(),
+            "total_seconds": run.report(training=spent, what="pictures and the trained nets")}  # fmt: skip
 
 
 if __name__ == "__main__":
