@@ -42,8 +42,7 @@ from layers import (
 )
 from netgraph import NetChain, NetGraph, NetPort, NetTrain, NormalDistribution, cli, draw, exp
 from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, to_float
-from netgraph.generate import reconstruct, vae_loss, vae_parts
-from netgraph.images import interpolation_strip
+from netgraph.generate import vae_loss, vae_parts
 
 SIZE, PIXELS = 32, 3 * 32 * 32
 NLATENT, WIDTH = 128, 32  # the paper gives neither its latent size nor its widths (the first convolution's channels)
@@ -112,9 +111,8 @@ def build_vae(nlatent: int = NLATENT, width: int = WIDTH) -> NetGraph:
 
 
 #: --classes FIRST SECOND, else the paper's bird and horse, else Fashion-MNIST's sneaker and bag
-choose_classes = functools.partial(
-    cli.choose_classes, preferred=("bird", "horse"), stand_ins={FASHION_MNIST_CLASSES: ("Sneaker", "Bag")}
-)
+choose_classes = functools.partial(cli.choose_classes, preferred=("bird", "horse"),
+                                   stand_ins={FASHION_MNIST_CLASSES: ("Sneaker", "Bag")})  # fmt: skip
 
 
 def train_phase(net: NetGraph, train: Any, validation: Any, args: Any, run: cli.Run, phase: str, title: str, *,
@@ -202,10 +200,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # reconstructions of held-out pictures of the two classes, by both nets
     held_labels = (validation_labels[chosen_validation] if len(fine_validation) else train_labels[chosen])[:MEASURED]
-    shown = held_two[np.concatenate([np.flatnonzero(held_labels == k)[:8] for k in dict.fromkeys((first, second))])]
-    rows = [shown, reconstruct(*vae_parts(pretrained, **options), shown), reconstruct(encode, decode, shown)]
-    strip = interpolation_strip(rows, row_labels=["input", "pre-trained", "fine-tuned"], scale=2)
-    run.png("reconstructions.png", "held-out pictures of the two classes and their reconstructions by both nets", strip)
+    nets = {"pre-trained": vae_parts(pretrained, **options), "fine-tuned": (encode, decode)}
+    cli.reconstruction_pictures(run, held_two, nets, "held-out pictures of the two classes and their reconstructions "
+                                "by both nets", labels=held_labels, classes=(first, second), scale=2)  # fmt: skip
 
     # the pegasi: 8 pictures of the second class, each paired with one of 21 of the first, slerped at 8 values of mu
     angles, _ = cli.slerp_pictures(

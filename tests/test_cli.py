@@ -434,6 +434,20 @@ def test_report_phase_and_vae_loss(capsys):
     assert capsys.readouterr().out == f"  7 test rows: NLL {r:.1f} + KL {k:.1f} = {r + k:.1f} nats.\n"
 
 
+def test_reconstruction_pictures_rows_by_model(tmp_path):
+    x = np.random.default_rng(2).random((9, 1, 4, 4))
+    labels = np.array([0, 1, 2, 1, 0, 1, 2, 1, 1])
+    halve = (lambda x: (x.reshape(len(x), -1) / 2, np.zeros((len(x), 16))), lambda z: z.reshape(len(z), 1, 4, 4))
+    run = cli.Run(tmp_path)
+    shown = cli.reconstruction_pictures(run, x, {"halved": halve}, "a test", labels=labels, classes=(1, 0), shown=3)
+    np.testing.assert_array_equal(shown, x[[1, 3, 5, 0, 4]])  # the first 3 of class 1, then those of class 0
+    assert run.files == {"reconstructions.png": "a test"}
+    strip = np.asarray(Image.open(tmp_path / "reconstructions.png").convert("L"))
+    first = cli.reconstruction_pictures(cli.Run(tmp_path / "b"), x, {"a": halve, "b": halve}, "x", shown=4, scale=2)
+    np.testing.assert_array_equal(first, x[:4])
+    assert np.asarray(Image.open(tmp_path / "b" / "reconstructions.png")).shape[0] > 1.5 * strip.shape[0]  # 3 rows
+
+
 def test_slerp_pictures_pairs_the_two_classes(tmp_path, capsys):
     labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     images = np.random.default_rng(1).random((10, 1, 4, 4))

@@ -12,8 +12,8 @@
   :func:`report_parameters`, :func:`learnable_parameters`, :func:`report_schedule`, :func:`report_phase`), how
   training went and which net is kept (:func:`training_summary`), the loss on held-out data
   (:func:`report_vae_loss`), the loss plot (:func:`save_loss_plot`), the pictures of a trained VAE
-  (:func:`vae_pictures`, :func:`slerp_pictures`) and of one in training (:class:`RoundPictures`), the time taken
-  and the files written (:class:`Run`);
+  (:func:`vae_pictures`, :func:`reconstruction_pictures`, :func:`slerp_pictures`) and of one in training
+  (:class:`RoundPictures`), the time taken and the files written (:class:`Run`);
 - new pictures from a trained net's decoder, as a command (:func:`sample_options`, :func:`write_samples`,
   :func:`save_samples`);
 - errors a user can act on turned into one line on stderr and exit status 1 (:func:`run_main`);
@@ -77,6 +77,7 @@ from .reports import (
     RoundPictures,
     Run,
     learnable_parameters,
+    reconstruction_pictures,
     report_data,
     report_parameters,
     report_phase,
@@ -114,6 +115,7 @@ __all__ = [
     "picture_sets",
     "pictures",
     "positive",
+    "reconstruction_pictures",
     "report_data",
     "report_parameters",
     "report_phase",

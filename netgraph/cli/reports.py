@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import load  # the package's: it registers the layer classes a file may name
 from ..backend import get_xp
-from ..generate import Decode, Encode, interpolate, sample_prior, slerp_pairs, vae_loss, vae_parts
+from ..generate import Decode, Encode, interpolate, reconstruct, sample_prior, slerp_pairs, vae_loss, vae_parts
 from ..images import image_grid, interpolation_strip, loss_plot, save_png
 from ..io import NetFileError
 from ..summary import NetSummary
@@ -303,6 +303,39 @@ def vae_pictures(
         strip = interpolation_strip(paths, labels=labels, **shown_as)
         run.png("interpolation.png", f"{interpolation} interpolation between the codes of two {what}, per row", strip)
     return pictures
+
+
+def reconstruction_pictures(
+    run: Run,
+    x: np.ndarray,
+    models: Mapping[str, tuple[Encode, Decode]],
+    said: str,
+    *,
+    labels: np.ndarray | None = None,
+    classes: Sequence[int] = (),
+    shown: int = 8,
+    scale: int = 1,
+    name: str = "reconstructions.png",
+) -> np.ndarray:
+    """Writes ``name``, ``said`` what it shows: a row of pictures of ``x`` (the first ``shown``, or with ``labels``
+    the first ``shown`` of each of ``classes``) over a row of their reconstructions from the posterior mean by each
+    of ``models`` (``(encode, decode)``, labelled by its key); returns the pictures shown.
+
+    Example:
+        >>> import tempfile
+        >>> run = Run(tempfile.mkdtemp())
+        >>> models = {"half": (lambda x: (x / 2, 0 * x), lambda z: z), "same": (lambda x: (x, 0 * x), lambda z: z)}
+        >>> x, labels = np.random.default_rng(0).random((6, 1, 2, 2)), np.array([0, 1, 0, 1, 0, 1])
+        >>> reconstruction_pictures(run, x, models, "two models", labels=labels, classes=(1, 0), shown=2).shape
+        (4, 1, 2, 2)
+        >>> run.files
+        {'reconstructions.png': 'two models'}
+    """
+    picked = np.arange(min(shown, len(x))) if labels is None else np.concatenate(
+        [np.flatnonzero(labels == k)[:shown] for k in dict.fromkeys(classes)])  # fmt: skip
+    rows = [x[picked], *(reconstruct(encode, decode, x[picked]) for encode, decode in models.values())]
+    run.png(name, said, interpolation_strip(rows, row_labels=["input", *models], scale=scale))
+    return rows[0]
 
 
 def slerp_pictures(
