@@ -209,11 +209,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run, encode, decode, fine_train, train_labels[chosen], (first, second), names, mus=MUS, rows=ROWS,
         pool=FIRST_POOL, seed=args.seed, scale=2, grid="pegasus.png", pairs="pegasus_pairs.png", title="pegasi",
     )  # fmt: skip
-    seconds = {phase: ran["TotalTrainingTime"] for phase, ran in (("pretrain", pre_results), ("finetune", results))}
-    spent = f"{seconds['pretrain']:.1f} s pre-training and {seconds['finetune']:.1f} s fine-tuning"
+    times = pre_results["TotalTrainingTime"], results["TotalTrainingTime"]
+    spent = f"{times[0]:.1f} s pre-training and {times[1]:.1f} s fine-tuning"
     return {"parameters": parameters, "pretrain_loss": pre["loss"], "finetune_loss": fine["loss"],
             "finetune_loss_before": before["loss"], "finetune_bce": fine["reconstruction"], "finetune_kl": fine["kl"],
-            "pretrain_seconds": seconds["pretrain"], "finetune_seconds": seconds["finetune"],
+            "pretrain_seconds": times[0], "finetune_seconds": times[1],
             "pretrain_images_per_second": pre_results["MeanExamplesPerSecond"],
             "finetune_images_per_second": results["MeanExamplesPerSecond"], "pair_angles": angles.tolist(),
             "total_seconds": run.report(training=spent, what="pictures and the trained nets")}  # fmt: skip
