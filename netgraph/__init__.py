@@ -33,6 +33,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 #: The public API: each module of the package and the names it gives to ``netgraph``.
+# fmt: off
 PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "backend": ("BackendError", "cpu_work", "get_xp", "gpu_available", "to_numpy"),
     "datasets": (
@@ -44,7 +45,7 @@ PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "generate": (
         "anomaly_scores", "attribute_vector", "bits_per_dim", "elbo", "interpolate", "iwae_bound",
         "iwae_log_likelihood", "lerp", "reconstruct", "roc_auc", "sample_prior", "slerp", "slerp_grid",
-        "traversal_grid", "vae_parts", "cross_entropy", "nearest_neighbours",
+        "traversal_grid", "vae_parts", "cross_entropy", "nearest_neighbours", "slerp_pairs", "vae_loss",
     ),
     "graph": ("NetChain", "NetGraph"),
     "images": ("ImageError", "NetDecoder", "NetEncoder", "image_grid", "interpolation_strip", "save_png"),
@@ -61,6 +62,7 @@ PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     ),
     "train": ("NetTrain", "NetTrainResults", "TrainingError"),
 }
+# fmt: on
 
 _HOME = {name: module for module, names in PUBLIC_NAMES.items() for name in names}
 
