@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from .autograd import Tape, Tensor, backward
-from .backend import cpu_work, get_dtype, get_xp, to_numpy
+from .backend import DEVICES, PRECISIONS, cpu_work, get_dtype, get_xp, to_numpy
 from .initialize import initialize_in_place
 from .layer import Context, Layer, NetError, format_shape
-from .paths import iter_arrays, split_array_path
-from .ports import All, NetPort, NetPortGradient
+from .paths import find_layer, iter_arrays, split_array_path
+from .ports import All, Automatic, NetPort, NetPortGradient
 
 
 @cpu_work()  # the CPU settings of netgraph's passes, for this call only
@@ -53,12 +53,13 @@ def evaluate(
     Returns NumPy arrays: one array, or a dict keyed by port/spec. A single
     example in gives a single example out; a batch gives a batch.
     """
-    if evaluation_mode not in ("Test", "Train"):
-        raise NetError(f'evaluation_mode must be "Test" or "Train", got {evaluation_mode!r}')
+    random_seeding = _check_options(target_device, working_precision, evaluation_mode, random_seeding, batch_size)
     net = _with_input_count(net, data)
     net, inputs, forced, single = _collect_inputs(net, data)
-    _ensure_initialized(net)
     specs = spec if isinstance(spec, list) else [spec]
+    for s in specs:
+        _check_spec(net, s)
+    _ensure_initialized(net)
     wants_grad = any(isinstance(s, NetPortGradient) for s in specs) or bool(forced)
     n = next(iter(inputs.values())).shape[0] if inputs else 1
     if batch_size and n > batch_size and not wants_grad and random_seeding is None:
@@ -84,6 +85,81 @@ def evaluate(
     if isinstance(spec, list):
         return dict(zip([_key(s) for s in specs], results))
     return results[0]
+
+
+def _check_options(target_device, working_precision, evaluation_mode, random_seeding, batch_size) -> int | None:
+    """Refuse a bad option before any work, naming it, the value given and what is accepted; the seed to use."""
+    if isinstance(target_device, (tuple, list)):  # Wolfram's {"GPU", n}
+        index = target_device[1] if len(target_device) == 2 else None
+        device_ok = (
+            len(target_device) == 2
+            and target_device[0] in DEVICES
+            and isinstance(index, (int, np.integer))
+            and not isinstance(index, bool)
+            and index >= 0
+        )
+    else:
+        device_ok = isinstance(target_device, str) and target_device in DEVICES
+    if not device_ok:
+        raise NetError(
+            f'target_device must be "CPU", "GPU" or ("GPU", n) with n a device number >= 0; got {target_device!r}'
+        )
+    if isinstance(working_precision, str):
+        precision_ok = working_precision in PRECISIONS
+    else:
+        try:
+            precision_ok = working_precision is not None and np.dtype(working_precision) in (np.float32, np.float64)
+        except TypeError:
+            precision_ok = False
+    if not precision_ok:
+        raise NetError(
+            f'working_precision must be "Real32" or "Real64" (or NumPy float32/float64); got {working_precision!r}'
+        )
+    if not isinstance(evaluation_mode, str) or evaluation_mode not in ("Test", "Train"):
+        raise NetError(f'evaluation_mode must be "Test" or "Train", got {evaluation_mode!r}')
+    if random_seeding is Automatic:
+        random_seeding = None
+    if random_seeding is not None and (
+        isinstance(random_seeding, bool) or not isinstance(random_seeding, (int, np.integer)) or random_seeding < 0
+    ):
+        raise NetError(f"random_seeding must be an integer >= 0, or None for fresh randomness; got {random_seeding!r}")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+    ):
+        raise NetError(
+            f"batch_size must be a positive integer (examples per chunk), or None for the whole batch at once; "
+            f"got {batch_size!r}"
+        )
+    return None if random_seeding is None else int(random_seeding)
+
+
+def _check_spec(net: Layer, spec: Any) -> None:
+    """Refuse what the net cannot answer before it runs: an unknown port, inner port or gradient target."""
+    if spec is None or spec is All:
+        return
+    if isinstance(spec, str) or (isinstance(spec, NetPort) and len(spec.parts) == 1):
+        port = spec if isinstance(spec, str) else spec.port
+        if port not in net.output_ports:
+            inputs = " (an input port: NetPortGradient gives the gradient there)" if port in net.input_ports else ""
+            raise NetError(
+                f"{net.describe()} has no output port {port!r}{inputs}; its outputs are {list(net.output_ports)}"
+            )
+    elif isinstance(spec, NetPort):
+        try:
+            layer = find_layer(net, spec.vertex_path)
+        except NetError as err:
+            raise NetError(f"{spec}: {err}") from None
+        if spec.port not in layer.output_ports:
+            raise NetError(
+                f"{spec}: {layer.describe()} has no output port {spec.port!r}; its outputs are "
+                f"{list(layer.output_ports)} (inner values are read at output ports only)"
+            )
+    elif isinstance(spec, NetPortGradient):
+        _gradient_targets(net, [spec])
+    else:
+        raise NetError(
+            f"cannot evaluate {net.describe()} for {spec!r}: give a port name, All, a NetPort or a NetPortGradient"
+        )
 
 
 def _run(net, inputs, forced, specs, single, target_device, working_precision, evaluation_mode, random_seeding) -> list:
@@ -170,9 +246,23 @@ def _gradient_targets(net: Layer, grad_specs: list[NetPortGradient]) -> tuple[se
         elif isinstance(s.target, str) and s.target in net.output_ports:
             raise NetError(f"NetPortGradient({s.target!r}) names an output; gradients are taken at inputs and arrays")
         else:
-            layer, name, path = split_array_path(net, s.target)
+            try:
+                layer, name, path = split_array_path(net, s.target)
+            except NetError as err:
+                raise NetError(_no_gradient_target(net, s, err)) from None
             arrays[path] = (layer, name)
     return inputs, arrays
+
+
+def _no_gradient_target(net: Layer, spec: NetPortGradient, why: NetError, shown: int = 12) -> str:
+    """What a NetPortGradient naming nothing can name instead: the input ports, then the arrays by path."""
+    paths = [path if len(path) > 1 else path[0] for path, _, _ in iter_arrays(net)]
+    listed = ", ".join(map(repr, paths[:shown])) + (f", ... ({len(paths) - shown} more)" if len(paths) > shown else "")
+    reason = f" ({why})" if isinstance(spec.target, tuple) and len(spec.target) > 1 else ""
+    return (
+        f"{spec} names no input port and no array of {net.describe()}{reason}; gradients are taken at the "
+        f"input ports {list(net.input_ports)} or at the arrays [{listed}]"
+    )
 
 
 def _with_input_count(net: Layer, data: Any) -> Layer:
@@ -209,9 +299,7 @@ def _collect_inputs(net: Layer, data: Any) -> tuple[Layer, dict, dict, bool]:
     unknown = [p for p in given if p not in ports]
     if missing or unknown:
         raise NetError(f"{net.describe()} takes inputs {list(ports)}; missing {missing}, unknown {unknown}")
-    arrays = {
-        p: v if hasattr(v, "__cuda_array_interface__") else np.asarray(v, dtype=np.float64) for p, v in given.items()
-    }
+    arrays = {p: v if hasattr(v, "__cuda_array_interface__") else _as_numbers(net, f"port {p!r}", v) for p, v in given.items()}
     open_ports = {p: a for p, a in arrays.items() if net.port_shapes.get(p) is None}
     if open_ports:
         # NOTE: a port whose shape is not fixed takes it from the data: an array of
@@ -239,9 +327,34 @@ def _collect_inputs(net: Layer, data: Any) -> tuple[Layer, dict, dict, bool]:
     sizes = {p: v.shape[0] for p, v in inputs.items()}
     if len(set(sizes.values())) > 1:
         raise NetError(f"{net.describe()}: input ports have different batch sizes {sizes}")
+    n = next(iter(sizes.values()), 1)
     for port, g in forced.items():
-        forced[port] = np.asarray(g)[None] if single else np.asarray(g)
+        what = f"NetPortGradient({port!r})"
+        g = _as_numbers(net, what, g)
+        g = g[None] if single else g
+        shape = net.port_shapes.get(port)
+        if shape is not None and g.shape != (n, *shape):
+            expected = format_shape(shape) if single else f"{n}×{format_shape(shape)}"
+            raise NetError(
+                f"{net.describe()} {what}: the gradient forced at output {port!r} must have the shape of that "
+                f"output, {expected}; got {format_shape(g.shape[1:] if single else g.shape)}"
+            )
+        forced[port] = g
     return net, inputs, forced, bool(single) if single is not None else True
+
+
+def _as_numbers(net: Layer, what: str, value: Any) -> np.ndarray:
+    """The data for ``what`` (a port, or a forced gradient) as a float64 array; text, other objects, ragged lists and complex numbers are refused."""
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind == "c":
+            raise TypeError("complex numbers have no real-valued meaning here")
+        if array.dtype.kind in "USV":
+            raise TypeError("text is not numbers")
+        return np.asarray(array, dtype=np.float64)  # an object array of numbers converts; anything else fails here
+    except (TypeError, ValueError) as err:
+        given = f"an array of {value.dtype}" if hasattr(value, "dtype") else f"{type(value).__name__} {value!r:.60}"
+        raise NetError(f"{net.describe()} {what} takes an array of real numbers; got {given} ({err})") from None
 
 
 def _ensure_initialized(net: Layer) -> None:

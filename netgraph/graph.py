@@ -39,14 +39,21 @@ from .ports import NetPort
 End = tuple[Any, str]  # (vertex key, port); vertex None means a port of the graph itself
 
 
-def as_layer(spec: Any) -> Layer:
+def as_layer(spec: Any, key: Any = None) -> Layer:
     """Wolfram's automatic conversions: a list becomes a NetChain, a number a
-    LinearLayer, a name or function an ElementwiseLayer."""
+    LinearLayer, a name or function an ElementwiseLayer. ``key`` names the
+    vertex in the error for anything else."""
     if isinstance(spec, Layer):
         return spec
     if isinstance(spec, list):
         return NetChain(spec)
-    return coerce(spec)  # the layer library owns the shorthand forms
+    if callable(spec):
+        return coerce(spec)  # the layer library owns the shorthand forms
+    try:
+        return coerce(spec)
+    except TypeError as err:  # not a shorthand form at all
+        where = "" if key is None else f"vertex {key!r}: "
+        raise NetError(f"{where}{err}") from None
 
 
 class NetGraph(Layer):
@@ -75,17 +82,34 @@ class NetGraph(Layer):
         ports: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(layers, (list, tuple, dict)):
+            raise NetError(
+                f"NetGraph layers must be a list (vertices numbered from 1) or a dict of named vertices; "
+                f"got {type(layers).__name__} {layers!r:.80}"
+            )
+        if not layers:
+            raise NetError("a NetGraph needs at least one layer")
         self.numbered = not isinstance(layers, dict)
         items = layers.items() if isinstance(layers, dict) else enumerate(layers, start=1)
         self.vertices: dict[Any, Layer] = {}
         for key, spec in items:
             if not self.numbered and not isinstance(key, str):
                 raise NetError(f"vertex names must be strings, got {key!r}")
-            layer = as_layer(spec).copy()
+            layer = as_layer(spec, key).copy()
             layer.name = str(key)
             self.vertices[key] = layer
         self._wire(self._parse(connections))
-        fixed = {"Input": input, "Output": output, **(ports or {})}
+        if ports is not None and not isinstance(ports, dict):
+            raise NetError(f"NetGraph ports must be a dict of port name to shape, e.g. {{'x': 8}}; got {ports!r:.80}")
+        fixed = {"Input": input, "Output": output}
+        for port, spec in (ports or {}).items():
+            if fixed.get(port) is not None and spec is not None:
+                keyword = port.lower()
+                raise NetError(
+                    f"the shape of port {port!r} is given twice: {keyword}={fixed[port]!r} and "
+                    f"ports={{{port!r}: {spec!r}}}; give it once"
+                )
+            fixed[port] = spec if spec is not None else fixed.get(port)
         known = {}
         for port, spec in fixed.items():
             if spec is None:
@@ -108,7 +132,11 @@ class NetGraph(Layer):
                 )
             if spec < 0:
                 spec += len(self.vertices) + 1
-        if spec not in self.vertices:
+        try:
+            present = spec in self.vertices
+        except TypeError:  # unhashable: a dict or set where a vertex belongs
+            present = False
+        if not present:
             known = f"1..{len(self.vertices)}" if self.numbered else sorted(self.vertices)
             raise NetError(f"unknown layer {spec!r} in a connection; the layers are {known}")
         return spec
@@ -153,6 +181,12 @@ class NetGraph(Layer):
         return (self._vertex(spec), None)
 
     def _parse(self, connections: Any) -> list[tuple[End, Any]]:
+        if not isinstance(connections, (list, tuple)):
+            hint = "; write a dict {a: b} as [(a, b)]" if isinstance(connections, dict) else ""
+            raise NetError(
+                f"NetGraph connections must be a list of tuples (a, b, ...) meaning a -> b -> ...; "
+                f"got {type(connections).__name__} {connections!r:.80}{hint}"
+            )
         if isinstance(connections, tuple) and connections and not isinstance(connections[0], tuple):
             connections = [connections]
         pairs = []
@@ -175,57 +209,97 @@ class NetGraph(Layer):
                 count = sum(1 for _, d in pairs if d is not None and d[0] == key)
                 if count:
                     layer.set_input_count(count)
+        for _, dest in pairs:  # a variadic layer's named ports exist only now that its inputs are counted
+            if dest is not None and dest[0] is not None and dest[1] is not None:
+                layer = self.vertices[dest[0]]
+                if dest[1] not in layer.input_ports:
+                    raise NetError(
+                        f"{NetPort(*dest)}: {layer.describe()} has no input port {dest[1]!r}; "
+                        f"wired as it is, its inputs are {list(layer.input_ports)}"
+                    )
         edges: list[tuple[End, End]] = []
-        taken: set[End] = set()
+        fed: dict[End, End] = {}  # vertex input -> the source feeding it
+        exposed: dict[str, End] = {}  # graph output named in a connection -> its source
+        muted: set[End] = set()
         for src, dest in pairs:
             if dest is None:
-                edges.append((src, None))
+                if src[0] is None:
+                    raise NetError(
+                        f"({self._end_name(src)}, None): None mutes an output of a vertex; "
+                        f"{self._end_name(src)} is an input of the graph"
+                    )
+                muted.add(src)
                 continue
             key, port = dest
-            if key is not None and port is None:
-                layer = self.vertices[key]
-                free = [p for p in layer.input_ports if (key, p) not in taken]
+            if key is None:
+                if port in exposed:
+                    self._two_sources(f"graph output port NetPort({port!r})", exposed[port], src)
+                exposed[port] = src
+                continue
+            layer = self.vertices[key]
+            if port is None:
+                free = [p for p in layer.input_ports if (key, p) not in fed]
                 if not free:
+                    feeders = ", ".join(f"{p!r} by {self._end_name(fed[(key, p)])}" for p in layer.input_ports)
                     raise NetError(
                         f"{layer.describe()} has no free input port left for a connection from "
                         f"{self._end_name(src)}; its inputs are {list(layer.input_ports)}"
+                        + (f", already fed: {feeders}" if feeders else "")
                     )
                 port = free[0]
-            if key is not None and (key, port) in taken:
-                raise NetError(f"{self._end_name((key, port))} is fed by more than one connection")
-            taken.add((key, port))
+            if (key, port) in fed:
+                self._two_sources(self._end_name((key, port)), fed[(key, port)], src)
+            fed[(key, port)] = src
             edges.append((src, (key, port)))
-        muted = {src for src, dest in edges if dest is None}
-        edges = [e for e in edges if e[1] is not None]
+        for src in muted & set(exposed.values()):
+            names = [name for name, s in exposed.items() if s == src]
+            raise NetError(
+                f"{self._end_name(src)} is both muted (connected to None) and exposed as graph output "
+                f"NetPort({names[0]!r}); keep one of the two connections"
+            )
 
         inputs: list[str] = []
         for src, _ in edges:
             if src[0] is None and src[1] not in inputs:
                 inputs.append(src[1])
+        for src in exposed.values():  # a graph input passed straight through to an output
+            if src[0] is None and src[1] not in inputs:
+                inputs.append(src[1])
         for key, layer in self.vertices.items():  # unconnected inputs become graph inputs
             for port in layer.input_ports:
-                if (key, port) not in taken:
+                if (key, port) not in fed:
                     edges.append(((None, port), (key, port)))
                     if port not in inputs:
                         inputs.append(port)
-        outputs: dict[str, End] = {}
-        named = [(dest[1], src) for src, dest in edges if dest[0] is None]
-        consumed = {src for src, _ in edges} | muted
+        consumed = {src for src, _ in edges} | set(exposed.values()) | muted
         loose = [
             (port, (key, port))
             for key, layer in self.vertices.items()
             for port in layer.output_ports
             if (key, port) not in consumed
         ]
-        for name, src in named:
-            outputs[name] = src
-        for name, src in loose:
+        outputs: dict[str, End] = dict(exposed)
+        for name, src in loose:  # unconnected outputs become graph outputs: "Output", or "Output1", "Output2"...
             same = [s for n, s in loose if n == name]
-            if len(same) > 1 or name in outputs:
-                name = f"{name}{same.index(src) + 1}"
-            outputs[name] = src
+            auto = f"{name}{same.index(src) + 1}" if len(same) > 1 or name in outputs else name
+            if auto in outputs:
+                raise NetError(
+                    f"graph output port NetPort({auto!r}) is fed by {self._end_name(outputs[auto])} and would also "
+                    f"take {self._end_name(src)}, an unconnected output numbered {auto!r} automatically; "
+                    f"name the port otherwise, or connect {self._end_name(src)} to a port or to None"
+                )
+            outputs[auto] = src
+        for name in outputs:
+            if name in inputs:
+                feeding = [self._end_name(d) for s, d in edges if s == (None, name)]
+                raise NetError(
+                    f"NetPort({name!r}) is both an input of the graph"
+                    + (f" (feeding {', '.join(feeding)})" if feeding else "")
+                    + f" and an output (fed by {self._end_name(outputs[name])}); a graph port has one role: "
+                    f"give the output another name"
+                )
         self.muted = sorted(muted, key=str)
-        self.edges = [(s, d) for s, d in edges if d[0] is not None]
+        self.edges = edges
         self.input_ports = tuple(inputs)
         self.output_ports = tuple(outputs)
         self.outputs = outputs
@@ -243,6 +317,14 @@ class NetGraph(Layer):
             raise NetError(f"the connections form a cycle: {path}; a NetGraph must be acyclic")
         position = {key: i for i, key in enumerate(self.vertices)}
         self.order = list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
+
+    def _two_sources(self, port: str, first: End, second: End) -> None:
+        if first == second:
+            raise NetError(f"{port} is fed twice by {self._end_name(first)}; give the connection once")
+        raise NetError(
+            f"{port} is fed by both {self._end_name(first)} and {self._end_name(second)}; a port takes one "
+            f"value: feed it once, or combine the two with a layer such as TotalLayer or CatenateLayer"
+        )
 
     def _end_name(self, end: End) -> str:
         key, port = end

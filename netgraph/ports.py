@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .layer import NetError
+
 
 class _Symbol:
     """A named constant that prints as its Wolfram name."""
@@ -41,7 +43,7 @@ class NetPort:
         if len(parts) == 1 and isinstance(parts[0], (tuple, list)):
             parts = tuple(parts[0])
         if not parts or not isinstance(parts[-1], str):
-            raise ValueError(f"NetPort needs a port name as its last part, got {parts!r}")
+            raise NetError(f"NetPort needs a port name (a string) as its last part, got {parts!r}")
         self.parts = tuple(parts)
 
     @property
@@ -71,6 +73,12 @@ class NetPortGradient:
     __slots__ = ("target",)
 
     def __init__(self, target: Any):
+        path = tuple(target) if isinstance(target, (list, tuple)) else (target,)
+        if target is not All and (not path or not isinstance(path[-1], str)):
+            raise NetError(
+                f"NetPortGradient needs a port or array name (a string), a path ending in one such as "
+                f'("enc", "Weights"), or All; got {target!r}'
+            )
         self.target = tuple(target) if isinstance(target, list) else target
 
     def __eq__(self, other: object) -> bool:
