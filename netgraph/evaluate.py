@@ -299,7 +299,9 @@ def _collect_inputs(net: Layer, data: Any) -> tuple[Layer, dict, dict, bool]:
     unknown = [p for p in given if p not in ports]
     if missing or unknown:
         raise NetError(f"{net.describe()} takes inputs {list(ports)}; missing {missing}, unknown {unknown}")
-    arrays = {p: v if hasattr(v, "__cuda_array_interface__") else _as_numbers(net, f"port {p!r}", v) for p, v in given.items()}
+    arrays = {
+        p: v if hasattr(v, "__cuda_array_interface__") else _as_numbers(net, f"port {p!r}", v) for p, v in given.items()
+    }
     open_ports = {p: a for p, a in arrays.items() if net.port_shapes.get(p) is None}
     if open_ports:
         # NOTE: a port whose shape is not fixed takes it from the data: an array of
@@ -344,7 +346,10 @@ def _collect_inputs(net: Layer, data: Any) -> tuple[Layer, dict, dict, bool]:
 
 
 def _as_numbers(net: Layer, what: str, value: Any) -> np.ndarray:
-    """The data for ``what`` (a port, or a forced gradient) as a float64 array; text, other objects, ragged lists and complex numbers are refused."""
+    """The data for ``what`` (a port, or a forced gradient) as a float64 array.
+
+    Text, other objects, ragged lists and complex numbers are refused.
+    """
     try:
         array = np.asarray(value)
         if array.dtype.kind == "c":
