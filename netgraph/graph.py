@@ -5,6 +5,11 @@ Building a graph does, in order:
 1. copy each layer (nets are values: the graph owns its copies) and name it;
 2. parse the connections into edges between ``(vertex, port)`` ends;
 3. turn unconnected ports into graph ports (Wolfram's rules);
+   nothing is dropped or overwritten silently: a port fed twice (a vertex
+   input or a graph output), a named output that an automatic name
+   ("Output1"...) would take over, a graph port that is both an input and
+   an output, and an output both muted and exposed are errors naming the
+   port and both sources;
 4. refuse cycles (networkx), then infer every port shape from the known ones,
    passing shapes along edges in both directions until nothing changes;
 5. compile the plan: the vertices in topological order, each with where its
@@ -103,10 +108,10 @@ class NetGraph(Layer):
             raise NetError(f"NetGraph ports must be a dict of port name to shape, e.g. {{'x': 8}}; got {ports!r:.80}")
         fixed = {"Input": input, "Output": output}
         for port, spec in (ports or {}).items():
-            if fixed.get(port) is not None and spec is not None:
+            if fixed.get(port) is not None and spec is not None and as_shape(spec) != as_shape(fixed[port]):
                 keyword = port.lower()
                 raise NetError(
-                    f"the shape of port {port!r} is given twice: {keyword}={fixed[port]!r} and "
+                    f"the shape of port {port!r} is given twice, differently: {keyword}={fixed[port]!r} and "
                     f"ports={{{port!r}: {spec!r}}}; give it once"
                 )
             fixed[port] = spec if spec is not None else fixed.get(port)
@@ -138,7 +143,7 @@ class NetGraph(Layer):
             present = False
         if not present:
             known = f"1..{len(self.vertices)}" if self.numbered else sorted(self.vertices)
-            raise NetError(f"unknown layer {spec!r} in a connection; the layers are {known}")
+            raise NetError(f"unknown layer {spec!r}; the layers of this graph are {known}")
         return spec
 
     def _source(self, spec: Any) -> End:
@@ -480,10 +485,15 @@ class NetChain(NetGraph):
     """
 
     def __init__(self, layers: list | dict, *, input: Any = None, output: Any = None) -> None:  # noqa: A002
+        if not isinstance(layers, (list, tuple, dict)):
+            raise NetError(
+                f"NetChain layers must be a list (layers numbered from 1) or a dict of named layers; "
+                f"got {type(layers).__name__} {layers!r:.80}"
+            )
         keys = list(layers) if isinstance(layers, dict) else list(range(1, len(layers) + 1))
         if not keys:
             raise NetError("a NetChain needs at least one layer")
-        converted = {k: as_layer(layers[k] if isinstance(layers, dict) else layers[k - 1]) for k in keys}
+        converted = {k: as_layer(layers[k] if isinstance(layers, dict) else layers[k - 1], k) for k in keys}
         for k, built in converted.items():
             if len(built.input_ports) > 1 or len(built.output_ports) != 1:
                 raise NetError(

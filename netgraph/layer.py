@@ -57,11 +57,13 @@ def as_shape(spec: Any, what: str = "shape") -> Shape | None:
         if spec in ("Real", "Scalar"):
             return ()
         raise NetError(f"{what}: unknown shape spec {spec!r} (use an int, a tuple of ints or 'Real')")
-    if isinstance(spec, (int, np.integer)):
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         dims: Sequence[Any] = (int(spec),)
-    else:
+    elif isinstance(spec, (tuple, list, np.ndarray)):
         dims = tuple(spec)
-    if not all(isinstance(d, (int, np.integer)) and d >= 1 for d in dims):
+    else:
+        raise NetError(f"{what}: unknown shape spec {spec!r} (use an int, a tuple of ints or 'Real')")
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in dims):
         raise NetError(f"{what}: dimensions must be positive integers, got {spec!r}")
     return tuple(int(d) for d in dims)
 

@@ -42,8 +42,8 @@ class NetPort:
     def __init__(self, *parts: Any):
         if len(parts) == 1 and isinstance(parts[0], (tuple, list)):
             parts = tuple(parts[0])
-        if not parts or not isinstance(parts[-1], str):
-            raise NetError(f"NetPort needs a port name (a string) as its last part, got {parts!r}")
+        if not parts or not isinstance(parts[-1], str) or not parts[-1]:
+            raise NetError(f"NetPort needs a port name (a non-empty string) as its last part, got {parts!r}")
         self.parts = tuple(parts)
 
     @property

@@ -31,6 +31,8 @@ def NetExtract(net: Layer, spec: Any) -> Any:  # noqa: N802 - the Wolfram name
     if spec is All:
         return _all_arrays(net)
     path = spec if isinstance(spec, tuple) else (spec,)
+    if not path:
+        raise NetError("NetExtract: the empty path () names nothing; give a layer, an array or a path to one")
     if isinstance(path[-1], str) and path[-1] in find_layer(net, path[:-1]).arrays:
         value = find_layer(net, path[:-1]).arrays[path[-1]]
         return None if value is None else value.copy()
@@ -53,7 +55,7 @@ def NetTake(net: NetGraph, spec: Any) -> NetGraph:  # noqa: N802
     vertex on a path from start to end is kept, and ports cut open become the
     new graph's inputs.
     """
-    start, end = spec if isinstance(spec, tuple) else (None, spec)
+    start, end = _range(spec, "NetTake") if isinstance(spec, tuple) else (None, spec)
     if isinstance(net, NetChain):
         keys = list(net.vertices)
         i = 0 if start is None else _chain_index(net, start)
@@ -71,8 +73,15 @@ def NetDrop(net: NetChain, spec: Any) -> NetChain:  # noqa: N802
         raise NetError("NetDrop works on a NetChain")
     keys = list(net.vertices)
     if isinstance(spec, tuple):
-        i, j = _chain_index(net, spec[0]), _chain_index(net, spec[1])
+        start, end = _range(spec, "NetDrop")
+        i, j = _chain_index(net, start), _chain_index(net, end)
+        if j < i:
+            raise NetError(f"NetDrop: the range {start!r}..{end!r} is empty")
         kept = keys[:i] + keys[j + 1 :]
+    elif isinstance(spec, bool) or not isinstance(spec, (int, np.integer)):
+        raise NetError(
+            f"NetDrop takes a number of layers n (the first n; -n the last n) or a range (start, end); got {spec!r}"
+        )
     elif spec >= 0:
         kept = keys[spec:]
     else:
@@ -80,6 +89,27 @@ def NetDrop(net: NetChain, spec: Any) -> NetChain:  # noqa: N802
     if not kept:
         raise NetError(f"NetDrop: dropping {spec!r} leaves no layers")
     return _chain_of(net, kept)
+
+
+def _range(spec: tuple, what: str) -> tuple[Any, Any]:
+    if len(spec) != 2:
+        raise NetError(f"{what}: a range is (start, end), two elements; got {spec!r}")
+    return spec[0], spec[1]
+
+
+def _graph_end(net: NetGraph, spec: Any) -> tuple[Any, str | None]:
+    """A vertex, or ``NetPort(vertex, output)``, of ``net`` as (vertex key, output port or None)."""
+    if not isinstance(spec, NetPort):
+        return net._vertex(spec), None
+    if len(spec.parts) != 2:
+        raise NetError(f"NetTake: {spec} is not NetPort(vertex, output port) of a vertex of this graph")
+    key = net._vertex(spec.parts[0])
+    if spec.port not in net.vertices[key].output_ports:
+        raise NetError(
+            f"NetTake: {spec}: {net.vertices[key].describe()} has no output port {spec.port!r}; "
+            f"its outputs are {list(net.vertices[key].output_ports)}"
+        )
+    return key, spec.port
 
 
 def _chain_index(chain: NetChain, key: Any) -> int:
@@ -104,15 +134,16 @@ def _take_graph(net: NetGraph, start: Any, end: Any) -> NetGraph:
     graph = nx.DiGraph()
     graph.add_nodes_from(net.vertices)
     graph.add_edges_from((s[0], d[0]) for s, d in net.edges if s[0] is not None)
-    end_key = end.parts[0] if isinstance(end, NetPort) else net._vertex(end)
+    end_key, _ = _graph_end(net, end)
     kept = nx.ancestors(graph, end_key) | {end_key}
+    start_source = None  # the output port a NetPort start names: what it fed becomes the new "Input"
     if start is not None:
-        if isinstance(start, NetPort):
-            source = (start.parts[0], start.port)
-            first = {d[0] for s, d in net.edges if s == source}
+        k, start_port = _graph_end(net, start)
+        if start_port is not None:
+            start_source = (k, start_port)
+            first = {d[0] for s, d in net.edges if s == start_source}
             reach = set().union(*[nx.descendants(graph, k) | {k} for k in first]) if first else set()
         else:
-            k = net._vertex(start)
             reach = nx.descendants(graph, k) | {k}
         kept &= reach
     if not kept:
@@ -124,7 +155,7 @@ def _take_graph(net: NetGraph, start: Any, end: Any) -> NetGraph:
             continue
         if s[0] in kept:
             wires.append((NetPort(s[0], s[1]), NetPort(d[0], d[1])))
-        elif isinstance(start, NetPort) and s == (start.parts[0], start.port):
+        elif start_source is not None and s == start_source:
             wires.append((NetPort("Input"), NetPort(d[0], d[1])))
         else:  # a port cut open becomes a graph input named like the port it feeds
             wires.append((NetPort(d[1]), NetPort(d[0], d[1])))
@@ -157,7 +188,12 @@ def NetReplacePart(net: Layer, rules: Any) -> Layer:  # noqa: N802
     required); ``{"dec": new_layer}`` swaps a vertex (the graph is rebuilt and
     checked); ``{"Input": (1, 28, 28)}`` fixes a port shape.
     """
-    pairs = list(rules.items()) if isinstance(rules, dict) else list(rules)
+    if isinstance(rules, dict):
+        pairs = list(rules.items())
+    elif isinstance(rules, (list, tuple)) and all(isinstance(r, tuple) and len(r) == 2 for r in rules):
+        pairs = list(rules)
+    else:
+        raise NetError(f"NetReplacePart takes a dict or a list of (spec, value) pairs; got {rules!r:.80}")
     net = net.copy()
     for spec, value in pairs:
         path = spec if isinstance(spec, tuple) else (spec,)
@@ -175,7 +211,12 @@ def NetReplacePart(net: Layer, rules: Any) -> Layer:  # noqa: N802
 
 
 def _replace_array(layer: Layer, name: str, value: Any) -> None:
-    array = np.asarray(value, dtype=np.float32)
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise NetError(
+            f"NetReplacePart: {layer.describe()} array {name!r} takes real numbers; got {value!r:.60} ({err})"
+        ) from None
     expected = layer.array_shapes().get(name)
     if expected is not None and array.shape != tuple(expected):
         raise ShapeError(
