@@ -45,13 +45,20 @@ def evaluate(
             list of arrays for a multi-input layer such as TotalLayer.
         spec: None (all outputs), an output name, ``All``, a ``NetPort`` for an
             internal value, a ``NetPortGradient`` for a gradient, or a list.
-        target_device: "CPU" or "GPU". working_precision: "Real32"/"Real64".
+        target_device: "CPU", "GPU" or ("GPU", n). working_precision:
+            "Real32"/"Real64" (or NumPy float32/float64).
         evaluation_mode: "Test" (default) or "Train" (dropout and batch
-            statistics on). random_seeding: a seed for random layers.
-        batch_size: evaluate a large batch in chunks of this size.
+            statistics on). random_seeding: a seed (an integer >= 0) for
+            random layers, or None.
+        batch_size: evaluate a large batch in chunks of this size (a
+            positive integer), or None for one pass.
 
     Returns NumPy arrays: one array, or a dict keyed by port/spec. A single
     example in gives a single example out; a batch gives a batch.
+
+    Every option, the data and each spec are checked before anything runs
+    (or the net's missing arrays are filled): a bad one is a NetError naming
+    it, the value given and what is accepted.
     """
     random_seeding = _check_options(target_device, working_precision, evaluation_mode, random_seeding, batch_size)
     net = _with_input_count(net, data)
