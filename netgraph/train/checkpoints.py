@@ -195,8 +195,8 @@ def _interval(value: Any) -> tuple[str, float]:
         ok = _is_real(value[1]) and math.isfinite(value[1]) and value[1] > 0
     if not ok:
         raise NetError(
-            "NetTrain: the checkpoint 'Interval' must be ('Rounds'|'Batches', n) with a whole n >= 1, or "
-            f"('Seconds'|'Minutes'|'Hours', t) with t > 0; got {value!r:.100}"
+            "NetTrain: training_progress_checkpointing's 'Interval' must be ('Rounds'|'Batches', n) with a whole "
+            f"n >= 1, or ('Seconds'|'Minutes'|'Hours', t) with t > 0; got {value!r:.100}"
         )
     return value[0], (int(value[1]) if value[0] in COUNTED else float(value[1]))
 
@@ -204,7 +204,8 @@ def _interval(value: Any) -> tuple[str, float]:
 def _minimum_interval(value: Any) -> float:
     if not _is_real(value) or not math.isfinite(value) or value < 0:
         raise NetError(
-            f"NetTrain: the checkpoint 'MinimumInterval' must be a number of seconds >= 0; got {value!r:.100}"
+            "NetTrain: training_progress_checkpointing's 'MinimumInterval' must be a number of seconds >= 0; "
+            f"got {value!r:.100}"
         )
     return float(value)
 
@@ -214,12 +215,13 @@ def _maximum_checkpoints(value: Any, kind: str) -> int | None:
         return None
     if not _is_whole(value) or value < 1:
         raise NetError(
-            f"NetTrain: the checkpoint 'MaximumCheckpoints' must be a whole number >= 1 (or None for all); "
-            f"got {value!r:.100}"
+            "NetTrain: training_progress_checkpointing's 'MaximumCheckpoints' must be a whole number >= 1 (or None "
+            f"for all); got {value!r:.100}"
         )
     if kind != "Directory":
         raise NetError(
-            "NetTrain: 'MaximumCheckpoints' applies to ('Directory', dir) checkpointing; ('File', path) keeps one file"
+            "NetTrain: training_progress_checkpointing's 'MaximumCheckpoints' applies to ('Directory', dir) "
+            "checkpointing; ('File', path) keeps one file"
         )
     return int(value)
 
@@ -502,14 +504,15 @@ def resume(run: TrainingRun, checkpoint: Checkpoint | str | Path) -> None:
     fatal, soft = _differences(run, checkpoint)
     if fatal:
         raise NetError(
-            f"NetTrain: checkpoint {path} does not fit this net or training setup: {_listed(fatal + [text for _, text in soft])}"
+            f"NetTrain: checkpoint {path} does not fit this net or training setup: "
+            f"{_listed(fatal + [text for _, text in soft])}"
         )
     counters = header["counters"]
     order = arrays["order"] if counters["batch"] else None
     restart = False
     if order is not None and (len(order) != run.data.examples or "BatchSize" in [d for d, _ in soft]):
         restart = True
-        if checkpoint.exact and "TrainingExamples" not in [d for d, _ in soft]:
+        if len(order) != run.data.examples and "TrainingExamples" not in [d for d, _ in soft]:
             soft.append(
                 (
                     "TrainingExamples",
@@ -594,7 +597,7 @@ def _differences(run: TrainingRun, checkpoint: Checkpoint) -> tuple[list[str], l
         if key in setup and _json(setup[key]) != _json(now[key]):
             soft.append((key, f"{what} {_short(setup[key])} in the checkpoint, {_short(now[key])} now"))
     saved_options = setup.get("MethodOptions")
-    if isinstance(saved_options, dict):
+    if isinstance(saved_options, dict) and header["optimizer"]["name"] == run.optimizer.name:
         for key in sorted(set(saved_options) | set(now["MethodOptions"])):
             before, after = saved_options.get(key), now["MethodOptions"].get(key)
             if _json(before) != _json(after):
@@ -646,7 +649,8 @@ def _layer_differences(saved: Layer, net: Layer) -> list[str]:
         if kind != kind_now:
             found.append(f"layer {name or 'the net'} is a {kind} in the checkpoint, a {kind_now} now")
             continue
-        for key in [k for k in list(settings) + list(settings_now) if settings.get(k) != settings_now.get(k)][:2]:
+        keys = dict.fromkeys(list(settings) + list(settings_now))
+        for key in [k for k in keys if settings.get(k) != settings_now.get(k)][:2]:
             found.append(
                 f"layer {name or 'the net'} ({kind}) has {key} {_short(settings.get(key))} in the checkpoint, "
                 f"{_short(settings_now.get(key))} now"
