@@ -110,7 +110,12 @@ class Checkpoints:
             '("File", path) or ("Directory", dir), optionally with a dict of sub-options '
             f"{', '.join(map(repr, SUB_OPTIONS))} as a third element"
         )
-        if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3) or spec[0] not in ("File", "Directory"):
+        if (
+            not isinstance(spec, (tuple, list))
+            or len(spec) not in (2, 3)
+            or not isinstance(spec[0], str)
+            or spec[0] not in ("File", "Directory")
+        ):
             raise NetError(f"NetTrain: training_progress_checkpointing must be {forms}; got {spec!r:.200}")
         target = spec[1]
         if not isinstance(target, (str, os.PathLike)) or not str(target):
@@ -170,7 +175,11 @@ class Checkpoints:
         if str(path) not in self.files:
             self.files.append(str(path))
         while self.maximum is not None and len(self.files) > self.maximum:
-            Path(self.files.pop(0)).unlink(missing_ok=True)
+            old = self.files.pop(0)
+            try:
+                Path(old).unlink(missing_ok=True)
+            except OSError as err:  # training goes on; the file stays
+                warnings.warn(f"NetTrain: could not remove the old checkpoint {old} ({err})", stacklevel=2)
 
     def _open(self) -> None:
         """Make the directory, remove stale temporary files there, and number this run's checkpoints
@@ -188,7 +197,8 @@ class Checkpoints:
 
 def _interval(value: Any) -> tuple[str, float]:
     """The "Interval" sub-option as (unit, n)."""
-    ok = isinstance(value, (tuple, list)) and len(value) == 2 and value[0] in COUNTED + tuple(SECONDS)
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
+    ok = ok and value[0] in COUNTED + tuple(SECONDS)
     if ok and value[0] in COUNTED:
         ok = _is_whole(value[1]) and value[1] >= 1
     elif ok:
@@ -438,7 +448,7 @@ def _newest_good(folder: Path, exact: bool, label: str) -> Checkpoint:
         if skipped:
             warnings.warn(
                 f"NetTrain: resuming from {found.path.name}, the newest usable checkpoint in {folder}; skipped "
-                f"newer files: {_listed(skipped)}",
+                f"(newest first) {_listed(skipped)}",
                 stacklevel=4,
             )
         return found
@@ -454,7 +464,7 @@ def _read(path: Path, exact: bool) -> Checkpoint:
     try:
         net, header, arrays = load_with_extra(path)
     except NetError as err:
-        raise _UnusableError(f"damaged or not a net file ({str(err).removeprefix(f'{path}: ')})") from None
+        raise _UnusableError(f"cannot be read: {str(err).removeprefix(f'{path}: ')}") from None
     if not isinstance(header, dict) or header.get("kind") != CHECKPOINT_KIND:
         raise _UnusableError("is a net file but not a training checkpoint")
     problem = _header_problem(header, arrays)
