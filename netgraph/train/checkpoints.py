@@ -3,11 +3,58 @@
 A checkpoint is a net file (``netgraph.load`` reads it) whose extra header and arrays hold the rest of a
 :class:`~netgraph.train.state.TrainingRun`: the counters, the optimiser's state, the arrays of the best
 round, the stopping criterion's patience, the random states and this round's order of the examples.
+
+**Writing.** ``training_progress_checkpointing`` is ``("File", path)`` (one file, overwritten) or
+``("Directory", dir)`` (a new file per checkpoint, named ``<start time>-<counter>-round<r>-batch<b>-loss<l>
+[-val<v>].npz``), optionally with a dict of sub-options as a third element:
+
+- ``"Interval"``: ``("Rounds", n)`` (default ``("Rounds", 1)``) or ``("Batches", n)``, n a whole number
+  >= 1; or a time, ``("Seconds"|"Minutes"|"Hours", t)`` with t > 0, checked after every batch.
+- ``"MinimumInterval"``: seconds; a checkpoint that falls due sooner than this after the previous one is
+  skipped (default 0).
+- ``"MaximumCheckpoints"``: n >= 1 keeps only the newest n checkpoints that this run wrote in the
+  directory (default None: keep them all, as Wolfram does). Files of other runs, such as the one resumed
+  from, are never removed. ``"CheckpointingFiles"`` lists the files kept. For ``("Directory", ...)`` only.
+
+The option is checked before any work starts: the form, the sub-options, and that the target can be
+written (a "File" that is a directory, a "Directory" that is a file, or a place without write permission
+is refused). Nothing is created until the first checkpoint is written; then the directory is made, and
+temporary files that killed writes left there are removed (:func:`netgraph.files.remove_stale_parts`).
+
+**What a checkpoint records** (its header's ``"setup"``): what an exact continuation depends on:
+``"TrainingExamples"``, ``"ValidationExamples"``, ``"BatchSize"``, ``"WorldSize"`` (processes; 1),
+``"Method"`` and ``"MethodOptions"``, ``"Losses"`` (ports and weights), ``"LearningRateMultipliers"``,
+``"WorkingPrecision"`` and ``"Architecture"`` (a fingerprint of the training net's layer types,
+settings, port shapes and array shapes).
+
+**Resuming.** ``resume_from`` is a checkpoint file, a directory (its newest good checkpoint), or
+``(file_or_dir, {"Exact": False})``. By default (``"Exact": True``) the run must be the one that wrote
+the checkpoint: any difference from the setup above is a :class:`~netgraph.layer.NetError` naming each
+difference (the checkpoint's value and the value now), raised before any training. With
+``"Exact": False`` training continues with the data, batch size, method options, losses, multipliers,
+precision and layer settings given now (a warning lists what differs), and a round that was interrupted
+part-way starts again from its first batch when the data's length or the batch size changed. Either way
+the net's arrays must have the same shapes and the method the same name (its state carries over), and
+the loss layers must be attached alike. A checkpoint written before checkpoints recorded their setup is
+read with a warning: only what it holds is checked (the arrays, and the length of an interrupted
+round's data).
+
+In a directory, checkpoints are tried newest first (by their names' start time and counter; files not
+named like checkpoints come last). A damaged one, or a net file that is not a checkpoint, is skipped with
+a warning naming it and the checkpoint used; when none is usable the error lists every file tried.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import numbers
+import os
+import re
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,58 +62,281 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..backend import to_numpy
-from ..io import load_with_extra, save
-from ..layer import NetError
+from ..files import remove_stale_parts
+from ..io import encode, encode_layer, load_with_extra, save
+from ..layer import Layer, NetError, iter_layers
 from ..paths import iter_arrays
 from .state import TrainingRun, TrainingState
 
 CHECKPOINT_KIND = "netgraph-training-checkpoint"
+SUB_OPTIONS = ("Interval", "MinimumInterval", "MaximumCheckpoints")
+COUNTED = ("Rounds", "Batches")
+SECONDS = {"Seconds": 1.0, "Minutes": 60.0, "Hours": 3600.0}
+#: a checkpoint's file name in a directory: start time, counter, round, ...
+CHECKPOINT_NAME = re.compile(r"^(?P<stamp>\d{8}-\d{6})-(?P<counter>\d+)-round")
+RESUME_OPTIONS = ("Exact",)
+#: the setup fields an exact continuation needs, with their names in messages
+SETUP_FIELDS = {
+    "TrainingExamples": "training examples",
+    "ValidationExamples": "validation examples",
+    "BatchSize": "batch size",
+    "WorldSize": "processes (WorldSize)",
+    "Losses": "loss ports and weights",
+    "LearningRateMultipliers": "learning-rate multipliers",
+    "WorkingPrecision": "working precision",
+}
+#: the most differences one message lists
+SHOWN = 6
 
 
 class Checkpoints:
-    """Wolfram's TrainingProgressCheckpointing: ("File", path) or ("Directory", dir) [, {"Interval": ...}]."""
+    """Wolfram's TrainingProgressCheckpointing: ("File", path) or ("Directory", dir) [, {sub-options}].
+
+    Constructing it checks the option and touches no file; the first :meth:`write` makes the directory.
+    """
 
     def __init__(self, spec: Any):
         self.files: list[str] = []
         self.kind = None
+        self.unit, self.every, self.minimum, self.maximum = "Rounds", 1, 0.0, None
+        self.started = time.monotonic()
+        self.last_written: float | None = None
+        self.counter = 0
+        self.opened = False
+        self.setup: dict | None = None
         if spec is None:
             return
-        if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3) or spec[0] not in ("File", "Directory"):
+        forms = (
+            '("File", path) or ("Directory", dir), optionally with a dict of sub-options '
+            f"{', '.join(map(repr, SUB_OPTIONS))} as a third element"
+        )
+        if (
+            not isinstance(spec, (tuple, list))
+            or len(spec) not in (2, 3)
+            or not isinstance(spec[0], str)
+            or spec[0] not in ("File", "Directory")
+        ):
+            raise NetError(f"NetTrain: training_progress_checkpointing must be {forms}; got {spec!r:.200}")
+        target = spec[1]
+        if not isinstance(target, (str, os.PathLike)) or not str(target):
             raise NetError(
-                f'NetTrain: training_progress_checkpointing must be ("File", path) or ("Directory", dir), '
-                f"optionally with {{'Interval': ('Rounds'|'Batches', n)}}; got {spec!r}"
+                f"NetTrain: training_progress_checkpointing=({spec[0]!r}, ...) needs a path (a str or Path), "
+                f"got {target!r:.100}"
             )
-        self.kind, self.target = spec[0], Path(spec[1])
-        unit, every = (spec[2] if len(spec) == 3 else {}).get("Interval", ("Rounds", 1))
-        if unit not in ("Rounds", "Batches") or int(every) < 1:
-            raise NetError(f"NetTrain: checkpoint interval must be ('Rounds'|'Batches', n >= 1), got {(unit, every)!r}")
-        self.unit, self.every = unit, int(every)
+        options = spec[2] if len(spec) == 3 else {}
+        if not isinstance(options, dict):
+            raise NetError(
+                f"NetTrain: the third element of training_progress_checkpointing must be a dict of sub-options "
+                f"({', '.join(map(repr, SUB_OPTIONS))}); got {options!r:.100}"
+            )
+        unknown = [key for key in options if key not in SUB_OPTIONS]
+        if unknown:
+            raise NetError(
+                f"NetTrain: training_progress_checkpointing has no sub-option {', '.join(map(repr, unknown))}; "
+                f"its sub-options are {', '.join(map(repr, SUB_OPTIONS))}"
+            )
+        self.kind, self.target = spec[0], Path(target)
+        self.unit, self.every = _interval(options.get("Interval", ("Rounds", 1)))
+        self.minimum = _minimum_interval(options.get("MinimumInterval", 0))
+        self.maximum = _maximum_checkpoints(options.get("MaximumCheckpoints"), self.kind)
+        _check_target(self.kind, self.target)
         self.stamp = time.strftime("%Y%m%d-%H%M%S")
-        if self.kind == "Directory":
-            self.target.mkdir(parents=True, exist_ok=True)
 
     def due(self, unit: str, count: int) -> bool:
         """Whether a checkpoint is to be written after ``count`` rounds or batches (``unit``)."""
-        return self.kind is not None and unit == self.unit and count % self.every == 0
+        if self.kind is None:
+            return False
+        now = time.monotonic()
+        if self.unit in SECONDS:
+            since = now - (self.started if self.last_written is None else self.last_written)
+            due = unit == "Batches" and since >= self.every * SECONDS[self.unit]
+        else:
+            due = unit == self.unit and count % self.every == 0
+        return due and (self.last_written is None or now - self.last_written >= self.minimum)
 
     def write(self, run: TrainingRun) -> None:
-        """Write a checkpoint of ``run`` (atomically: a crash keeps the previous file)."""
-        header, arrays = _contents(run)
+        """Write a checkpoint of ``run`` (atomically: a crash keeps the previous file), then drop the
+        oldest of this run's checkpoints beyond "MaximumCheckpoints"."""
+        if not self.opened:
+            self._open()
+        if self.setup is None:
+            self.setup = setup_record(run)
+        header, arrays = _contents(run, self.setup)
         state = run.state
         if self.kind == "File":
             path = self.target
         else:
+            self.counter += 1
             loss = f"-loss{state.batch_losses[-1]:.5g}" if state.batch_losses else ""
             val = f"-val{state.validation_losses[-1]:.5g}" if state.validation_losses and state.batch == 0 else ""
-            path = self.target / (
-                f"{self.stamp}-{len(self.files) + 1:05d}-round{state.round}-batch{state.batch}{loss}{val}.npz"
-            )
+            path = self.target / f"{self.stamp}-{self.counter:05d}-round{state.round}-batch{state.batch}{loss}{val}.npz"
         save(run.user_net(), path, extra=header, extra_arrays=arrays)
+        self.last_written = time.monotonic()
         if str(path) not in self.files:
             self.files.append(str(path))
+        while self.maximum is not None and len(self.files) > self.maximum:
+            old = self.files.pop(0)
+            try:
+                Path(old).unlink(missing_ok=True)
+            except OSError as err:  # training goes on; the file stays
+                warnings.warn(f"NetTrain: could not remove the old checkpoint {old} ({err})", stacklevel=2)
+
+    def _open(self) -> None:
+        """Make the directory, remove stale temporary files there, and number this run's checkpoints
+        after any that a run started in the same second wrote."""
+        folder = self.target if self.kind == "Directory" else self.target.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(folder)
+        if self.kind == "Directory":
+            for entry in os.scandir(folder):
+                named = CHECKPOINT_NAME.match(entry.name)
+                if named is not None and named["stamp"] == self.stamp:
+                    self.counter = max(self.counter, int(named["counter"]))
+        self.opened = True
 
 
-def _contents(run: TrainingRun) -> tuple[dict, dict]:
+def _interval(value: Any) -> tuple[str, float]:
+    """The "Interval" sub-option as (unit, n)."""
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
+    ok = ok and value[0] in COUNTED + tuple(SECONDS)
+    if ok and value[0] in COUNTED:
+        ok = _is_whole(value[1]) and value[1] >= 1
+    elif ok:
+        ok = _is_real(value[1]) and math.isfinite(value[1]) and value[1] > 0
+    if not ok:
+        raise NetError(
+            "NetTrain: training_progress_checkpointing's 'Interval' must be ('Rounds'|'Batches', n) with a whole "
+            f"n >= 1, or ('Seconds'|'Minutes'|'Hours', t) with t > 0; got {value!r:.100}"
+        )
+    return value[0], (int(value[1]) if value[0] in COUNTED else float(value[1]))
+
+
+def _minimum_interval(value: Any) -> float:
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
+        raise NetError(
+            "NetTrain: training_progress_checkpointing's 'MinimumInterval' must be a number of seconds >= 0; "
+            f"got {value!r:.100}"
+        )
+    return float(value)
+
+
+def _maximum_checkpoints(value: Any, kind: str) -> int | None:
+    if value is None:
+        return None
+    if not _is_whole(value) or value < 1:
+        raise NetError(
+            "NetTrain: training_progress_checkpointing's 'MaximumCheckpoints' must be a whole number >= 1 (or None "
+            f"for all); got {value!r:.100}"
+        )
+    if kind != "Directory":
+        raise NetError(
+            "NetTrain: training_progress_checkpointing's 'MaximumCheckpoints' applies to ('Directory', dir) "
+            "checkpointing; ('File', path) keeps one file"
+        )
+    return int(value)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_target(kind: str, target: Path) -> None:
+    """Refuse a checkpoint target that cannot be written, before any training."""
+    where = f"training_progress_checkpointing=({kind!r}, {str(target)!r})"
+    try:
+        if kind == "File":
+            if target.is_dir():
+                raise NetError(
+                    f"NetTrain: {where}: {target} is a directory; give a file path, or ('Directory', dir) "
+                    "for a new file per checkpoint"
+                )
+            if target.exists() and not target.is_file():
+                raise NetError(f"NetTrain: {where}: {target} exists and is not a regular file")
+            folder = target.parent
+        else:
+            if target.exists() and not target.is_dir():
+                raise NetError(
+                    f"NetTrain: {where}: {target} is a file, not a directory; give a directory, or ('File', path) "
+                    "for one file overwritten at each checkpoint"
+                )
+            folder = target
+        existing = folder.absolute()
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as err:
+        raise NetError(f"NetTrain: {where}: cannot reach the target ({err})") from None
+    if not existing.is_dir():
+        raise NetError(f"NetTrain: {where}: {existing} is not a directory, so {folder} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NetError(f"NetTrain: {where}: no permission to write in {existing}")
+
+
+# --- what a checkpoint holds -----------------------------------------------------------------
+
+
+def setup_record(run: TrainingRun) -> dict[str, Any]:
+    """What an exact continuation of ``run`` depends on (a checkpoint header's ``"setup"``)."""
+    data, optimizer = run.data, run.optimizer
+    return {
+        "TrainingExamples": data.examples,
+        "ValidationExamples": data.validation_examples,
+        "BatchSize": data.batch_size,
+        "WorldSize": getattr(run, "world_size", 1),
+        "Method": optimizer.name,
+        "MethodOptions": {key: _plain(value) for key, value in optimizer.options.items()},
+        "Losses": [[port, float(weight)] for port, weight in run.losses],
+        "LearningRateMultipliers": sorted([_path_name(path), float(rate)] for path, rate in run.rates.items()),
+        "WorkingPrecision": np.dtype(run.dtype).name,
+        "Architecture": fingerprint(run.train_net),
+    }
+
+
+def fingerprint(net: Layer) -> str:
+    """A digest of ``net``'s layer types, settings, port shapes and array shapes (not array values)."""
+    arrays: list[np.ndarray] = []
+    try:
+        spec = encode_layer(net, arrays)
+    except NetError as err:  # a setting that cannot be saved: the digest falls back on its message
+        spec = str(err)
+
+    def shapes(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value.get("$") == "layer" and isinstance(value.get("arrays"), dict):
+                value = {
+                    **value,
+                    "arrays": {k: None if i is None else list(arrays[i].shape) for k, i in value["arrays"].items()},
+                }
+            return {k: shapes(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shapes(v) for v in value]
+        return value
+
+    text = json.dumps(shapes(spec), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """An optimiser option as JSON: numbers and names as they are, a function by its name."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Real):
+        return float(value) if not isinstance(value, numbers.Integral) else int(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if callable(value):
+        return f"<function {getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}>"
+    return repr(value)
+
+
+def _path_name(path: tuple) -> str:
+    return "/".join(str(part) for part in path)
+
+
+def _contents(run: TrainingRun, setup: dict) -> tuple[dict, dict]:
     """A checkpoint's header (JSON) and arrays, besides the net's own arrays."""
     state, optimizer = run.state, run.optimizer
     arrays: dict[str, Any] = {"order": np.asarray(state.order if state.order is not None else [], dtype=np.int64)}
@@ -81,6 +351,7 @@ def _contents(run: TrainingRun) -> tuple[dict, dict]:
         arrays[f"best{i}"] = value
     header = {
         "kind": CHECKPOINT_KIND,
+        "setup": setup,
         "counters": {name: getattr(state, name) for name in TrainingState.COUNTERS},
         "rounds": run.rounds,
         "prefix": list(run.prefix),
@@ -93,52 +364,332 @@ def _contents(run: TrainingRun) -> tuple[dict, dict]:
     return header, arrays
 
 
-def latest_checkpoint(where: Path) -> Path:
-    """``where`` itself, or the newest checkpoint in the directory ``where``."""
-    if where.is_dir():
-        found = sorted(where.glob("*.npz"))
-        if not found:
-            raise NetError(f"NetTrain: resume_from={str(where)!r} holds no checkpoint (*.npz) files")
-        return found[-1]
-    return where
+# --- reading a checkpoint --------------------------------------------------------------------
 
 
-def resume(run: TrainingRun, where: str | Path) -> None:
-    """Load the checkpoint ``where`` (a file, or a directory's newest) into ``run``, to continue it.
+@dataclass
+class Checkpoint:
+    """A checkpoint read from disk, checked to hold what resuming needs."""
 
-    The number of rounds comes from the checkpoint unless ``run`` has one; a generator is asked again
-    for the batch where training resumes.
+    path: Path
+    net: Layer  # the user's net with the checkpoint's arrays
+    header: dict
+    arrays: dict[str, np.ndarray]
+    exact: bool  # resume_from's "Exact": differences from the checkpoint's setup are errors
+
+
+class _UnusableError(Exception):
+    """A file that cannot be resumed from; the message says why."""
+
+
+def read_checkpoint(resume_from: Any) -> Checkpoint | None:
+    """The checkpoint that ``resume_from`` names (None for None), read and checked before any work.
+
+    A directory gives its newest good checkpoint (see the module docstring); a damaged newest one is
+    skipped with a warning.
     """
-    path = latest_checkpoint(Path(where))
-    saved, header, arrays = load_with_extra(path)
-    if not isinstance(header, dict) or header.get("kind") != CHECKPOINT_KIND:
-        raise NetError(f"NetTrain: {path} is a net file but not a training checkpoint")
-    prefix, optimizer, state = run.prefix, run.optimizer, run.state
-    if list(prefix) != header.get("prefix") or header["optimizer"]["name"] != optimizer.name:
+    if resume_from is None:
+        return None
+    where, exact = _resume_option(resume_from)
+    label = f"resume_from={str(where)!r}"
+    try:
+        if where.is_dir():
+            remove_stale_parts(where)
+            return _newest_good(where, exact, label)
+        if not where.exists():
+            raise NetError(f"NetTrain: {label}: no such file or directory")
+        if not where.is_file():
+            raise NetError(f"NetTrain: {label} is not a regular file or a directory")
+    except OSError as err:
+        raise NetError(f"NetTrain: {label}: cannot be read ({err})") from None
+    try:
+        return _read(where, exact)
+    except _UnusableError as err:
+        raise NetError(f"NetTrain: {label}: {err}") from None
+
+
+def _resume_option(resume_from: Any) -> tuple[Path, bool]:
+    """``resume_from`` as (path, exact)."""
+    options: Any = {}
+    if isinstance(resume_from, tuple) and len(resume_from) == 2 and not isinstance(resume_from[1], (str, os.PathLike)):
+        resume_from, options = resume_from
+    if not isinstance(resume_from, (str, os.PathLike)) or not str(resume_from):
         raise NetError(
-            f"NetTrain: checkpoint {path} was written by a different training setup "
-            f"(losses or method {header['optimizer']['name']!r} differ)"
+            "NetTrain: resume_from must be a checkpoint file or a directory of checkpoints (a str or Path), "
+            f"optionally as (path, {{'Exact': False}}); got {resume_from!r:.100}"
         )
-    saved_arrays = {path_: layer.arrays[name] for path_, layer, name in iter_arrays(saved)}
+    if not isinstance(options, dict) or any(key not in RESUME_OPTIONS for key in options):
+        raise NetError(f"NetTrain: resume_from's sub-options are {{'Exact': True|False}}; got {options!r:.100}")
+    exact = options.get("Exact", True)
+    if not isinstance(exact, (bool, np.bool_)):
+        raise NetError(f"NetTrain: resume_from's 'Exact' must be True or False; got {exact!r:.100}")
+    return Path(resume_from), bool(exact)
+
+
+def _newest_good(folder: Path, exact: bool, label: str) -> Checkpoint:
+    """The newest checkpoint in ``folder`` that can be read, warning about newer ones that cannot."""
+
+    def order(path: Path) -> tuple:
+        named = CHECKPOINT_NAME.match(path.name)
+        return (1, named["stamp"], int(named["counter"]), path.name) if named else (0, "", 0, path.name)
+
+    candidates = sorted((p for p in folder.iterdir() if p.suffix == ".npz"), key=order, reverse=True)
+    if not candidates:
+        raise NetError(f"NetTrain: {label} holds no checkpoint (*.npz) files")
+    skipped: list[str] = []
+    for path in candidates:
+        try:
+            if not path.is_file():
+                raise _UnusableError("not a regular file")
+            found = _read(path, exact)
+        except (_UnusableError, OSError) as err:
+            skipped.append(f"{path.name}: {err}")
+            continue
+        if skipped:
+            warnings.warn(
+                f"NetTrain: resuming from {found.path.name}, the newest usable checkpoint in {folder}; skipped "
+                f"(newest first) {_listed(skipped)}",
+                stacklevel=4,
+            )
+        return found
+    raise NetError(f"NetTrain: {label} holds no usable checkpoint; tried (newest first): {_listed(skipped)}")
+
+
+def _listed(items: list[str]) -> str:
+    more = f"; and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return "; ".join(items[:SHOWN]) + more
+
+
+def _read(path: Path, exact: bool) -> Checkpoint:
+    try:
+        net, header, arrays = load_with_extra(path)
+    except NetError as err:
+        raise _UnusableError(f"cannot be read: {str(err).removeprefix(f'{path}: ')}") from None
+    if not isinstance(header, dict) or header.get("kind") != CHECKPOINT_KIND:
+        raise _UnusableError("is a net file but not a training checkpoint")
+    problem = _header_problem(header, arrays)
+    if problem is not None:
+        raise _UnusableError(f"a damaged training checkpoint ({problem})")
+    return Checkpoint(path, net, header, arrays, exact)
+
+
+def _header_problem(header: dict, arrays: dict) -> str | None:
+    """What a checkpoint's header or extra arrays lack, or None."""
+    optimizer, counters, best = header.get("optimizer"), header.get("counters"), header.get("best")
+    if not isinstance(counters, dict) or any(name not in counters for name in TrainingState.COUNTERS):
+        return "counters missing"
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("name"), str):
+        return "optimiser missing"
+    keys = optimizer.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(k, list) and len(k) == 2 for k in keys):
+        return "optimiser state missing"
+    for i, (_, slots) in enumerate(keys):
+        if not isinstance(slots, list) or any(f"opt{i}/{slot}" not in arrays for slot in slots):
+            return f"optimiser state {i} missing"
+    if not isinstance(best, list) or any(f"best{i}" not in arrays for i in range(len(best))):
+        return "best arrays missing"
+    if not isinstance(header.get("criterion"), dict) or not {"best", "waited"} <= set(header["criterion"]):
+        return "stopping criterion missing"
+    if not isinstance(header.get("rng"), dict) or not isinstance(header.get("prefix"), list) or "order" not in arrays:
+        return "random state or data order missing"
+    setup = header.get("setup")
+    if setup is not None and not isinstance(setup, dict):
+        return "setup damaged"
+    return None
+
+
+# --- resuming --------------------------------------------------------------------------------
+
+
+def resume(run: TrainingRun, checkpoint: Checkpoint | str | Path) -> None:
+    """Load ``checkpoint`` (as :func:`read_checkpoint` gives it, or a path) into ``run``, to continue it.
+
+    Everything is checked before ``run`` is changed. The number of rounds comes from the checkpoint
+    unless ``run`` has one; a generator is asked again for the batch where training resumes.
+    """
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = read_checkpoint(checkpoint)
+    path, header, arrays = checkpoint.path, checkpoint.header, checkpoint.arrays
+    prefix, optimizer, state = run.prefix, run.optimizer, run.state
+    fatal, soft = _differences(run, checkpoint)
+    if fatal:
+        raise NetError(
+            f"NetTrain: checkpoint {path} does not fit this net or training setup: "
+            f"{_listed(fatal + [text for _, text in soft])}"
+        )
+    counters = header["counters"]
+    order = arrays["order"] if counters["batch"] else None
+    restart = False
+    if order is not None and (len(order) != run.data.examples or "BatchSize" in [d for d, _ in soft]):
+        restart = True
+        if len(order) != run.data.examples and "TrainingExamples" not in [d for d, _ in soft]:
+            soft.append(
+                (
+                    "TrainingExamples",
+                    f"the checkpoint was taken part-way through a round of {len(order)} examples; the data now has "
+                    f"{run.data.examples}",
+                )
+            )
+    setup = header.get("setup")
+    if soft and checkpoint.exact:
+        raise NetError(
+            f"NetTrain: checkpoint {path} does not fit this run: {_listed([text for _, text in soft])}. An exact "
+            "continuation needs the same data, batch size, net, losses and method; resume_from=(path, "
+            "{'Exact': False}) continues with what is given now"
+        )
+    if soft:
+        restarted = "; the interrupted round starts again from its first batch" if restart else ""
+        warnings.warn(
+            f"NetTrain: resuming from {path}, not an exact continuation: {_listed([text for _, text in soft])}"
+            f"{restarted}",
+            stacklevel=3,
+        )
+    elif setup is None:
+        warnings.warn(
+            f"NetTrain: checkpoint {path} records no training setup (it was written before checkpoints did); "
+            "its data length, batch size, method options and layer settings cannot be checked against this run",
+            stacklevel=3,
+        )
+    saved_arrays = {path_: layer.arrays[name] for path_, layer, name in iter_arrays(checkpoint.net)}
     for array_path, layer, name in iter_arrays(run.train_net):
         value = saved_arrays.get(array_path[len(prefix) :])
         if value is None or value.shape != layer.array_shapes().get(name, value.shape):
-            raise NetError(f"NetTrain: checkpoint {path} does not fit this net (array {array_path})")
+            raise NetError(f"NetTrain: checkpoint {path} does not fit this net (array {_path_name(array_path)})")
+    for array_path, layer, name in iter_arrays(run.train_net):
         key = (id(layer), name)
+        value = saved_arrays[array_path[len(prefix) :]]
         run.store[key] = Tensor(run.xp.asarray(value, dtype=run.dtype), key in run.grad_keys)
     for i, (key, slots) in enumerate(header["optimizer"]["keys"]):
         optimizer.state[tuple(key)] = {
             slot: run.xp.asarray(arrays[f"opt{i}/{slot}"], dtype=run.dtype) for slot in slots
         }
-    for name, value in header["counters"].items():
-        setattr(state, name, value)
+    for name in TrainingState.COUNTERS:
+        setattr(state, name, counters[name])
     state.best_value = float(state.best_value)
-    state.order = arrays["order"] if state.batch else None
+    state.order = order
+    if restart:  # the interrupted round again, from its first batch, in a new order
+        state.round, state.batch, state.order = state.round - 1, 0, None
+        state.round_total, state.round_seen = 0.0, 0
     state.best = {tuple(p): arrays[f"best{i}"] for i, p in enumerate(header["best"])} or None
     run.criterion.best, run.criterion.waited = header["criterion"]["best"], header["criterion"]["waited"]
-    run.data.rng.bit_generator.state = header["rng"]
+    try:
+        run.data.rng.bit_generator.state = header["rng"]
+    except (TypeError, ValueError, KeyError) as err:
+        raise NetError(f"NetTrain: checkpoint {path} is damaged (random state: {err})") from None
     if header.get("device_seed") is not None:
         run.device_rng.base_seed = int(header["device_seed"])
     run.data.pending = None
     if run.rounds is None:
         run.rounds = header.get("rounds")
+
+
+def _differences(run: TrainingRun, checkpoint: Checkpoint) -> tuple[list[str], list[tuple[str, str]]]:
+    """What differs between ``run`` and the run that wrote ``checkpoint``: (differences no resume can
+    bridge, [(setup field, difference)] that only an exact continuation refuses)."""
+    header, setup = checkpoint.header, checkpoint.header.get("setup") or {}
+    fatal: list[str] = []
+    if list(run.prefix) != header["prefix"]:
+        fatal.append(
+            f"loss layers were {'' if header['prefix'] else 'not '}attached to the net in the checkpoint's run, "
+            f"and are {'' if run.prefix else 'not '}now"
+        )
+    if header["optimizer"]["name"] != run.optimizer.name:
+        fatal.append(
+            f"method {header['optimizer']['name']!r} in the checkpoint, {run.optimizer.name!r} now (its state "
+            "cannot carry over to another method)"
+        )
+    fatal += _array_differences(checkpoint.net, run.net)
+    soft: list[tuple[str, str]] = []
+    if not setup:
+        return fatal, soft
+    now = setup_record(run)
+    for key, what in SETUP_FIELDS.items():
+        if key in setup and _json(setup[key]) != _json(now[key]):
+            soft.append((key, f"{what} {_short(setup[key])} in the checkpoint, {_short(now[key])} now"))
+    saved_options = setup.get("MethodOptions")
+    if isinstance(saved_options, dict) and header["optimizer"]["name"] == run.optimizer.name:
+        for key in sorted(set(saved_options) | set(now["MethodOptions"])):
+            before, after = saved_options.get(key), now["MethodOptions"].get(key)
+            if _json(before) != _json(after):
+                soft.append(
+                    ("MethodOptions", f"method option {key} {_short(before)} in the checkpoint, {_short(after)} now")
+                )
+    if "Architecture" in setup and setup["Architecture"] != now["Architecture"]:
+        layers = _layer_differences(checkpoint.net, run.net)
+        soft += [("Architecture", text) for text in layers] or [
+            (
+                "Architecture",
+                f"the training net's layers, connections or loss layers (architecture {setup['Architecture']} in the "
+                f"checkpoint, {now['Architecture']} now)",
+            )
+        ]
+    return fatal, soft
+
+
+def _array_differences(saved: Layer, net: Layer) -> list[str]:
+    """The arrays that differ in name or shape between the checkpoint's net and the net now."""
+    before = {
+        _path_name(p): tuple(layer.arrays[n].shape) for p, layer, n in iter_arrays(saved) if layer.arrays[n] is not None
+    }
+    after = {}
+    for p, layer, n in iter_arrays(net):
+        value = layer.arrays[n]
+        shape = tuple(value.shape) if value is not None else layer.array_shapes().get(n)
+        after[_path_name(p)] = None if shape is None else tuple(shape)
+    found = []
+    for name in list(before) + [n for n in after if n not in before]:
+        if name not in after:
+            found.append(f"array {name} only in the checkpoint")
+        elif name not in before:
+            found.append(f"array {name} only in the net now")
+        elif before[name] != after[name]:
+            found.append(f"array {name} has shape {before[name]} in the checkpoint, {after[name]} now")
+    return found
+
+
+def _layer_differences(saved: Layer, net: Layer) -> list[str]:
+    """The layers whose type or settings differ between the checkpoint's net and the net now."""
+    before, after = _layer_table(saved), _layer_table(net)
+    found = []
+    for name in list(before) + [n for n in after if n not in before]:
+        if name not in after or name not in before:
+            found.append(f"layer {name or 'the net'} only {'in the checkpoint' if name in before else 'now'}")
+            continue
+        (kind, settings), (kind_now, settings_now) = before[name], after[name]
+        if kind != kind_now:
+            found.append(f"layer {name or 'the net'} is a {kind} in the checkpoint, a {kind_now} now")
+            continue
+        keys = dict.fromkeys(list(settings) + list(settings_now))
+        for key in [k for k in keys if settings.get(k) != settings_now.get(k)][:2]:
+            found.append(
+                f"layer {name or 'the net'} ({kind}) has {key} {_short(settings.get(key))} in the checkpoint, "
+                f"{_short(settings_now.get(key))} now"
+            )
+    return found
+
+
+def _layer_table(net: Layer) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each layer's path: its type and, for a layer without sub-layers, its settings and port shapes as JSON."""
+    table = {}
+    for path, layer in iter_layers(net):
+        settings: dict[str, str] = {}
+        if not any(True for _ in layer.children()):
+            for key, value in layer.config().items():
+                try:
+                    settings[key] = _json(encode(value, []))
+                except NetError:
+                    settings[key] = repr(value)
+            for port, shape in layer.port_shapes.items():
+                settings[f"port {port}"] = _json(None if shape is None else list(shape))
+        table[_path_name(path)] = (type(layer).__name__, settings)
+    return table
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _short(value: Any) -> str:
+    """A value in a message, cut to 60 characters (text as it is, other values by repr)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -30,13 +30,19 @@ What NetTrain's arguments and options take (each as in the Wolfram Language, in 
     ``f(progress)`` may return "StopTraining".
 - random_seeding: an int makes initialisation, shuffling and random layers reproducible.
 - training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
-    with ``{"Interval": ("Rounds"|"Batches", n)}`` as a third element (default: every
-    round). Each checkpoint is a net file (``netgraph.load`` reads it) that also holds the
-    optimiser state, the counters, the random states and the data position; it is
-    written atomically.
-- resume_from: a checkpoint file, or a directory (its newest checkpoint): training
-    continues where it stopped and, with the same seed and data, ends with the same
-    arrays as an uninterrupted run (on the CPU). Ctrl-C stops cleanly and returns the
+    with a dict of sub-options as a third element: ``"Interval"``: ``("Rounds"|"Batches", n)``
+    (default: every round) or ``("Seconds"|"Minutes"|"Hours", t)``; ``"MinimumInterval"``:
+    seconds; ``"MaximumCheckpoints"``: n keeps this run's newest n files in the directory.
+    Each checkpoint is a net file (``netgraph.load`` reads it) that also holds the
+    optimiser state, the counters, the random states, the data position and the setup an
+    exact continuation needs (data length, batch size, method, losses, the net's
+    architecture); it is written atomically. The option is checked before training.
+- resume_from: a checkpoint file, or a directory (its newest usable checkpoint; a damaged
+    newer one is skipped with a warning): training continues where it stopped and, with
+    the same seed and data, ends with the same arrays as an uninterrupted run (on the CPU).
+    Data of another length, another batch size, net, losses or method options are an error
+    naming each difference; ``(path, {"Exact": False})`` continues with them instead
+    (see :mod:`netgraph.train.checkpoints`). Ctrl-C stops cleanly and returns the
     net trained so far.
 
 Example:
@@ -63,7 +69,7 @@ from ..initialize import initialize_in_place
 from ..layer import Layer
 from ..optimizers import make_optimizer
 from ..ports import Automatic
-from .checkpoints import Checkpoints, resume
+from .checkpoints import Checkpoints, read_checkpoint, resume
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
 from .losses import attach_losses
@@ -93,7 +99,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     random_seeding: int | Any = Automatic,
     working_precision: str = "Real32",
     training_progress_checkpointing: Any = None,
-    resume_from: str | Path | None = None,
+    resume_from: str | Path | tuple | None = None,
 ) -> Any:
     """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results), as Wolfram's
     ``NetTrain[net, data, prop, opts]``: the options are Wolfram's in snake_case, listed with their forms in
@@ -101,6 +107,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     """
     started = time.perf_counter()
     _check_options(data, validation_set)
+    checkpoints, checkpoint = Checkpoints(training_progress_checkpointing), read_checkpoint(resume_from)
     seed = None if random_seeding is Automatic else random_seeding
     net = net.copy()
     train_net, losses = attach_losses(net, loss_function)
@@ -125,11 +132,11 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         run,
         reporter=Reporter(training_progress_reporting),
         progress_function=ProgressFunction(training_progress_function),
-        checkpoints=Checkpoints(training_progress_checkpointing),
+        checkpoints=checkpoints,
         time_goal=time_goal,
     )
-    if resume_from is not None:
-        resume(run, resume_from)
+    if checkpoint is not None:
+        resume(run, checkpoint)
     reason = loop.train()
     results = NetTrainResults(_properties(run, reason, loop.checkpoints.files))
     loop.reporter.done(results.properties)
