@@ -52,24 +52,30 @@ Example:
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..backend import cpu_work, get_dtype, get_xp
+import numpy as np
+
+from ..backend import DEVICES, BackendError, cpu_work, get_dtype, get_xp
 from ..images import loss_plot
 from ..initialize import initialize_in_place
-from ..layer import Layer
+from ..layer import Layer, NetError
 from ..optimizers import make_optimizer
+from ..paths import iter_arrays
 from ..ports import Automatic
 from .checkpoints import Checkpoints, resume
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
-from .losses import attach_losses
+from .losses import attach_losses, index_targets
 from .progress import ProgressFunction, Reporter, StoppingCriterion
-from .results import NetTrainResults
-from .state import DeviceRandom, TrainingRun
+from .results import ALIASES, PROPERTIES, NetTrainResults
+from .state import DeviceRandom, TrainingRun, array_rates
 
 
 @cpu_work(release=True)  # the CPU settings of netgraph's passes, for the whole run
@@ -100,13 +106,35 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     this module's docstring (``help(netgraph.train.nettrain)``).
     """
     started = time.perf_counter()
-    _check_options(data, validation_set)
-    seed = None if random_seeding is Automatic else random_seeding
+    _check_options(
+        net,
+        data,
+        prop,
+        batch_size=batch_size,
+        max_training_rounds=max_training_rounds,
+        time_goal=time_goal,
+        validation_set=validation_set,
+        training_progress_reporting=training_progress_reporting,
+        target_device=target_device,
+        random_seeding=random_seeding,
+        working_precision=working_precision,
+    )
+    # the options that make objects, each checked as it is made; nothing is read, trained or written yet
+    seed = None if random_seeding is Automatic or random_seeding is None else int(random_seeding)
+    optimizer = make_optimizer(method, None if learning_rate is Automatic else learning_rate)
+    criterion = StoppingCriterion(training_stopping_criterion)
+    progress_function = ProgressFunction(training_progress_function)
+    xp = get_xp(target_device)  # a BackendError here when the GPU asked for cannot be used
     net = net.copy()
     train_net, losses = attach_losses(net, loss_function)
+    array_rates(train_net, learning_rate_multipliers, () if train_net is net else ("net",))  # checks the keys
+    checkpoints = Checkpoints(training_progress_checkpointing)
+    # the data: read, checked against the ports, and the class numbers of classification targets
     training_data = TrainingData.read(train_net, data, validation_set, batch_size, seed)
     _fit_to_data_and_initialize(train_net, training_data, seed)
-    xp = get_xp(target_device)
+    if resume_from is None:
+        _check_arrays_finite(train_net, () if train_net is net else ("net",))
+    training_data.check_class_labels(index_targets(train_net))
     run = TrainingRun(
         net=net,
         train_net=train_net,
@@ -114,19 +142,19 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         data=training_data,
         xp=xp,
         dtype=get_dtype(working_precision),
-        optimizer=make_optimizer(method, None if learning_rate is Automatic else learning_rate),
+        optimizer=optimizer,
         learning_rate_multipliers=learning_rate_multipliers,
         device_rng=DeviceRandom(xp, seed),
-        criterion=StoppingCriterion(training_stopping_criterion),
+        criterion=criterion,
         rounds=None if max_training_rounds is Automatic else int(max_training_rounds),
         started=started,
     )
     loop = TrainingLoop(
         run,
         reporter=Reporter(training_progress_reporting),
-        progress_function=ProgressFunction(training_progress_function),
-        checkpoints=Checkpoints(training_progress_checkpointing),
-        time_goal=time_goal,
+        progress_function=progress_function,
+        checkpoints=checkpoints,
+        time_goal=None if time_goal is Automatic else time_goal,
     )
     if resume_from is not None:
         resume(run, resume_from)
@@ -142,13 +170,77 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     return results[prop]
 
 
-def _check_options(data: Any, validation_set: Any) -> None:
-    """The options checked before any work starts (no data read, no array made, no file written).
+def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
+    """The options whose form alone tells whether they are valid, checked before any work starts (no data
+    read, no array made, no file written): each mistake is a NetError naming the option, the value given
+    and what is accepted.
 
-    Today: what ``data`` and ``validation_set`` are, as far as their form tells. Checks of the other
-    options' forms belong here too, so that a mistake is reported before anything is done.
+    The options that make objects are checked as NetTrain makes them, still before any work: method and
+    learning_rate (:func:`~netgraph.optimizers.make_optimizer`), training_stopping_criterion and
+    training_progress_function (:mod:`~netgraph.train.progress`), loss_function (its ports, in
+    :func:`~netgraph.train.losses.attach_losses`), learning_rate_multipliers (its keys against the net's
+    arrays, :func:`~netgraph.train.state.array_rates`) and training_progress_checkpointing.
     """
-    check_data_options(data, validation_set)
+    if not isinstance(net, Layer):
+        raise NetError(f"NetTrain: the first argument must be a net or layer, got {_short(net)}")
+    check_data_options(data, options["validation_set"])
+    _check_prop(prop)
+    for option in ("batch_size", "max_training_rounds"):
+        value = options[option]
+        if value is not Automatic and not (_is_int(value) and value >= 1):
+            raise NetError(f"NetTrain: {option} must be a positive integer or Automatic, got {_short(value)}")
+    time_goal = options["time_goal"]
+    if time_goal is not None and time_goal is not Automatic and not (_is_real(time_goal) and time_goal > 0):
+        raise NetError(f"NetTrain: time_goal must be a number of seconds > 0 (or None), got {_short(time_goal)}")
+    seed = options["random_seeding"]
+    if seed is not Automatic and seed is not None and not (_is_int(seed) and seed >= 0):
+        raise NetError(f"NetTrain: random_seeding must be a whole number >= 0 or Automatic, got {_short(seed)}")
+    device = options["target_device"]
+    if isinstance(device, (tuple, list)) and len(device) == 2 and _is_int(device[1]) and device[1] >= 0:
+        device = device[0]
+    if not (isinstance(device, str) and device in DEVICES):
+        raise NetError(
+            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {_short(options["target_device"])}'
+        )
+    precision = options["working_precision"]
+    try:
+        get_dtype(precision)
+    except (BackendError, TypeError, ValueError):
+        raise NetError(
+            f'NetTrain: working_precision must be "Real32" or "Real64" (or numpy.float32/float64), got '
+            f"{_short(precision)}"
+        ) from None
+    Reporter.check(options["training_progress_reporting"])
+
+
+def _check_prop(prop: Any) -> None:
+    """``prop``: None, "All", a property name or a list of them."""
+    names = [*PROPERTIES, *ALIASES]
+    given = prop if isinstance(prop, list) else [prop]
+    if prop is None or (isinstance(prop, str) and prop == "All"):
+        return
+    for name in given:
+        if not isinstance(name, str) or name not in names:
+            close = difflib.get_close_matches(name, names, n=3) if isinstance(name, str) else []
+            guess = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            raise NetError(
+                f"NetTrain: there is no property {_short(name)}; {guess}prop must be None (the trained net), "
+                f'"All" (a results object), or one or a list of {sorted(names)}'
+            )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short (a mistaken option may be a large array)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _fit_to_data_and_initialize(train_net: Layer, data: TrainingData, seed: int | None) -> None:
@@ -158,6 +250,20 @@ def _fit_to_data_and_initialize(train_net: Layer, data: TrainingData, seed: int 
         if train_net.port_shapes.get(port) is None:
             train_net.refine({port: tuple(column.shape[1:])})
     initialize_in_place(train_net, random_seeding=1234 if seed is None else seed)  # fills only missing arrays
+
+
+def _check_arrays_finite(train_net: Layer, prefix: tuple) -> None:
+    """The net's arrays, given or initialised, hold no NaN or ±Inf (training could not recover from them)."""
+    bad = [
+        "/".join(map(str, path[len(prefix) :]))
+        for path, layer, name in iter_arrays(train_net)
+        if layer.arrays[name] is not None and not np.isfinite(layer.arrays[name]).all()
+    ]
+    if bad:
+        raise NetError(
+            f"NetTrain: the net's arrays {', '.join(bad[:5])}{' and others' if len(bad) > 5 else ''} hold NaN or "
+            "Inf before training; give finite arrays (or reinitialise them with NetInitialize)"
+        )
 
 
 def _properties(run: TrainingRun, reason: str, checkpoint_files: list[str]) -> dict[str, Any]:
