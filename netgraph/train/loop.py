@@ -6,8 +6,8 @@ objective Σ_i r_i · mean_over_batch(loss_i) is differentiated by the autograd 
 gradients are checked (:func:`reduce_and_check`), and the optimiser updates the arrays in place on the
 device.
 
-No net with NaN or ±Inf in its arrays leaves the loop unannounced. The arrays are checked (one pass of
-float64 sums, one transfer) at the end of every round, before every checkpoint and every call of the
+No net with NaN or ±Inf in its arrays leaves the loop unannounced. The arrays are checked (one pass over
+them, one transfer) at the end of every round, before every checkpoint and every call of the
 progress function, and when training stops; when a batch's loss or gradient is not finite, the arrays are
 checked too, to tell whether the update before it was the cause. A non-finite validation loss stops
 training as well. Each time the arrays pass, a host copy of them is kept (:attr:`TrainingLoop.good`): a
@@ -26,6 +26,7 @@ import numpy as np
 from ..autograd import Tape, Tensor, backward
 from ..backend import to_numpy
 from ..layer import Context
+from ..paths import iter_arrays
 from .checkpoints import Checkpoints
 from .data import Columns
 from .progress import ProgressFunction, Reporter
@@ -55,7 +56,7 @@ class TrainingLoop:
         state = self.run.state
         if state.step:  # resumed from a checkpoint
             self._verify("in the checkpoint resumed from")
-            self._keep_good(f"the net resumed at round {state.round}, batch {state.batch}")
+        self._keep_good("the net before training" if not state.step else f"the net resumed at round {state.round}")
         try:
             reason = self._rounds()
         finally:
@@ -169,8 +170,15 @@ class TrainingLoop:
     def _keep_good(self, when: str) -> None:
         """Keep a host copy of the arrays (just checked to be finite) as the last good net."""
         run = self.run
-        on_host = run.xp is np  # to_numpy gives the array itself there
-        self.good = {key: to_numpy(t.data).copy() if on_host else to_numpy(t.data) for key, t in run.store.items()}
+        on_host = run.xp is np  # to_numpy gives the array itself there, and the updates change it in place
+        self.good = {  # the arrays not yet on the device are the net's own (updated in place on the CPU)
+            (id(layer), name): layer.arrays[name].copy()
+            for _, layer, name in iter_arrays(run.train_net)
+            if layer.arrays[name] is not None and (id(layer), name) not in run.store
+        }
+        self.good.update(
+            {key: to_numpy(t.data).copy() if on_host else to_numpy(t.data) for key, t in run.store.items()}
+        )
         self.good_when = when
 
     def _good_net(self) -> Any:
@@ -178,19 +186,13 @@ class TrainingLoop:
 
 
 def non_finite_arrays(run: TrainingRun) -> list[ArrayPath]:
-    """The paths of the arrays holding NaN or ±Inf (usually none).
-
-    One float64 sum per array, brought to the host in one transfer, is the quick test (a NaN or ±Inf makes
-    its sum non-finite; finite float32 values cannot overflow a float64 sum); only when it fails is each
-    array tested element by element.
-    """
+    """The paths of the arrays holding NaN or ±Inf (usually none): one ``isfinite(...).all()`` per array on
+    the device, the flags brought to the host in one transfer."""
     xp, store = run.xp, run.store
     if not store:
         return []
-    sums = to_numpy(xp.stack([t.data.sum(dtype=xp.float64) for t in store.values()]))
-    if np.isfinite(sums).all():
-        return []
-    return [run.paths[key] for key, t in store.items() if not bool(xp.isfinite(t.data).all())]
+    flags = to_numpy(xp.stack([xp.isfinite(t.data).all() for t in store.values()]))
+    return [run.paths[key] for key, ok in zip(store, flags) if not ok]
 
 
 def train_step(run: TrainingRun, examples: Columns) -> float:
