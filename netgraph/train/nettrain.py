@@ -1,7 +1,11 @@
 """NetTrain itself: it checks and reads its options, sets up a training run, trains it with the training
 loop and returns the trained net, or the results asked for.
 
-What NetTrain's arguments and options take (each as in the Wolfram Language, in Python's forms):
+Every option is checked before any work starts (before the data is read, an array made or a file
+written): a wrong form or value raises one NetError naming the option, the value given and what is
+accepted. What only the data can tell (shapes, lengths, class numbers) is checked when the data is read,
+still before the first training step. What NetTrain's arguments and options take (each as in the
+Wolfram Language, in Python's forms):
 
 - data: ``{"Input": images}``, an array for a single-input net,
     ``(inputs, targets)`` for a net whose loss is attached automatically, or a
@@ -9,26 +13,39 @@ What NetTrain's arguments and options take (each as in the Wolfram Language, in 
     one batch per round without it). ``f`` is called once per batch with
     ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` and returns a
     batch in any of the other forms; resuming from a checkpoint repeats a run exactly
-    when ``f`` depends only on its argument.
+    when ``f`` depends only on its argument. Every port's examples are an array of numbers,
+    the same number of examples for every port. Targets of an "Index" CrossEntropyLossLayer
+    (the automatic loss of a net ending in a SoftmaxLayer) are class numbers 1..n.
 - prop: None (the trained net), a property name such as
     "RoundLossList", a list of names, or "All" for a results object.
 - loss_function: Automatic, an output port ("Loss"), a list of ports
-    (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}``, or a
-    loss layer (attached to the output; its "Target" comes from data).
-- method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})``.
-- validation_set: data in the same form, or ``Scaled(f)`` to hold out a fraction.
-- training_stopping_criterion: ``{"Criterion": "Loss", "Patience": n,
-    "InitialPatience": m, "Improvement": ("AbsoluteChange", v)}`` or a
-    callable of the progress dict returning True to stop.
+    (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}`` (r a finite number), or a
+    loss layer (attached to the output; its "Target" comes from data), also as ``(port, layer)``.
+- batch_size, max_training_rounds: Automatic or a positive integer.
+- time_goal: None (or Automatic) or seconds > 0.
+- method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})`` with, in snake_case or
+    CamelCase: learning_rate (> 0), beta1, beta2 (ADAM), beta (RMSProp), momentum (SGD, RMSProp),
+    each in [0, 1); epsilon (> 0); l2_regularization (>= 0 or None), gradient_clipping and
+    weight_clipping (> 0 or None); learning_rate_schedule (None, "Polynomial" or
+    ``f(step, total_steps)`` returning a finite multiplier >= 0).
+- learning_rate: Automatic (the method's) or a finite number > 0.
+- learning_rate_multipliers: ``{key: r}`` (or a list of pairs), a key being a layer path (``"enc"``,
+    ``("enc", 2)``) or an array path (``("enc", "Weights")``) and r a finite number (negative reverses
+    the gradient) or 0/None to freeze. A key that matches no array is an error listing the layers.
+- validation_set: data in the same form, or ``Scaled(f)``, 0 < f < 1, to hold out a fraction (at
+    least one example held out, at least one left).
+- training_stopping_criterion: None, "Loss" or Automatic, ``{"Criterion": "Loss", "Patience": n,
+    "InitialPatience": m, "Improvement": ("AbsoluteChange"|"RelativeChange", v)}`` (n, m whole
+    numbers >= 0, v >= 0), or a callable of the progress dict returning True to stop (also as
+    ``{"Criterion": f}``).
 - training_progress_reporting: Automatic (a tqdm bar per round in a terminal, else
     lines every few seconds), "ProgressIndicator" (the bar), "Print" (the lines), None,
     or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
-    A NaN or infinite loss or gradient stops training with a TrainingError naming the
-    round, the batch and the loss ports (or arrays); its ``last_good_net`` is the net
-    before that batch.
-- training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
+- training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``, n >= 1;
     ``f(progress)`` may return "StopTraining".
-- random_seeding: an int makes initialisation, shuffling and random layers reproducible.
+- target_device: "CPU", "GPU" or ("GPU", n); working_precision: "Real32" or "Real64".
+- random_seeding: Automatic or a whole number >= 0, which makes initialisation, shuffling and random
+    layers reproducible.
 - training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
     with ``{"Interval": ("Rounds"|"Batches", n)}`` as a third element (default: every
     round). Each checkpoint is a net file (``netgraph.load`` reads it) that also holds the
@@ -38,6 +55,16 @@ What NetTrain's arguments and options take (each as in the Wolfram Language, in 
     continues where it stopped and, with the same seed and data, ends with the same
     arrays as an uninterrupted run (on the CPU). Ctrl-C stops cleanly and returns the
     net trained so far.
+
+NetTrain never hands back a net with NaN or ±Inf in its arrays without saying so. Training stops with a
+TrainingError (a NetError) when a batch's loss or gradient is not finite (the arrays are then not
+updated), when the arrays hold NaN or ±Inf after an update (checked whenever a loss or gradient goes
+bad, at the end of every round, before every checkpoint and progress-function call, and when training
+stops), or when the validation loss is not finite. The message names the round, the batch and the loss
+ports or arrays; the error's ``last_good_net`` is the last net whose arrays (and losses) were all seen
+finite: the net before the failing batch when the arrays are still finite, else the net at the last
+check they passed (the end of the previous round, the last checkpoint or progress call, or the start).
+A non-finite validation loss therefore never counts as the best ("TrainedNet").
 
 Example:
     >>> import numpy as np
