@@ -140,6 +140,7 @@ BAD_OPTIONS = [
     ("training_progress_function", (noop, {"Interval": ("Hours", 1)}), '"Interval" must be'),
     ("training_progress_function", (noop, {"Bogus": 1}), "training_progress_function's options are"),
     ("training_progress_function", (noop, 5), "training_progress_function's options are"),
+    ("resume_from", 42, "resume_from must be a checkpoint file or directory (a path), got 42"),
 ]
 
 

@@ -82,6 +82,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,7 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         target_device=target_device,
         random_seeding=random_seeding,
         working_precision=working_precision,
+        resume_from=resume_from,
     )
     # the options that make objects, each checked as it is made; nothing is read, trained or written yet
     seed = None if random_seeding is Automatic or random_seeding is None else int(random_seeding)
@@ -238,6 +240,11 @@ def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
             f"{_short(precision)}"
         ) from None
     Reporter.check(options["training_progress_reporting"])
+    resume_from = options["resume_from"]
+    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
+        raise NetError(
+            f"NetTrain: resume_from must be a checkpoint file or directory (a path), got {_short(resume_from)}"
+        )
 
 
 def _check_prop(prop: Any) -> None:
