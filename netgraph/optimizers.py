@@ -193,7 +193,7 @@ def check_option(method: str, key: str, value: Any, option: str | None = None) -
         if callable(value) or any(value is s or (isinstance(value, str) and value == s) for s in SCHEDULES):
             return value
         raise NetError(
-            f"NetTrain: {where} must be None, \"Polynomial\" or a function f(step, total_steps) of a multiplier "
+            f'NetTrain: {where} must be None, "Polynomial" or a function f(step, total_steps) of a multiplier '
             f"of the learning rate, got {value!r}"
         )
     low, high, low_ok, none_ok = RANGES[key]
