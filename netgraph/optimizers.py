@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "RMSProp": {"learning_rate": 0.001, "beta": 0.95, "momentum": 0.9, "epsilon": 1e-6},
 }
 COMMON = {"l2_regularization": 0.0, "gradient_clipping": None, "weight_clipping": None, "learning_rate_schedule": None}
+#: Other spellings of the method names
+NAMES = {"Adam": "ADAM", "adam": "ADAM", "sgd": "SGD", "rmsprop": "RMSProp", "RMSPROP": "RMSProp"}
+#: Named learning-rate schedules (a schedule may also be a function ``f(step, total_steps)`` of a multiplier)
+SCHEDULES = (None, "Polynomial")
+#: What each sub-option accepts: (lowest, highest, whether the lowest is allowed, whether None is allowed)
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "learning_rate": (0.0, math.inf, False, False),
+    "beta1": (0.0, 1.0, True, False),
+    "beta2": (0.0, 1.0, True, False),
+    "beta": (0.0, 1.0, True, False),
+    "momentum": (0.0, 1.0, True, False),
+    "epsilon": (0.0, math.inf, False, False),
+    "l2_regularization": (0.0, math.inf, True, True),
+    "gradient_clipping": (0.0, math.inf, False, True),
+    "weight_clipping": (0.0, math.inf, False, True),
+}
 
 
 def _snake(name: str) -> str:
@@ -41,10 +58,16 @@ class Optimizer:
     def learning_rate(self, step: int, total_steps: int) -> float:
         rate = float(self.options["learning_rate"])
         schedule = self.options.get("learning_rate_schedule")
-        if schedule == "Polynomial":
+        if isinstance(schedule, str) and schedule == "Polynomial":
             rate *= math.sqrt(1.0 - min(step, total_steps) / (total_steps + 1))
         elif callable(schedule):
-            rate *= float(schedule(step, total_steps))
+            factor = schedule(step, total_steps)
+            if not _is_real(factor) or not math.isfinite(factor) or factor < 0:
+                raise NetError(
+                    f"NetTrain: the learning_rate_schedule returned {factor!r} for step {step} of {total_steps}; "
+                    "it must return a finite multiplier >= 0 of the learning rate"
+                )
+            rate *= float(factor)
         return rate
 
     def update(
@@ -123,20 +146,70 @@ class Optimizer:
 
 
 def make_optimizer(method: Any, learning_rate: float | None) -> Optimizer:
-    """``"ADAM"``, ``("ADAM", {"beta1": 0.9, ...})`` (Wolfram names in snake_case or CamelCase)."""
-    name, given = (method, {}) if isinstance(method, str) else (method[0], dict(method[1]))
-    name = {"Adam": "ADAM", "adam": "ADAM", "sgd": "SGD", "rmsprop": "RMSProp", "RMSPROP": "RMSProp"}.get(name, name)
+    """``"ADAM"``, ``("ADAM", {"beta1": 0.9, ...})`` (Wolfram names in snake_case or CamelCase).
+
+    Every sub-option is checked here, before any training: a wrong name or value raises a NetError
+    naming the option, the value and what it accepts (:data:`RANGES`).
+    """
+    forms = '"ADAM", "SGD", "RMSProp" or (name, {sub-options})'
+    if isinstance(method, str):
+        name, given = method, {}
+    elif isinstance(method, (tuple, list)) and len(method) == 2 and isinstance(method[0], str):
+        name, given = method
+        if not isinstance(given, dict):
+            raise NetError(f"NetTrain: method's sub-options must be a dict such as {{'beta1': 0.9}}, got {given!r}")
+    else:
+        raise NetError(f"NetTrain: method must be {forms}, got {method!r}")
+    name = NAMES.get(name, name)
     if name not in DEFAULTS:
-        raise NetError(f"NetTrain: method must be one of {sorted(DEFAULTS)}, got {name!r}")
+        raise NetError(f"NetTrain: method must be {forms}; there is no method {name!r}")
     options = {**COMMON, **DEFAULTS[name]}
     for key, value in given.items():
+        if not isinstance(key, str):
+            raise NetError(f"NetTrain: {name}'s sub-option names are strings, got {key!r}")
         key = _snake(key)
         if key not in options:
             raise NetError(f"NetTrain: {name} has no option {key!r}; its options are {sorted(options)}")
-        options[key] = value
+        options[key] = check_option(name, key, value)
     if learning_rate is not None:
-        options["learning_rate"] = learning_rate
+        options["learning_rate"] = check_option(name, "learning_rate", learning_rate, "learning_rate")
     return Optimizer(name, options)
+
+
+def check_option(method: str, key: str, value: Any, option: str | None = None) -> Any:
+    """``value`` if sub-option ``key`` of ``method`` accepts it, else a NetError naming the option (``option``
+    when it is one of NetTrain's own, such as learning_rate); numbers come back as floats.
+
+    Example:
+        >>> check_option("ADAM", "beta1", 0.5)
+        0.5
+        >>> check_option("ADAM", "beta1", 2)
+        Traceback (most recent call last):
+        ...
+        netgraph.layer.NetError: NetTrain: ADAM's option 'beta1' must be a number in [0, 1), got 2
+    """
+    where = option or f"{method}'s option {key!r}"
+    if key == "learning_rate_schedule":
+        if callable(value) or any(value is s or (isinstance(value, str) and value == s) for s in SCHEDULES):
+            return value
+        raise NetError(
+            f'NetTrain: {where} must be None, "Polynomial" or a function f(step, total_steps) of a multiplier '
+            f"of the learning rate, got {value!r}"
+        )
+    low, high, low_ok, none_ok = RANGES[key]
+    if value is None and none_ok:
+        return None
+    if _is_real(value) and math.isfinite(value) and (low < value or (low_ok and low == value)) and value < high:
+        return float(value)
+    if math.isinf(high):
+        accepted = f"a finite number {'>=' if low_ok else '>'} {low:g}"
+    else:
+        accepted = f"a number in {'[' if low_ok else '('}{low:g}, {high:g})"
+    raise NetError(f"NetTrain: {where} must be {accepted}{' or None' if none_ok else ''}, got {value!r}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 Schedule = Callable[[int, int], float]

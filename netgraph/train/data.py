@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,13 +39,16 @@ def as_columns(net: Layer, data: Any, what: str) -> Columns:
         if len(ports) != 1:
             raise NetError(f"NetTrain: the net has inputs {ports}; give the {what} as a dict keyed by port")
         data = {ports[0]: data}
-    columns = {p: np.asarray(v) for p, v in data.items() if p in net.input_ports}
+    columns = {p: _column(v, p, what) for p, v in data.items() if p in net.input_ports}
     missing = [p for p in net.input_ports if p not in columns]
     if missing:
         raise NetError(f"NetTrain: the {what} gives no values for input port(s) {missing}; it has keys {list(data)}")
     sizes = {p: len(v) for p, v in columns.items()}
     if len(set(sizes.values())) != 1:
-        raise NetError(f"NetTrain: the {what} columns have different lengths {sizes}")
+        raise NetError(
+            f"NetTrain: the {what} has a different number of examples for each port {sizes}; every port needs "
+            "one example per row, the same number for all"
+        )
     for port, column in columns.items():
         expected = net.port_shapes.get(port)
         if expected is not None and tuple(column.shape[1:]) != expected:
@@ -54,6 +57,56 @@ def as_columns(net: Layer, data: Any, what: str) -> Columns:
                 f"has {format_shape(tuple(column.shape[1:]))}"
             )
     return columns
+
+
+def _column(values: Any, port: str, what: str) -> np.ndarray:
+    """One port's examples as a numeric array with a leading example axis."""
+    try:
+        column = np.asarray(values)
+    except (ValueError, TypeError) as err:
+        raise NetError(
+            f"NetTrain: the {what} for port {port!r} is not a rectangular array of numbers ({err})"
+        ) from None
+    if column.ndim == 0 or column.dtype.kind not in "biuf":
+        raise NetError(
+            f"NetTrain: the {what} for port {port!r} must be an array of numbers with one example per row, got "
+            f"{'a single value' if column.ndim == 0 else f'an array of {column.dtype}'} ({_short(values)})"
+        )
+    return column
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_class_labels(columns: Columns, classes: dict[str, int | None], what: str) -> None:
+    """Class numbers for the ports in ``classes`` (those feeding an "Index" cross-entropy loss's "Target",
+    with the number of classes or None): whole numbers from 1 to n, else a NetError naming the first bad one.
+
+    Example:
+        >>> try:
+        ...     check_class_labels({"Target": np.array([1, 2, 1.5])}, {"Target": 3}, "training data")
+        ... except NetError as err:
+        ...     print(str(err).split("; ")[1])
+        the training data has 1.5 (example 3)
+    """
+    for port, count in classes.items():
+        column = columns.get(port)
+        if column is None:
+            continue
+        high = count if count is not None else np.inf
+        bad = (column < 1) | (column > high)
+        if column.dtype.kind == "f":
+            bad |= ~np.isfinite(column) | (column != np.floor(column))
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            value = column[tuple(where)]
+            allowed = f"1..{count}" if count is not None else "1, 2, ..."
+            raise NetError(
+                f'NetTrain: port {port!r} takes class numbers {allowed} (an "Index" CrossEntropyLossLayer\'s '
+                f"Target); the {what} has {value.item()!r} (example {int(where[0]) + 1})"
+            )
 
 
 def read_generator(data: Any) -> tuple[Callable | None, int | None]:
@@ -91,6 +144,11 @@ def generator_info(round_number: int, batch: int, absolute: int, size: int, roun
 def check_data_options(data: Any, validation_set: Any) -> None:
     """Check what can be checked of ``data`` and ``validation_set`` before reading any example."""
     generator, _ = read_generator(data)
+    if isinstance(validation_set, Scaled) and not 0 < validation_set.ratio < 1:
+        raise NetError(
+            f"NetTrain: validation_set=Scaled(f) holds out a fraction f of the training data, with 0 < f < 1; "
+            f"got {validation_set!r}"
+        )
     if generator is not None and isinstance(validation_set, Scaled):
         raise NetError(
             "NetTrain: validation_set=Scaled(f) needs a fixed data set; give a generator's validation data explicitly"
@@ -110,6 +168,7 @@ class TrainingData:
     generator: Callable | None = None
     round_length: int | None = None  # a generator's "RoundLength"
     pending: Columns | None = None  # a generator's first batch, read before training to check it
+    classes: dict[str, int | None] = field(default_factory=dict)  # ports of class numbers (check_class_labels)
 
     @classmethod
     def read(cls, net: Layer, data: Any, validation_set: Any, batch_size: Any, seed: int | None) -> TrainingData:
@@ -130,17 +189,32 @@ class TrainingData:
         if isinstance(validation_set, Scaled):
             order = rng.permutation(examples)
             held = int(round(validation_set.ratio * examples))
+            if not 0 < held < examples:
+                raise NetError(
+                    f"NetTrain: validation_set={validation_set!r} of {examples} examples holds out {held} of them; "
+                    "at least one must be held out and one left to train on"
+                )
             validation = {p: v[order[:held]] for p, v in columns.items()}
             columns = {p: v[order[held:]] for p, v in columns.items()}
             examples -= held
         else:
             validation = None if validation_set is None else as_columns(net, validation_set, "validation set")
+            if validation is not None and not len(next(iter(validation.values()))):
+                raise NetError("NetTrain: the validation set has no examples")
         if examples < 1:
             raise NetError("NetTrain: no training examples")
         if generator is None:
             size = max(1, min(size, examples))
         pending = columns if generator is not None else None
         return cls(net, columns, validation, examples, size, rng, generator, round_length, pending)
+
+    def check_class_labels(self, classes: dict[str, int | None]) -> None:
+        """Check the class numbers of the ports in ``classes`` now (the training data and the validation set),
+        and in every batch a generator gives later."""
+        self.classes = classes
+        check_class_labels(self.columns, classes, "generator's batch" if self.generator else "training data")
+        if self.validation is not None:
+            check_class_labels(self.validation, classes, "validation set")
 
     @property
     def batches_per_round(self) -> int:
@@ -164,4 +238,6 @@ class TrainingData:
             chosen, self.pending = self.pending, None
             return chosen
         info = generator_info(round_number, batch, absolute_batch, self.batch_size, self.round_length)
-        return as_columns(self.net, self.generator(info), "generator's batch")
+        columns = as_columns(self.net, self.generator(info), "generator's batch")
+        check_class_labels(columns, self.classes, "generator's batch")
+        return columns

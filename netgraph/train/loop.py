@@ -5,23 +5,33 @@ One training step: a batch goes through the training net (the net with its loss 
 objective Σ_i r_i · mean_over_batch(loss_i) is differentiated by the autograd engine, the loss values and
 gradients are checked (:func:`reduce_and_check`), and the optimiser updates the arrays in place on the
 device.
+
+No net with NaN or ±Inf in its arrays leaves the loop unannounced. The arrays are checked (one pass over
+them, one transfer) at the end of every round, before every checkpoint and every call of the
+progress function, and when training stops; when a batch's loss or gradient is not finite, the arrays are
+checked too, to tell whether the update before it was the cause. A non-finite validation loss stops
+training as well. Each time the arrays pass, a host copy of them is kept (:attr:`TrainingLoop.good`): a
+TrainingError carries it as ``last_good_net`` when the arrays themselves go bad.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ..autograd import Tape, Tensor, backward
 from ..backend import to_numpy
 from ..layer import Context
+from ..paths import iter_arrays
 from .checkpoints import Checkpoints
 from .data import Columns
 from .progress import ProgressFunction, Reporter
 from .results import TrainingError
-from .state import ArrayPath, TrainingRun
+from .state import ArrayKey, ArrayPath, TrainingRun
 
 Gradients = list[tuple[ArrayPath, Any, Any]]  # (array path, the array, its gradient), on the device
 
@@ -35,9 +45,26 @@ class TrainingLoop:
     checkpoints: Checkpoints
     progress_function: ProgressFunction
     time_goal: float | None  # seconds
+    good: dict[ArrayKey, np.ndarray] = field(default_factory=dict)  # host copies of the arrays last found finite
+    good_when: str = "the net before training"  # which net ``good`` holds, for messages
 
     def train(self) -> str:
-        """Train until a stop; returns the ReasonTrainingStopped. Ctrl-C stops cleanly."""
+        """Train until a stop; returns the ReasonTrainingStopped. Ctrl-C stops cleanly.
+
+        Raises a TrainingError when a loss, a gradient, the arrays or the validation loss hold NaN or ±Inf.
+        """
+        state = self.run.state
+        if state.step:  # resumed from a checkpoint
+            self._verify("in the checkpoint resumed from")
+        self._keep_good("the net before training" if not state.step else f"the net resumed at round {state.round}")
+        try:
+            reason = self._rounds()
+        finally:
+            self.reporter.close()
+        self._verify(f"when training stopped ({reason}, round {state.round}, batch {state.batch})")
+        return reason
+
+    def _rounds(self) -> str:
         run, state = self.run, self.run.state
         try:
             while state.batch > 0 or run.rounds is None or state.round < run.rounds:
@@ -51,17 +78,21 @@ class TrainingLoop:
             return "MaxTrainingRounds"
         except KeyboardInterrupt:
             return "UserInterrupt"  # keep the checkpoints and return what was trained
-        finally:
-            self.reporter.close()
 
     def _train_round(self) -> bool:
         """The round's remaining batches; False when the progress function stopped training."""
         run, state = self.run, self.run.state
         while state.batch < run.data.batches_per_round:
             self._train_batch()
-            if self.checkpoints.due("Batches", state.step):
+            checkpoint = self.checkpoints.due("Batches", state.step)
+            call = self.progress_function.due("Batches", state.step)
+            if checkpoint or call:  # neither sees arrays that are not finite
+                when = f"round {state.round}, batch {state.batch}"
+                self._verify(f"after {when}")
+                self._keep_good(f"the net after {when}")
+            if checkpoint:
                 self.checkpoints.write(run)
-            if self.progress_function.due("Batches", state.step):
+            if call:
                 if self.progress_function.stops(state.progress(run.data.batch_size), run.user_net()):
                     return False
         return True
@@ -72,7 +103,9 @@ class TrainingLoop:
         count = len(next(iter(examples.values())))
         try:
             loss = train_step(run, examples)
-        except TrainingError as err:
+        except TrainingError as err:  # the arrays are unchanged; were they already bad before this batch?
+            where = f"round {state.round}, batch {state.batch}" if state.batch else f"batch {state.step}"
+            self._verify(f"after the update of {where} (the next batch's loss or gradient was not finite)", err)
             err.last_good_net = run.user_net()
             raise
         state.finish_batch(loss, count)
@@ -88,9 +121,22 @@ class TrainingLoop:
         if run.rounds is None and state.round == 1:  # Automatic: about 20 s of training
             per_round = time.perf_counter() - run.started
             run.rounds = max(1, min(10000, int(20.0 / max(per_round, 1e-6))))
+        self._verify(f"at the end of round {state.round}")
         if run.data.validation is not None:
-            state.validation_losses.append(validation_loss(run, run.data.validation))
-        run.keep_if_best(state.validation_losses[-1] if run.data.validation is not None else state.round_losses[-1])
+            value = validation_loss(run, run.data.validation)
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"NetTrain: the validation loss is {value} after round {state.round} (loss ports "
+                    f"{[p for p, _ in run.losses]}), although the arrays are finite: the net's outputs on the "
+                    f"validation set overflow or leave the loss's domain; {self.good_when}, the last with finite "
+                    "arrays and losses, is in .last_good_net",
+                    self._good_net(),
+                )
+            state.validation_losses.append(value)
+        self._keep_good(f"the net after round {state.round}")
+        measured = state.validation_losses[-1] if run.data.validation is not None else state.round_losses[-1]
+        if math.isfinite(measured):  # a NaN never counts as the best
+            run.keep_if_best(measured)
         progress = state.progress(run.data.batch_size)
         self.reporter.round(progress, state.examples)
         stop = run.criterion.should_stop(progress, run.data.validation is not None)
@@ -104,6 +150,49 @@ class TrainingLoop:
         if self.time_goal is not None and time.perf_counter() - run.started >= self.time_goal:
             return "TimeGoal"
         return None
+
+    def _verify(self, where: str, cause: TrainingError | None = None) -> None:
+        """Raise a TrainingError, with the last good net, when an array holds NaN or ±Inf ``where``."""
+        bad = non_finite_arrays(self.run)
+        if not bad:
+            return
+        run = self.run
+        prefix = len(run.prefix)
+        names = ", ".join("/".join(str(part) for part in path[prefix:]) for path in bad[:5])
+        rate = run.optimizer.options["learning_rate"]
+        raise TrainingError(
+            f"NetTrain: the arrays {names}{' and others' if len(bad) > 5 else ''} hold NaN or Inf {where}: the "
+            f"updates diverged ({run.optimizer.name}, learning rate {rate:.3g}; a smaller learning rate or "
+            f"gradient clipping may help); {self.good_when}, the last with finite arrays, is in .last_good_net",
+            self._good_net(),
+        ) from cause
+
+    def _keep_good(self, when: str) -> None:
+        """Keep a host copy of the arrays (just checked to be finite) as the last good net."""
+        run = self.run
+        on_host = run.xp is np  # to_numpy gives the array itself there, and the updates change it in place
+        self.good = {  # the arrays not yet on the device are the net's own (updated in place on the CPU)
+            (id(layer), name): layer.arrays[name].copy()
+            for _, layer, name in iter_arrays(run.train_net)
+            if layer.arrays[name] is not None and (id(layer), name) not in run.store
+        }
+        self.good.update(
+            {key: to_numpy(t.data).copy() if on_host else to_numpy(t.data) for key, t in run.store.items()}
+        )
+        self.good_when = when
+
+    def _good_net(self) -> Any:
+        return self.run.user_net(self.good)
+
+
+def non_finite_arrays(run: TrainingRun) -> list[ArrayPath]:
+    """The paths of the arrays holding NaN or ±Inf (usually none): one ``isfinite(...).all()`` per array on
+    the device, the flags brought to the host in one transfer."""
+    xp, store = run.xp, run.store
+    if not store:
+        return []
+    flags = to_numpy(xp.stack([xp.isfinite(t.data).all() for t in store.values()]))
+    return [run.paths[key] for key, ok in zip(store, flags) if not ok]
 
 
 def train_step(run: TrainingRun, examples: Columns) -> float:

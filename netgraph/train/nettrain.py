@@ -1,7 +1,11 @@
 """NetTrain itself: it checks and reads its options, sets up a training run, trains it with the training
 loop and returns the trained net, or the results asked for.
 
-What NetTrain's arguments and options take (each as in the Wolfram Language, in Python's forms):
+Every option is checked before any work starts (before the data is read, an array made or a file
+written): a wrong form or value raises one NetError naming the option, the value given and what is
+accepted. What only the data can tell (shapes, lengths, class numbers) is checked when the data is read,
+still before the first training step. What NetTrain's arguments and options take (each as in the
+Wolfram Language, in Python's forms):
 
 - data: ``{"Input": images}``, an array for a single-input net,
     ``(inputs, targets)`` for a net whose loss is attached automatically, or a
@@ -9,26 +13,39 @@ What NetTrain's arguments and options take (each as in the Wolfram Language, in 
     one batch per round without it). ``f`` is called once per batch with
     ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` and returns a
     batch in any of the other forms; resuming from a checkpoint repeats a run exactly
-    when ``f`` depends only on its argument.
+    when ``f`` depends only on its argument. Every port's examples are an array of numbers,
+    the same number of examples for every port. Targets of an "Index" CrossEntropyLossLayer
+    (the automatic loss of a net ending in a SoftmaxLayer) are class numbers 1..n.
 - prop: None (the trained net), a property name such as
     "RoundLossList", a list of names, or "All" for a results object.
 - loss_function: Automatic, an output port ("Loss"), a list of ports
-    (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}``, or a
-    loss layer (attached to the output; its "Target" comes from data).
-- method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})``.
-- validation_set: data in the same form, or ``Scaled(f)`` to hold out a fraction.
-- training_stopping_criterion: ``{"Criterion": "Loss", "Patience": n,
-    "InitialPatience": m, "Improvement": ("AbsoluteChange", v)}`` or a
-    callable of the progress dict returning True to stop.
+    (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}`` (r a finite number), or a
+    loss layer (attached to the output; its "Target" comes from data), also as ``(port, layer)``.
+- batch_size, max_training_rounds: Automatic or a positive integer.
+- time_goal: None (or Automatic) or seconds > 0.
+- method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})`` with, in snake_case or
+    CamelCase: learning_rate (> 0), beta1, beta2 (ADAM), beta (RMSProp), momentum (SGD, RMSProp),
+    each in [0, 1); epsilon (> 0); l2_regularization (>= 0 or None), gradient_clipping and
+    weight_clipping (> 0 or None); learning_rate_schedule (None, "Polynomial" or
+    ``f(step, total_steps)`` returning a finite multiplier >= 0).
+- learning_rate: Automatic (the method's) or a finite number > 0.
+- learning_rate_multipliers: ``{key: r}`` (or a list of pairs), a key being a layer path (``"enc"``,
+    ``("enc", 2)``) or an array path (``("enc", "Weights")``) and r a finite number (negative reverses
+    the gradient) or 0/None to freeze. A key that matches no array is an error listing the layers.
+- validation_set: data in the same form, or ``Scaled(f)``, 0 < f < 1, to hold out a fraction (at
+    least one example held out, at least one left).
+- training_stopping_criterion: None, "Loss" or Automatic, ``{"Criterion": "Loss", "Patience": n,
+    "InitialPatience": m, "Improvement": ("AbsoluteChange"|"RelativeChange", v)}`` (n, m whole
+    numbers >= 0, v >= 0), or a callable of the progress dict returning True to stop (also as
+    ``{"Criterion": f}``).
 - training_progress_reporting: Automatic (a tqdm bar per round in a terminal, else
     lines every few seconds), "ProgressIndicator" (the bar), "Print" (the lines), None,
     or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
-    A NaN or infinite loss or gradient stops training with a TrainingError naming the
-    round, the batch and the loss ports (or arrays); its ``last_good_net`` is the net
-    before that batch.
-- training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``;
+- training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``, n >= 1;
     ``f(progress)`` may return "StopTraining".
-- random_seeding: an int makes initialisation, shuffling and random layers reproducible.
+- target_device: "CPU", "GPU" or ("GPU", n); working_precision: "Real32" or "Real64".
+- random_seeding: Automatic or a whole number >= 0, which makes initialisation, shuffling and random
+    layers reproducible.
 - training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
     with a dict of sub-options as a third element: ``"Interval"``: ``("Rounds"|"Batches", n)``
     (default: every round) or ``("Seconds"|"Minutes"|"Hours", t)``; ``"MinimumInterval"``:
@@ -45,6 +62,16 @@ What NetTrain's arguments and options take (each as in the Wolfram Language, in 
     (see :mod:`netgraph.train.checkpoints`). Ctrl-C stops cleanly and returns the
     net trained so far.
 
+NetTrain never hands back a net with NaN or ±Inf in its arrays without saying so. Training stops with a
+TrainingError (a NetError) when a batch's loss or gradient is not finite (the arrays are then not
+updated), when the arrays hold NaN or ±Inf after an update (checked whenever a loss or gradient goes
+bad, at the end of every round, before every checkpoint and progress-function call, and when training
+stops), or when the validation loss is not finite. The message names the round, the batch and the loss
+ports or arrays; the error's ``last_good_net`` is the last net whose arrays (and losses) were all seen
+finite: the net before the failing batch when the arrays are still finite, else the net at the last
+check they passed (the end of the previous round, the last checkpoint or progress call, or the start).
+A non-finite validation loss therefore never counts as the best ("TrainedNet").
+
 Example:
     >>> import numpy as np
     >>> from netgraph import NetTrain
@@ -58,24 +85,30 @@ Example:
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..backend import cpu_work, get_dtype, get_xp
+import numpy as np
+
+from ..backend import DEVICES, BackendError, cpu_work, get_dtype, get_xp
 from ..images import loss_plot
 from ..initialize import initialize_in_place
-from ..layer import Layer
+from ..layer import Layer, NetError
 from ..optimizers import make_optimizer
+from ..paths import iter_arrays
 from ..ports import Automatic
 from .checkpoints import Checkpoints, read_checkpoint, resume
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
-from .losses import attach_losses
+from .losses import attach_losses, index_targets
 from .progress import ProgressFunction, Reporter, StoppingCriterion
-from .results import NetTrainResults
-from .state import DeviceRandom, TrainingRun
+from .results import ALIASES, PROPERTIES, NetTrainResults
+from .state import DeviceRandom, TrainingRun, array_rates
 
 
 @cpu_work(release=True)  # the CPU settings of netgraph's passes, for the whole run
@@ -106,14 +139,36 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     this module's docstring (``help(netgraph.train.nettrain)``).
     """
     started = time.perf_counter()
-    _check_options(data, validation_set)
+    _check_options(
+        net,
+        data,
+        prop,
+        batch_size=batch_size,
+        max_training_rounds=max_training_rounds,
+        time_goal=time_goal,
+        validation_set=validation_set,
+        training_progress_reporting=training_progress_reporting,
+        target_device=target_device,
+        random_seeding=random_seeding,
+        working_precision=working_precision,
+        resume_from=resume_from,
+    )
+    # the options that make objects, each checked as it is made; nothing is read, trained or written yet
+    seed = None if random_seeding is Automatic or random_seeding is None else int(random_seeding)
+    optimizer = make_optimizer(method, None if learning_rate is Automatic else learning_rate)
+    criterion = StoppingCriterion(training_stopping_criterion)
+    progress_function = ProgressFunction(training_progress_function)
+    xp = get_xp(target_device)  # a BackendError here when the GPU asked for cannot be used
     checkpoints, checkpoint = Checkpoints(training_progress_checkpointing), read_checkpoint(resume_from)
-    seed = None if random_seeding is Automatic else random_seeding
     net = net.copy()
     train_net, losses = attach_losses(net, loss_function)
+    array_rates(train_net, learning_rate_multipliers, () if train_net is net else ("net",))  # checks the keys
+    # the data: read, checked against the ports, and the class numbers of classification targets
     training_data = TrainingData.read(train_net, data, validation_set, batch_size, seed)
     _fit_to_data_and_initialize(train_net, training_data, seed)
-    xp = get_xp(target_device)
+    if resume_from is None:
+        _check_arrays_finite(train_net, () if train_net is net else ("net",))
+    training_data.check_class_labels(index_targets(train_net))
     run = TrainingRun(
         net=net,
         train_net=train_net,
@@ -121,19 +176,19 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         data=training_data,
         xp=xp,
         dtype=get_dtype(working_precision),
-        optimizer=make_optimizer(method, None if learning_rate is Automatic else learning_rate),
+        optimizer=optimizer,
         learning_rate_multipliers=learning_rate_multipliers,
         device_rng=DeviceRandom(xp, seed),
-        criterion=StoppingCriterion(training_stopping_criterion),
+        criterion=criterion,
         rounds=None if max_training_rounds is Automatic else int(max_training_rounds),
         started=started,
     )
     loop = TrainingLoop(
         run,
         reporter=Reporter(training_progress_reporting),
-        progress_function=ProgressFunction(training_progress_function),
+        progress_function=progress_function,
         checkpoints=checkpoints,
-        time_goal=time_goal,
+        time_goal=None if time_goal is Automatic else time_goal,
     )
     if checkpoint is not None:
         resume(run, checkpoint)
@@ -149,13 +204,78 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     return results[prop]
 
 
-def _check_options(data: Any, validation_set: Any) -> None:
-    """The options checked before any work starts (no data read, no array made, no file written).
+def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
+    """The options whose form alone tells whether they are valid, checked before any work starts (no data
+    read, no array made, no file written): each mistake is a NetError naming the option, the value given
+    and what is accepted.
 
-    Today: what ``data`` and ``validation_set`` are, as far as their form tells. Checks of the other
-    options' forms belong here too, so that a mistake is reported before anything is done.
+    The options that make objects are checked as NetTrain makes them, still before any work: method and
+    learning_rate (:func:`~netgraph.optimizers.make_optimizer`), training_stopping_criterion and
+    training_progress_function (:mod:`~netgraph.train.progress`), loss_function (its ports, in
+    :func:`~netgraph.train.losses.attach_losses`), learning_rate_multipliers (its keys against the net's
+    arrays, :func:`~netgraph.train.state.array_rates`) and training_progress_checkpointing.
     """
-    check_data_options(data, validation_set)
+    if not isinstance(net, Layer):
+        raise NetError(f"NetTrain: the first argument must be a net or layer, got {_short(net)}")
+    check_data_options(data, options["validation_set"])
+    _check_prop(prop)
+    for option in ("batch_size", "max_training_rounds"):
+        value = options[option]
+        if value is not Automatic and not (_is_int(value) and value >= 1):
+            raise NetError(f"NetTrain: {option} must be a positive integer or Automatic, got {_short(value)}")
+    time_goal = options["time_goal"]
+    if time_goal is not None and time_goal is not Automatic and not (_is_real(time_goal) and time_goal > 0):
+        raise NetError(f"NetTrain: time_goal must be a number of seconds > 0 (or None), got {_short(time_goal)}")
+    seed = options["random_seeding"]
+    if seed is not Automatic and seed is not None and not (_is_int(seed) and seed >= 0):
+        raise NetError(f"NetTrain: random_seeding must be a whole number >= 0 or Automatic, got {_short(seed)}")
+    device = options["target_device"]
+    if isinstance(device, (tuple, list)) and len(device) == 2 and _is_int(device[1]) and device[1] >= 0:
+        device = device[0]
+    if not (isinstance(device, str) and device in DEVICES):
+        raise NetError(
+            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {_short(options["target_device"])}'
+        )
+    precision = options["working_precision"]
+    try:
+        get_dtype(precision)
+    except (BackendError, TypeError, ValueError):
+        raise NetError(
+            f'NetTrain: working_precision must be "Real32" or "Real64" (or numpy.float32/float64), got '
+            f"{_short(precision)}"
+        ) from None
+    Reporter.check(options["training_progress_reporting"])
+    # resume_from (a path, or (path, {"Exact": ...})) is checked by read_checkpoint, right after these
+
+
+def _check_prop(prop: Any) -> None:
+    """``prop``: None, "All", a property name or a list of them."""
+    names = [*PROPERTIES, *ALIASES]
+    given = prop if isinstance(prop, list) else [prop]
+    if prop is None or (isinstance(prop, str) and prop == "All"):
+        return
+    for name in given:
+        if not isinstance(name, str) or name not in names:
+            close = difflib.get_close_matches(name, names, n=3) if isinstance(name, str) else []
+            guess = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            raise NetError(
+                f"NetTrain: there is no property {_short(name)}; {guess}prop must be None (the trained net), "
+                f'"All" (a results object), or one or a list of {sorted(names)}'
+            )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short (a mistaken option may be a large array)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _fit_to_data_and_initialize(train_net: Layer, data: TrainingData, seed: int | None) -> None:
@@ -165,6 +285,20 @@ def _fit_to_data_and_initialize(train_net: Layer, data: TrainingData, seed: int 
         if train_net.port_shapes.get(port) is None:
             train_net.refine({port: tuple(column.shape[1:])})
     initialize_in_place(train_net, random_seeding=1234 if seed is None else seed)  # fills only missing arrays
+
+
+def _check_arrays_finite(train_net: Layer, prefix: tuple) -> None:
+    """The net's arrays, given or initialised, hold no NaN or ±Inf (training could not recover from them)."""
+    bad = [
+        "/".join(map(str, path[len(prefix) :]))
+        for path, layer, name in iter_arrays(train_net)
+        if layer.arrays[name] is not None and not np.isfinite(layer.arrays[name]).all()
+    ]
+    if bad:
+        raise NetError(
+            f"NetTrain: the net's arrays {', '.join(bad[:5])}{' and others' if len(bad) > 5 else ''} hold NaN or "
+            "Inf before training; give finite arrays (or reinitialise them with NetInitialize)"
+        )
 
 
 def _properties(run: TrainingRun, reason: str, checkpoint_files: list[str]) -> dict[str, Any]:

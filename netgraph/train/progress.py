@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,13 +38,11 @@ class Reporter:
     MODES = (Automatic, None, "Print", "ProgressIndicator")
 
     def __init__(self, spec: Any):
-        self.log: Path | None = None
+        self.log: Path | None = self.check(spec)
         self.bar: Any = None
         self.mode = "lines"
-        if isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "File":
-            self.log, self.mode = Path(spec[1]), "silent"
-            if self.log.suffix not in (".csv", ".json", ".jsonl"):
-                raise NetError(f"NetTrain: a progress log must end in .csv, .json or .jsonl, got {self.log}")
+        if self.log is not None:
+            self.mode = "silent"
             self.log.parent.mkdir(parents=True, exist_ok=True)
             if self.log.suffix == ".csv":
                 self.log.write_text(",".join(self.FIELDS) + "\n")
@@ -50,15 +50,29 @@ class Reporter:
                 self.log.write_text("")
         elif spec is None:
             self.mode = "silent"
-        elif not any(spec is mode or spec == mode for mode in self.MODES):
-            raise NetError(
-                'NetTrain: training_progress_reporting must be Automatic, None, "Print", "ProgressIndicator" '
-                f'or ("File", "log.csv"|"log.jsonl"), got {spec!r}'
-            )
         elif spec == "ProgressIndicator" or (spec is Automatic and _is_terminal(sys.stderr)):
             self.mode = "bar" if _tqdm() is not None else "lines"
         self.started = self.last = time.perf_counter()
         self.every = 2.0  # seconds between plain lines
+
+    @classmethod
+    def check(cls, spec: Any) -> Path | None:
+        """Check a TrainingProgressReporting spec without writing anything; the log file's path, if any."""
+        if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str) and spec[0] == "File":
+            if not isinstance(spec[1], (str, os.PathLike)):
+                raise NetError(f'NetTrain: a progress log is ("File", path), with a path; got {spec!r}')
+            log = Path(spec[1])
+            if log.suffix not in (".csv", ".json", ".jsonl"):
+                raise NetError(f"NetTrain: a progress log must end in .csv, .json or .jsonl, got {str(log)!r}")
+            if log.is_dir():
+                raise NetError(f"NetTrain: the progress log {str(log)!r} is a directory; give a file name")
+            return log
+        if not any(spec is mode or (isinstance(spec, str) and spec == mode) for mode in cls.MODES):
+            raise NetError(
+                'NetTrain: training_progress_reporting must be Automatic, None, "Print", "ProgressIndicator" '
+                f'or ("File", "log.csv"|"log.jsonl"), got {spec!r}'
+            )
+        return None
 
     def batch(
         self, round_number: int, batch: int, batches: int, loss: float, rate: float, step: int, total: int | None
@@ -155,10 +169,19 @@ class ProgressFunction:
     every n rounds (default: every round) or batches; ``f`` may return "StopTraining"."""
 
     def __init__(self, spec: Callable | tuple | None):
-        function, options = spec if isinstance(spec, tuple) else (spec, {})
-        unit, every = options.get("Interval", ("Rounds", 1))
+        function, options = spec if isinstance(spec, (tuple, list)) and len(spec) == 2 else (spec, {})
+        if function is not None and not callable(function):
+            raise NetError(
+                "NetTrain: training_progress_function must be a function f(progress) or "
+                f"(f, {{'Interval': ('Rounds'|'Batches', n)}}), got {spec!r}"
+            )
+        if not isinstance(options, dict) or set(options) - {"Interval"}:
+            raise NetError(
+                f"NetTrain: training_progress_function's options are {{'Interval': ('Rounds'|'Batches', n)}}, "
+                f"got {options!r}"
+            )
         self.function: Callable | None = function
-        self.unit, self.every = unit, int(every)
+        self.unit, self.every = interval(options.get("Interval", ("Rounds", 1)), "training_progress_function")
 
     def due(self, unit: str, count: int) -> bool:
         """Whether the function is to be called after ``count`` rounds or batches (``unit``)."""
@@ -172,17 +195,36 @@ class ProgressFunction:
 class StoppingCriterion:
     """Wolfram's TrainingStoppingCriterion: patience on the (validation) loss, or a function."""
 
+    KEYS = ("Criterion", "Patience", "InitialPatience", "Improvement")
+    FORMS = (
+        'None, "Loss", Automatic, a function of the progress dict, or {"Criterion": "Loss" or a function, '
+        '"Patience": n, "InitialPatience": m, "Improvement": ("AbsoluteChange"|"RelativeChange", v)}'
+    )
+
     def __init__(self, spec: Any):
-        self.spec = spec
         self.best = math.inf
         self.waited = 0
-        if spec in ("Loss", Automatic):
+        self.patience, self.initial, self.kind, self.amount = 0, 0, "AbsoluteChange", 0.0
+        if spec is Automatic or (isinstance(spec, str) and spec == "Loss"):
             spec = {"Criterion": "Loss"}
         if isinstance(spec, dict):
-            self.patience = int(spec.get("Patience", 0))
-            self.initial = int(spec.get("InitialPatience", 0))
-            kind, amount = spec.get("Improvement", ("AbsoluteChange", 0))
-            self.kind, self.amount = kind, float(amount)
+            unknown = [k for k in spec if k not in self.KEYS]
+            if unknown:
+                raise NetError(f"NetTrain: training_stopping_criterion has no key(s) {unknown}; it takes {self.FORMS}")
+            criterion = spec.get("Criterion", "Loss")
+            if callable(criterion):
+                spec = criterion
+            elif not (isinstance(criterion, str) and criterion == "Loss"):
+                raise NetError(
+                    f'NetTrain: training_stopping_criterion\'s "Criterion" must be "Loss" or a function of the '
+                    f"progress dict, got {criterion!r}"
+                )
+            else:
+                self.patience = _count(spec.get("Patience", 0), "Patience")
+                self.initial = _count(spec.get("InitialPatience", 0), "InitialPatience")
+                self.kind, self.amount = _improvement(spec.get("Improvement", ("AbsoluteChange", 0)))
+        elif spec is not None and not callable(spec):
+            raise NetError(f"NetTrain: training_stopping_criterion must be {self.FORMS}; got {spec!r}")
         self.spec = spec
 
     def should_stop(self, progress: dict, has_validation: bool) -> bool:
@@ -202,3 +244,53 @@ class StoppingCriterion:
         self.best = min(self.best, value)
         self.waited += 1
         return self.waited > self.patience
+
+
+def interval(spec: Any, option: str) -> tuple[str, int]:
+    """An "Interval" ``("Rounds"|"Batches", n)`` with n a positive integer, checked; ``option`` names its owner.
+
+    Example:
+        >>> interval(("Batches", 10), "training_progress_function")
+        ('Batches', 10)
+    """
+    if (
+        isinstance(spec, (tuple, list))
+        and len(spec) == 2
+        and isinstance(spec[0], str)
+        and spec[0] in ("Rounds", "Batches")
+        and _is_int(spec[1])
+        and spec[1] >= 1
+    ):
+        return spec[0], int(spec[1])
+    raise NetError(f'NetTrain: {option}\'s "Interval" must be ("Rounds"|"Batches", n) with n >= 1, got {spec!r}')
+
+
+def _count(value: Any, key: str) -> int:
+    if _is_int(value) and value >= 0:
+        return int(value)
+    raise NetError(f'NetTrain: training_stopping_criterion\'s "{key}" must be a whole number >= 0, got {value!r}')
+
+
+def _improvement(value: Any) -> tuple[str, float]:
+    """("AbsoluteChange"|"RelativeChange", v >= 0), also as a one-key dict."""
+    if isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.items()))
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        kind, amount = value
+        if (
+            isinstance(kind, str)
+            and kind in ("AbsoluteChange", "RelativeChange")
+            and isinstance(amount, numbers.Real)
+            and not isinstance(amount, bool)
+            and math.isfinite(amount)
+            and amount >= 0
+        ):
+            return kind, float(amount)
+    raise NetError(
+        'NetTrain: training_stopping_criterion\'s "Improvement" must be ("AbsoluteChange"|"RelativeChange", v) '
+        f"with v a finite number >= 0, got {value!r}"
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

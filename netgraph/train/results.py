@@ -9,12 +9,40 @@ from ..layer import Layer, NetError
 
 
 class TrainingError(NetError):
-    """Training stopped on bad numbers; ``last_good_net`` holds the net before the failing step."""
+    """Training stopped on bad numbers (NaN or ±Inf in a loss, a gradient, the arrays or the validation loss);
+    ``last_good_net`` holds the last net seen with finite arrays and losses (see :mod:`netgraph.train.nettrain`)."""
 
     def __init__(self, message: str, last_good_net: Layer | None = None):
         super().__init__(message)
         self.last_good_net = last_good_net
 
+
+#: The properties NetTrain gives, by Wolfram's names
+PROPERTIES = (
+    "TrainedNet",
+    "FinalNet",
+    "RoundLossList",
+    "BatchLossList",
+    "ValidationLossList",
+    "RoundLoss",
+    "ValidationLoss",
+    "BestValidationRound",
+    "TotalTrainingTime",
+    "MeanExamplesPerSecond",
+    "ReasonTrainingStopped",
+    "TotalRounds",
+    "TotalBatches",
+    "BatchSize",
+    "BatchesPerRound",
+    "ExamplesProcessed",
+    "TrainingExamples",
+    "ValidationExamples",
+    "OptimizationMethod",
+    "InitialLearningRate",
+    "FinalLearningRate",
+    "CheckpointingFiles",
+    "LossPlot",
+)
 
 #: Wolfram's other names for some properties
 ALIASES = {

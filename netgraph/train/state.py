@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..backend import seeded_rng, to_numpy
-from ..layer import Context, Layer
+from ..layer import Context, Layer, NetError
 from ..optimizers import Optimizer
 from ..paths import iter_arrays
 from .data import TrainingData
@@ -136,7 +138,7 @@ class TrainingRun:
     def __post_init__(self) -> None:
         arrays = list(iter_arrays(self.train_net))
         self.paths = {(id(layer), name): path for path, layer, name in arrays}
-        self.rates = array_rates(self.train_net, self.learning_rate_multipliers)
+        self.rates = array_rates(self.train_net, self.learning_rate_multipliers, self.prefix)
         self.trainable = [(path, layer, name) for path, layer, name in arrays if self.rates.get(path, 1.0) != 0]
         self.grad_keys = {(id(layer), name) for _, layer, name in self.trainable}
 
@@ -190,22 +192,63 @@ class TrainingRun:
             self.state.best = self.snapshot()
 
 
-def array_rates(net: Layer, multipliers: dict | None) -> dict[ArrayPath, float]:
-    """Learning-rate multiplier per array path; 0 freezes (moving statistics are always frozen).
+def array_rates(net: Layer, multipliers: Any, prefix: tuple = ()) -> dict[ArrayPath, float]:
+    """Learning-rate multiplier per array path; 0 or None freezes (moving statistics are always frozen).
 
-    Keys of ``multipliers`` are layer paths (``"enc"`` or ``("enc", 2)``) or array paths
-    (``("enc", "Weights")``); a wrapped training net's leading "net" is implied.
+    ``multipliers`` is a dict (or a list of pairs) whose keys are layer paths (``"enc"`` or ``("enc", 2)``)
+    or array paths (``("enc", "Weights")``), and whose values are finite numbers or None; ``prefix`` is
+    the user's net's path in the training net (``("net",)`` when loss layers were attached), implied
+    before every key. A key that matches no array is an error naming the layers that have arrays.
     """
     rates: dict[ArrayPath, float] = {}
+    paths = [path for path, _, _ in iter_arrays(net)]
     for path, layer, name in iter_arrays(net):
         if name in getattr(layer, "state_arrays", ("MovingMean", "MovingVariance")):
             rates[path] = 0.0
+    if isinstance(multipliers, (list, tuple)) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 for p in multipliers
+    ):
+        multipliers = dict((k if not isinstance(k, list) else tuple(k), v) for k, v in multipliers)
+    if multipliers is not None and not isinstance(multipliers, dict):
+        raise NetError(
+            "NetTrain: learning_rate_multipliers must be a dict {layer or (layer, ..., array): rate} (or a list "
+            f"of such pairs), with rates finite numbers or None; got {multipliers!r}"
+        )
     for spec, rate in (multipliers or {}).items():
+        if rate is not None and (
+            not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not math.isfinite(rate)
+        ):
+            raise NetError(
+                f"NetTrain: learning_rate_multipliers[{spec!r}] must be a finite number (0 or None freezes), "
+                f"got {rate!r}"
+            )
         target = spec if isinstance(spec, tuple) else (spec,)
-        for path, _, _ in iter_arrays(net):
-            if path[: len(target)] == target or path[1 : 1 + len(target)] == target:
-                rates[path] = 0.0 if rate is None else float(rate)
+        matched = [p for p in paths if p[: len(target)] == target or p[: len(prefix) + len(target)] == prefix + target]
+        if not matched:
+            raise NetError(
+                f"NetTrain: learning_rate_multipliers key {spec!r} matches no array; {_hint(spec, paths, prefix)}"
+            )
+        for path in matched:
+            rates[path] = 0.0 if rate is None else float(rate)
     return rates
+
+
+def _hint(spec: Any, paths: list[ArrayPath], prefix: tuple) -> str:
+    """The layers that have arrays, the closest to ``spec`` first, for a multiplier key that matches none."""
+    owners = dict.fromkeys(p[len(prefix) : -1] if p[: len(prefix)] == prefix else p[:-1] for p in paths)
+    keys = {"/".join(map(str, owner)): owner[0] if len(owner) == 1 else owner for owner in owners if owner}
+    if not keys:
+        names = list(dict.fromkeys(p[-1] for p in paths))
+        return f"the net's arrays are {names} (keys are array names here)" if names else "the net has no arrays"
+    wanted = "/".join(map(str, spec if isinstance(spec, tuple) else (spec,)))
+    close = difflib.get_close_matches(wanted, list(keys), n=3, cutoff=0.5)
+    listed = [keys[n] for n in close] + [key for n, key in keys.items() if n not in close]
+    guess = f"did you mean {' or '.join(repr(keys[n]) for n in close)}? " if close else ""
+    more = f" and {len(listed) - 12} more" if len(listed) > 12 else ""
+    return (
+        f"{guess}the layers with arrays are {', '.join(map(repr, listed[:12]))}{more} (a key is a layer path such as "
+        "'enc' or ('enc', 2), or an array path such as ('enc', 'Weights'))"
+    )
 
 
 def _write_back(net: Layer, store: dict, values: dict | None = None) -> Layer:
