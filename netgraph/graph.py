@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,11 +171,10 @@ class NetGraph(Layer):
     # -- 2./3. edges and graph ports ------------------------------------------------------
     def _wire(self, pairs: list[tuple[End, Any]]) -> None:
         # variadic layers (TotalLayer, CatenateLayer, ThreadingLayer...) take as many inputs as wired
+        fan_in = Counter(d[0] for _, d in pairs if d is not None)
         for key, layer in self.vertices.items():
-            if getattr(layer, "variadic", False):
-                count = sum(1 for _, d in pairs if d is not None and d[0] == key)
-                if count:
-                    layer.set_input_count(count)
+            if getattr(layer, "variadic", False) and fan_in[key]:
+                layer.set_input_count(fan_in[key])
         edges: list[tuple[End, End]] = []
         taken: set[End] = set()
         for src, dest in pairs:
