@@ -168,7 +168,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     except IsADirectoryError:
         raise DatasetError(f"{path}: is a folder, expected an IDX file") from None
     except NotARegularFileError as e:
-        raise DatasetError(f"{path}: is {e.strerror}, expected an IDX file") from None
+        raise DatasetError(f"{path}: {e.strerror}; expected an IDX file") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DatasetError(f"{path}: damaged gzip data (truncated or corrupted download?): {e}") from None
     except OSError as e:

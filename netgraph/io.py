@@ -139,7 +139,6 @@ class _Decoder:
     def __init__(self, archive: _Archive, registry: dict[str, type], where: str):
         self.archive, self.registry, self.where = archive, registry, where
         self.used: set[str] = set()
-        self.count = 0
 
     def fail(self, why: str) -> NetFileError:
         return NetFileError(f"{self.where}: not a valid netgraph net file ({why})")
@@ -198,8 +197,6 @@ class _Decoder:
     def layer(self, data: Any) -> Layer:
         if not isinstance(data, dict):
             raise self.fail("a layer entry is not an object")
-        self.count += 1
-        check_limit("Layers", self.count, "the layers and nets described in the file")
         kind = data.get("type")
         cls = self.registry.get(kind) if isinstance(kind, str) else None
         if cls is None:
@@ -348,6 +345,7 @@ def _read(archive: _Archive, where: str) -> tuple[Layer, Any, dict[str, np.ndarr
         raise archive.fail("wrong format marker")
     if header.get("version") != VERSION:
         raise NetFileError(f"{where}: written by format version {header.get('version')!r}, this reads {VERSION}")
+    check_limit("Layers", _count_layers(header.get("net")), "the layers and nets described in the file")
     net = _Decoder(archive, LAYER_CLASSES, where).layer(header.get("net"))
     check_array_sizes(net)
     for _, layer, name in iter_arrays(net):
@@ -358,6 +356,19 @@ def _read(archive: _Archive, where: str) -> tuple[Layer, Any, dict[str, np.ndarr
         key[6:]: archive.read(archive.declared(key, "biufc")) for key in archive.members if key.startswith("extra/")
     }
     return net, header.get("extra"), extra_arrays
+
+
+def _count_layers(data: Any) -> int:
+    """How many layers (nets included) the JSON ``data`` describes, counted before any is built."""
+    count, stack = 0, [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += item.get("$") == "layer"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 # --- reading the archive --------------------------------------------------------------------------
