@@ -227,7 +227,7 @@ class _Decoder:
         for port, shape in ports.items():
             if shape is None or port not in layer.port_shapes:
                 continue
-            if not isinstance(shape, list) or not all(type(d) is int and d >= 1 for d in shape):
+            if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
                 raise self.fail(f"port {port!r} of {kind} has shape {shape!r:.60}")
             shapes[port] = tuple(shape)
         try:

@@ -17,8 +17,10 @@ Shapes are per example, without the batch axis: ``()`` is a scalar
 
 This module is the ground floor of the house: it imports only the autograd
 core below it. Walking a net (:func:`iter_layers`, :func:`iter_arrays`), the
-one-line ``repr`` of a layer and the register of layer classes by name (which
-:mod:`netgraph.io` reads to rebuild saved nets) live here too. Two calls
+one-line ``repr`` of a layer, the register of layer classes by name (which
+:mod:`netgraph.io` reads to rebuild saved nets) and the documented size limits
+(:data:`LIMITS`, checked as layers are built and initialized and as files are read)
+live here too. Two calls
 reach upward on purpose, each a single import inside one method: ``net(data)``
 runs :func:`netgraph.evaluate.evaluate` and ``net.save(path)`` runs
 :func:`netgraph.io.save`; both modules build on this one.
