@@ -450,7 +450,7 @@ class _Archive:
         if at < 0 or at + _END.size > len(data):
             raise self.fail("truncated or damaged: the zip directory at its end is missing")
         _, _, _, _, entries, directory, offset, _ = _END.unpack_from(data, at)
-        if 0xFFFF in (entries,) or 0xFFFFFFFF in (directory, offset):  # ZIP64: the counts are further up
+        if entries == 0xFFFF or 0xFFFFFFFF in (directory, offset):  # ZIP64: the counts are further up
             if at < _END64_LOCATOR.size:
                 raise self.fail("truncated or damaged: the ZIP64 directory locator is missing")
             mark, _, where, _ = _END64_LOCATOR.unpack_from(data, at - _END64_LOCATOR.size)
