@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from netgraph import ops
-from netgraph.layer import Layer, NetError, Shape, ShapeError, UnaryLayer, as_shape, format_shape
+from netgraph.layer import Layer, NetError, Shape, ShapeError, UnaryLayer, as_shape, check_limit, format_shape
 from netgraph.ports import All, Automatic
 
 
@@ -34,10 +34,10 @@ class _Variadic(Layer):
 
     def __init__(self, inputs: int | None, output: Any) -> None:
         super().__init__(output=output)
-        self.input_ports = tuple(f"Input{i + 1}" for i in range(inputs or 2))
-        self._finish_init()
+        self.set_input_count(inputs or 2)
 
     def set_input_count(self, n: int) -> None:
+        check_limit("Inputs", n, f"{self.describe()} inputs")
         self.input_ports = tuple(f"Input{i + 1}" for i in range(n))
         self._finish_init()
 

@@ -25,7 +25,7 @@ from typing import Any
 from netgraph import ops
 from netgraph import symbolic as sym
 from netgraph.fused import apply_function
-from netgraph.layer import Context, Layer, NetError, ShapeError, UnaryLayer, format_shape
+from netgraph.layer import Context, Layer, NetError, ShapeError, UnaryLayer, check_limit, format_shape
 from netgraph.ports import Automatic
 
 
@@ -144,6 +144,7 @@ class ThreadingLayer(Layer):
                 raise NetError(f"ThreadingLayer: unknown operator {f!r}; known are {sorted(THREADING)}")
             self.variadic = f in ("Plus", "Times", "Max", "Min")
             arity = inputs or (2 if self.variadic else sym._arity(THREADING[f]))
+            check_limit("Inputs", arity, f"ThreadingLayer[{f}] inputs")
             self.function = sym.trace(THREADING[f], arity)
         else:
             self.variadic = False
@@ -156,6 +157,7 @@ class ThreadingLayer(Layer):
             if n != self.function.arity:
                 raise NetError(f"{self.describe()} takes {self.function.arity} inputs, wired to {n}")
             return
+        check_limit("Inputs", n, f"{self.describe()} inputs")
         self.function = sym.trace(THREADING[self.spec], n)
         self.input_ports = tuple(f"Input{i + 1}" for i in range(n))
         self._finish_init()

@@ -51,7 +51,7 @@ PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "images": ("ImageError", "NetDecoder", "NetEncoder", "image_grid", "interpolation_strip", "save_png"),
     "initialize": ("NetInitialize",),
     "io": ("Export", "Import", "NetFileError", "load", "save"),
-    "layer": ("Layer", "NetError", "ShapeError"),
+    "layer": ("LIMITS", "Layer", "LimitError", "NetError", "ShapeError"),
     "ports": ("All", "Automatic", "NetPort", "NetPortGradient", "Scaled"),
     "summary": ("NetSummary", "draw"),
     "surgery": ("NetDrop", "NetExtract", "NetReplacePart", "NetTake"),

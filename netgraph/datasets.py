@@ -52,7 +52,7 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .files import atomic_file
+from .files import NotARegularFileError, atomic_file, open_regular
 from .layer import NetError
 
 __all__ = [
@@ -156,7 +156,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path) as raw:
             compressed = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
             if compressed:
@@ -167,6 +167,8 @@ def read_idx(path: PathLike) -> np.ndarray:
         raise DatasetNotFoundError(f"{path}: no such IDX file") from None
     except IsADirectoryError:
         raise DatasetError(f"{path}: is a folder, expected an IDX file") from None
+    except NotARegularFileError as e:
+        raise DatasetError(f"{path}: {e.strerror}; expected an IDX file") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DatasetError(f"{path}: damaged gzip data (truncated or corrupted download?): {e}") from None
     except OSError as e:
@@ -668,14 +670,15 @@ def cifar10(directory: PathLike, kind: str = "train") -> tuple[np.ndarray, np.nd
 
 def _read_file(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        with open_regular(path) as stream:
+            return stream.read()
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read: {e}") from None
+        raise DatasetError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
 def _cifar_from_archive(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with open_regular(path) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
             members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
             for binary in (True, False):
                 names = _cifar_names(kind, binary)
@@ -793,7 +796,9 @@ def _load_image(path: Path, size: tuple[int, int], mode: str, resampling: str) -
     as uint8 (height, width, C)."""
     out_width, out_height = size
     try:
-        file = open(path, "rb")  # closed below, once Pillow is done with it
+        file = open_regular(path)  # closed below, once Pillow is done with it; a FIFO or a device is refused
+    except NotARegularFileError as e:
+        raise _SkipFileError(str(e.strerror)) from None
     except OSError as e:
         raise _SkipFileError(f"unreadable: {e.strerror or e}") from None
     with file:
@@ -871,7 +876,8 @@ def image_folder(
     ``uint8 (N, C, height, width)`` channels first, the path of each image, and a
     :class:`SkippedFile` (path, reason) for each file left out - unreadable,
     empty, truncated, damaged, not an image, too large for Pillow's
-    decompression-bomb guard, or not named as an image. A bad file never stops
+    decompression-bomb guard, not named as an image, or not a regular file
+    (a FIFO or a device, which would block or never end, is never read). A bad file never stops
     the load; a folder with no usable image raises :class:`DatasetError`.
 
     Example:

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,11 +210,10 @@ class NetGraph(Layer):
     # -- 2./3. edges and graph ports ------------------------------------------------------
     def _wire(self, pairs: list[tuple[End, Any]]) -> None:
         # variadic layers (TotalLayer, CatenateLayer, ThreadingLayer...) take as many inputs as wired
+        fan_in = Counter(d[0] for _, d in pairs if d is not None)
         for key, layer in self.vertices.items():
-            if getattr(layer, "variadic", False):
-                count = sum(1 for _, d in pairs if d is not None and d[0] == key)
-                if count:
-                    layer.set_input_count(count)
+            if getattr(layer, "variadic", False) and fan_in[key]:
+                layer.set_input_count(fan_in[key])
         for _, dest in pairs:  # a variadic layer's named ports exist only now that its inputs are counted
             if dest is not None and dest[0] is not None and dest[1] is not None:
                 layer = self.vertices[dest[0]]

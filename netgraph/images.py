@@ -31,7 +31,7 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from .files import atomic_file
+from .files import NotARegularFileError, atomic_file, open_regular
 from .layer import NetError
 
 __all__ = [
@@ -70,13 +70,15 @@ def _describe(item: Any) -> str:
 def _open(path: str | os.PathLike) -> Image.Image:
     name = os.fspath(path)
     try:
-        with Image.open(name) as image:
+        with open_regular(name) as stream, Image.open(stream) as image:
             image.load()
             return ImageOps.exif_transpose(image)
     except FileNotFoundError:
         raise ImageError(f"cannot read image file {name!r}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"cannot read image file {name!r}: it is a directory") from None
+    except NotARegularFileError as err:
+        raise ImageError(f"cannot read image file {name!r}: it is {err.strerror}") from None
     except UnidentifiedImageError:
         raise ImageError(f"cannot read image file {name!r}: not an image format Pillow recognises") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .distributions import Distribution, NormalDistribution
-from .layer import Layer, NetError, format_shape
+from .layer import Layer, NetError, check_array_sizes, format_shape
 from .paths import iter_arrays
 from .ports import All
 
@@ -45,17 +45,27 @@ def initialize_in_place(
     if name not in METHODS:
         raise NetError(f"NetInitialize: method must be one of {METHODS}, got {name!r}")
     rng = np.random.default_rng(random_seeding)
+    wanted = []
     for path, layer, array in iter_arrays(net):
         if which is not All and layer.arrays[array] is not None:
             continue
-        shapes = layer.array_shapes()
-        if array not in shapes or any(s is None for s in layer.port_shapes.values()):
+        shapes = layer.array_shapes() if all(s is not None for s in layer.port_shapes.values()) else {}
+        if array not in shapes:
             raise NetError(
                 f"NetInitialize: {layer.describe()} at {'/'.join(map(str, path[:-1])) or 'top'} has unknown "
                 f"port shapes {dict((p, format_shape(s)) for p, s in layer.port_shapes.items())}; "
                 "fix its input shape first"
             )
-        layer.arrays[array] = _initial(layer, array, shapes[array], rng, name, options).astype(np.float32)
+        wanted.append((layer, array, shapes[array]))
+    check_array_sizes(net, wanted)  # the limits "Elements" and "Parameters", before anything is allocated
+    for layer, array, shape in wanted:
+        try:
+            layer.arrays[array] = _initial(layer, array, shape, rng, name, options).astype(np.float32)
+        except MemoryError:
+            raise NetError(
+                f"NetInitialize: not enough memory for array {array!r} of {layer.describe()} "
+                f"({format_shape(shape)}, {np.prod(shape, dtype=float) * 8:.3g} bytes while it is drawn)"
+            ) from None
 
 
 def _initial(layer: Layer, array: str, shape: tuple, rng: Any, method: str, options: dict) -> np.ndarray:

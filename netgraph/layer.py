@@ -17,8 +17,10 @@ Shapes are per example, without the batch axis: ``()`` is a scalar
 
 This module is the ground floor of the house: it imports only the autograd
 core below it. Walking a net (:func:`iter_layers`, :func:`iter_arrays`), the
-one-line ``repr`` of a layer and the register of layer classes by name (which
-:mod:`netgraph.io` reads to rebuild saved nets) live here too. Two calls
+one-line ``repr`` of a layer, the register of layer classes by name (which
+:mod:`netgraph.io` reads to rebuild saved nets) and the documented size limits
+(:data:`LIMITS`, checked as layers are built and initialized and as files are read)
+live here too. Two calls
 reach upward on purpose, each a single import inside one method: ``net(data)``
 runs :func:`netgraph.evaluate.evaluate` and ``net.save(path)`` runs
 :func:`netgraph.io.save`; both modules build on this one.
@@ -27,7 +29,10 @@ runs :func:`netgraph.evaluate.evaluate` and ``net.save(path)`` runs
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +52,70 @@ class NetError(ValueError):
 
 class ShapeError(NetError):
     """Port shapes do not fit together."""
+
+
+class LimitError(NetError):
+    """A layer or net goes beyond one of the documented :data:`LIMITS`; ``limit`` names which."""
+
+    def __init__(self, message: str, limit: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+#: Documented limits on what a net may declare, far above real nets, so that a mistyped size or a
+#: crafted file fails at once with a clear message instead of asking for terabytes or hours.
+#: Layers that go beyond them are refused when they are built or initialized, and net files
+#: are refused by :func:`netgraph.load` before any array is read. Raise one for the whole
+#: process (``netgraph.LIMITS["Parameters"] = 10**10``), or for one file with
+#: ``netgraph.load(path, limits={"Parameters": 10**10})``.
+LIMITS: dict[str, int] = {
+    "Inputs": 4096,  # inputs of one layer (TotalLayer, CatenateLayer, ThreadingLayer...)
+    "Elements": 2**31,  # elements of one port (per example) or of one learnable array
+    "Parameters": 2 * 10**9,  # elements of all the learnable arrays of one net
+    "Layers": 10_000,  # layers and nets described in a net file, nested ones included
+    "HeaderBytes": 4 * 2**20,  # the JSON architecture stored in a net file
+    "FileArrays": 100_000,  # arrays stored in a net file (the net's and a checkpoint's)
+}
+
+_LIMITS_IN_FORCE: ContextVar[dict[str, int] | None] = ContextVar("netgraph_limits", default=None)
+
+
+def limit(name: str) -> int:
+    """The limit ``name`` in force: :data:`LIMITS`, or the value given to the :func:`limits_in_force` block around."""
+    return (_LIMITS_IN_FORCE.get() or LIMITS)[name]
+
+
+@contextmanager
+def limits_in_force(values: dict[str, int] | None) -> Iterator[dict[str, int]]:
+    """A block in which ``values`` replace some of :data:`LIMITS` (checked: known names, positive ints).
+
+    Example:
+        >>> from layers import TotalLayer
+        >>> with limits_in_force({"Inputs": 8000}):
+        ...     len(TotalLayer(inputs=5000).input_ports)
+        5000
+    """
+    if values is not None and not isinstance(values, dict):
+        raise NetError(f"limits: expected a dict such as {{'Parameters': 10**10}}, got {values!r:.60}")
+    values = dict(values or {})
+    for name, value in values.items():
+        if name not in LIMITS:
+            raise NetError(f"limits: unknown limit {name!r}; the limits are {sorted(LIMITS)}")
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise NetError(f"limits: {name!r} must be a positive integer, got {value!r}")
+    in_force = {**LIMITS, **{name: int(value) for name, value in values.items()}}
+    token = _LIMITS_IN_FORCE.set(in_force)
+    try:
+        yield in_force
+    finally:
+        _LIMITS_IN_FORCE.reset(token)
+
+
+def check_limit(name: str, value: int, what: str) -> None:
+    """A :class:`LimitError` if ``value`` (of ``what``) is beyond the limit ``name``."""
+    bound = limit(name)
+    if value > bound:
+        raise LimitError(f"{what}: {value:,} is beyond the limit {name} = {bound:,} (netgraph.LIMITS)", name)
 
 
 def as_shape(spec: Any, what: str = "shape") -> Shape | None:
@@ -179,15 +248,22 @@ class Layer:
             if port not in shapes:
                 raise NetError(f"{self.describe()} has no port {port!r}; its ports are {list(shapes)}")
             shapes[port] = unify(shapes[port], shape, f"{self.describe()} port {port!r}")
+        self._check_elements(shapes)
         for _ in range(3):
             derived = self.shape_rule(shapes)
             new = {p: unify(shapes[p], s, f"{self.describe()} port {p!r}") for p, s in derived.items()}
             if all(shapes[p] == s for p, s in new.items()):
                 break
             shapes.update(new)
+            self._check_elements(new)
         changed = shapes != self.port_shapes
         self.port_shapes = shapes
         return changed
+
+    def _check_elements(self, shapes: dict[str, Shape | None]) -> None:
+        for port, shape in shapes.items():
+            if shape is not None and shape != self.port_shapes.get(port):
+                check_limit("Elements", math.prod(shape), f"{self.describe()} port {port!r} ({format_shape(shape)})")
 
     def array_shapes(self) -> dict[str, Shape]:
         """Override: shapes of the learnable arrays, once the port shapes are known."""
@@ -327,6 +403,25 @@ def iter_arrays(net: Layer) -> Iterator[tuple[tuple, Layer, str]]:
     for path, layer in iter_layers(net):
         for name in layer.arrays:
             yield path + (name,), layer, name
+
+
+def check_array_sizes(net: Layer, arrays: list[tuple[Layer, str, Shape]] | None = None) -> int:
+    """The number of elements of ``arrays`` ((layer, name, shape); by default every array of ``net``
+    whose layer knows its port shapes), after checking the limits "Elements" and "Parameters"."""
+    if arrays is None:
+        arrays = []
+        for _, layer, name in iter_arrays(net):
+            if all(s is not None for s in layer.port_shapes.values()):
+                shape = layer.array_shapes().get(name)
+                if shape is not None:
+                    arrays.append((layer, name, shape))
+    total = 0
+    for layer, name, shape in arrays:
+        size = math.prod(shape)
+        check_limit("Elements", size, f"{layer.describe()} array {name!r} ({format_shape(shape)})")
+        total += size
+    check_limit("Parameters", total, f"{net.describe()}: the elements of its {len(arrays)} learnable arrays")
+    return total
 
 
 def describe_ports(layer: Layer, ports: tuple[str, ...]) -> str:

@@ -425,7 +425,7 @@ def test_bad_checkpointing_is_refused_before_any_work(tmp_path, spec, message):
     [
         (lambda d: d / "missing.npz", "no such file or directory"),
         (lambda d: d / "plain.npz", "is a net file but not a training checkpoint"),
-        (lambda d: d / "f.txt", "f.txt': cannot be read: not a valid netgraph net file"),
+        (lambda d: d / "f.txt", "f.txt': cannot be read: not a netgraph net file"),
         (lambda d: d / "empty", "holds no checkpoint (*.npz) files"),
         (lambda d: 42, "resume_from must be a checkpoint file or a directory"),
         (lambda d: (d, {"Exact": "no"}), "'Exact' must be True or False"),
