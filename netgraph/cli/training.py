@@ -17,9 +17,12 @@ failure the last good net kept, with a message a command-line user can act on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +91,7 @@ def train(
         record.remove()
         _checkpoint_options(folder, plan, bool(args.resume), options)
     try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # NetTrain stops on NaN and Inf itself
+        with _quiet():  # NetTrain stops on NaN and Inf itself and says where: no warnings before that
             results = NetTrain(net, data, "All", **options)
     except TrainingError as err:
         raise _stopped(run, err, saved, value_range, folder) from None
@@ -165,18 +168,22 @@ def _stopped(
 ) -> TrainingStoppedError:
     """Keeps the last good net of a failed training and its samples; the error that says so and how to resume."""
     net, stem = err.last_good_net, Path(saved).stem
-    what = "; ".join(part for part in str(err).removeprefix("NetTrain: ").split("; ") if "last_good_net" not in part)
-    lines, kept = [f"training failed: {what}"], None
+    parts, kept = str(err).removeprefix("NetTrain: ").split("; "), None
     if net is not None:
         kept = run.out / f"{stem}.last-good.npz"
         net.save(kept)
-        finite = all(np.isfinite(np.asarray(layer.arrays[name])).all() for _, layer, name in iter_arrays(net))
-        lines.append(f"  the net before that batch is kept: {kept} (netgraph.load reads it)"
-                     + ("" if finite else "; NOTE: some of its arrays hold NaN or Inf"))  # fmt: skip
+        bad = ["/".join(map(str, path)) for path, layer, name in iter_arrays(net)
+               if not np.isfinite(np.asarray(layer.arrays[name])).all()]  # fmt: skip
+        said = [part.replace(" is in .last_good_net", f" is kept in {kept}") for part in parts]
+        if said == parts:  # the library words it otherwise: say it here
+            said.append(f"the last good net is kept in {kept}")
+        note = f"; NOTE: NaN or Inf in {', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''}" if bad else ""
+        said[-1] += f" (netgraph.load reads it){note}"
         if (samples := _samples(net, run, run.out / f"{stem}.last-good-samples.png", value_range)) is not None:
-            lines.append(f"  64 samples of it: {samples}")
+            said.append(f"64 samples of it: {samples}")
     else:
-        lines.append("  no net could be kept: training failed before its first batch")
+        said = [part for part in parts if "last_good_net" not in part] + ["no net could be kept"]
+    lines = [f"training failed: {said[0]}", *(f"  {part}" for part in said[1:])]
     script, words = _command_line(run)
     if folder is None:
         again = _command(script, words, run.out / "checkpoints")
@@ -202,12 +209,20 @@ def _samples(net: Layer, run: Run, path: Path, value_range: tuple[float, float])
         decoder = NetExtract(net, "dec")
         if len(latent := decoder.port_shapes.get("Input") or ()) != 1:
             return None
-        with np.errstate(all="ignore"):
+        with _quiet():
             decode = lambda z: decoder(z, target_device=run.device, batch_size=64)
             pictures = np.nan_to_num(np.asarray(sample_prior(decode, 64, latent[0], seed=0), dtype=np.float64))
             return save_png(image_grid(np.clip(pictures, *value_range), columns=8, value_range=value_range), path)
     except Exception:  # noqa: BLE001 - the pictures of a net that diverged are a bonus: the net file is what counts
         return None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """NumPy's warnings of overflow and invalid values left out, in every thread (``np.errstate`` is per thread)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+        yield
 
 
 def _command_line(run: Run) -> tuple[str, list[str]]:
