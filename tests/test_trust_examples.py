@@ -5,6 +5,7 @@ its ``main`` under :func:`netgraph.cli.run_main`, as its ``__main__`` block runs
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
@@ -100,7 +101,8 @@ def command_in(message: str) -> list[str]:
 def test_a_failed_training_keeps_the_last_good_net_and_says_how_to_go_on(name, tmp_path, capsys):
     arguments, saved = QUICK[name]
     out = tmp_path / "out"
-    code, _, err = run_script(name, [*arguments(tmp_path), "--out", str(out), *EXPLODES], capsys)
+    argv = [*arguments(tmp_path), "--out", str(out), *EXPLODES]
+    code, _, err = run_script(name, argv, capsys)
     assert code == 1, err
     assert "Traceback" not in err and ".last_good_net" not in err
     assert err.startswith(f"{name}.py: training failed: "), err
@@ -109,8 +111,7 @@ def test_a_failed_training_keeps_the_last_good_net_and_says_how_to_go_on(name, t
     assert f"64 samples of it: {out / saved.replace('.npz', '.last-good-samples.png')}" in err
     assert Image.open(out / saved.replace(".npz", ".last-good-samples.png")).size[0] > 8 * 8
     assert "no checkpoint to resume from (--checkpoint DIR writes one every round)" in err
-    again = command_in(err)
-    assert again[-2:] == ["--checkpoint", str(out / "checkpoints")] and EXPLODES[1] in again
+    assert command_in(err) == [*argv, "--checkpoint", str(out / "checkpoints")]  # the same command, checkpointed
     assert "give a --learning-rate below 1e6" in err
     bad = non_finite(kept)
     if name in HAS_BATCH_NORM and bad:  # moving statistics the failing batch's forward pass changed: said so
@@ -141,6 +142,16 @@ def test_resume_continues_from_the_newest_checkpoint_after_a_failure(tmp_path, c
     assert "training took" in printed and "2 rounds" in printed
     assert not non_finite(Path(out) / "vae.npz")
     assert len(list(folder.glob("*.npz"))) == 2  # round 1, then round 2 of the resumed run
+    code, printed, err = run_script("mnist_vae", again, capsys)  # once more: it had finished
+    assert code == 0, err
+    assert f"training: finished in an earlier run; read back from {folder / 'finished'} (--resume)" in printed
+    assert "checkpoints:" not in printed and len(list(folder.glob("*.npz"))) == 2
+
+
+def test_checkpoints_come_every_round_or_every_rounds_worth_of_batches():
+    assert cli.schedule(100, 32, epochs=3).checkpoint_interval == ("Rounds", 1)
+    assert cli.schedule(100, 32, iterations=10).checkpoint_interval == ("Batches", 4)  # 4 batches a round
+    assert cli.schedule(100, 32, iterations=3).checkpoint_interval == ("Batches", 3)  # at its end
 
 
 def with_rate(argv: list[str], rate: str) -> list[str]:
@@ -233,3 +244,30 @@ def test_generate_writes_inside_out_and_refuses_a_file_as_out(decoder_file, tmp_
     assert all(path.parent == out for path in tmp_path.rglob("*.png"))
     code, _, err = run_script("augment_vae", [*argv, "--out", str(decoder_file)], capsys)
     assert code == 2 and "argument --out:" in err and "give a folder" in err
+
+
+def test_an_interrupted_training_is_resumed_not_read_back(tmp_path, capsys):
+    x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
+    args = argparse.Namespace(out=str(tmp_path / "out"), device="CPU", checkpoint=str(tmp_path / "ck"), resume=False)
+    plan = cli.schedule(len(x), 4, epochs=3)
+
+    def interrupt(progress):
+        if progress["AbsoluteBatch"] == 15:
+            raise KeyboardInterrupt
+
+    options = {"training_progress_reporting": None, "random_seeding": 1}
+    net = LinearLayer(1, input=1)
+    stopped = cli.train(cli.Run(args), net, (x, 2 * x), "All", plan, training_progress_function=(interrupt, {
+        "Interval": ("Batches", 1)}), **options)  # fmt: skip
+    assert stopped["ReasonTrainingStopped"] == "UserInterrupt" and stopped["TotalBatches"] == 15
+    assert "training interrupted: --resume continues from the newest checkpoint" in capsys.readouterr().out
+    assert not (tmp_path / "ck" / "finished").exists()
+    args.resume = True
+    done = cli.train(cli.Run(args), net, (x, 2 * x), "All", plan, **options)
+    assert re.search(r"resuming from the newest in .*round1-batch0", capsys.readouterr().out)  # the round before
+    assert "round2-batch0" in done["CheckpointingFiles"][0]
+    assert (done["TotalRounds"], done["TotalBatches"], done["ReasonTrainingStopped"]) == (3, 30, "MaxTrainingRounds")
+    again = cli.train(cli.Run(args), net, (x, 2 * x), "All", plan, **options)
+    assert "training: finished in an earlier run" in capsys.readouterr().out
+    assert again["RoundLossList"] == done["RoundLossList"] and again["TotalBatches"] == 30
+    np.testing.assert_array_equal(again["TrainedNet"].arrays["Weights"], done["TrainedNet"].arrays["Weights"])

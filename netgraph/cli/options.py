@@ -244,17 +244,18 @@ def checkpoint_options(parser: argparse.ArgumentParser, phases: Sequence[str] = 
         >>> args.checkpoint, args.resume
         ('runs/demo', True)
     """
-    where = f"DIR/{'|'.join(phases)} for its phases" if phases else "DIR"
+    each = f", in a sub-folder for each phase ({', '.join(phases)})" if phases else ""
+    finished = "a phase that had finished" if phases else "a training that had finished"
     parser.add_argument(
         "--checkpoint", type=folder, metavar="DIR",
-        help=f"write training checkpoints to {where}: one every round (or a round's worth of batches), to resume "
-             "from (see --resume); a failed training says how",
+        help=f"write a training checkpoint to DIR every round (or every round's worth of batches){each}, to "
+             "resume from with --resume",
     )  # fmt: skip
     parser.add_argument(
         "--resume", action="store_true",
-        help="continue from the newest checkpoint in --checkpoint DIR, with the same options (a lower learning "
-             "rate may be given); a phase that had finished is read back, not trained again; while DIR holds no "
-             "checkpoint, training starts from the beginning",
+        help="continue from the newest checkpoint in --checkpoint DIR (which it needs) with the same options (a lower "
+             f"--learning-rate may be given); {finished} is read back, not trained again; a DIR without checkpoints "
+             "starts from the beginning",
     )  # fmt: skip
 
     def resume_needs_a_folder(args: argparse.Namespace) -> None:

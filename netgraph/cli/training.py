@@ -4,8 +4,8 @@ failure the last good net kept, with a message a command-line user can act on.
 :func:`train` is NetTrain for a script. It runs the schedule the script planned (:class:`Schedule`) and
 
 - with ``--checkpoint DIR`` writes a checkpoint every round (a run counted in batches: every round's worth of
-  batches) to DIR, or to DIR/<phase> for a training in phases, and records a phase that finished in
-  DIR[/<phase>]/finished/ (its results and nets);
+  batches) to DIR, or to DIR/<phase> for a training in phases, and records a phase that finished (not one
+  that Ctrl-C stopped) in DIR[/<phase>]/finished/ (its results and nets);
 - with ``--resume`` continues from the newest checkpoint there, or, when the phase had finished with the same
   schedule, reads it back instead of training it again; while the folder holds no checkpoint, it starts
   from the beginning, saying so;
@@ -95,7 +95,9 @@ def train(
             results = NetTrain(net, data, "All", **options)
     except TrainingError as err:
         raise _stopped(run, err, saved, value_range, folder) from None
-    if folder is not None:
+    if folder is not None and results["ReasonTrainingStopped"] == "UserInterrupt":
+        print(f"training interrupted: --resume continues from the newest checkpoint in {folder}/")
+    elif folder is not None:
         record.write(results)
     return _property(results, prop)
 
