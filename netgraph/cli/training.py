@@ -170,7 +170,7 @@ def _stopped(
 ) -> TrainingStoppedError:
     """Keeps the last good net of a failed training and its samples; the error that says so and how to resume."""
     net, stem = err.last_good_net, Path(saved).stem
-    parts, kept = str(err).removeprefix("NetTrain: ").split("; "), None
+    parts, kept = _clauses(str(err).removeprefix("NetTrain: ")), None
     if net is not None:
         kept = run.out / f"{stem}.last-good.npz"
         net.save(kept)
@@ -200,6 +200,22 @@ def _stopped(
         rate = f"{run.args.learning_rate:g}".replace("e+0", "e").replace("e-0", "e-")
         lines.append(f"  (the same options may fail at the same point again: give a --learning-rate below {rate})")
     return TrainingStoppedError("\n".join(lines), net, kept)
+
+
+def _clauses(message: str) -> list[str]:
+    """``message`` split at its semicolons outside parentheses, one clause a line.
+
+    Example:
+        >>> _clauses("the loss became nan (ADAM; learning rate 1e6); the net before is in .last_good_net")
+        ['the loss became nan (ADAM; learning rate 1e6)', 'the net before is in .last_good_net']
+    """
+    clauses, depth, start = [], 0, 0
+    for i, char in enumerate(message):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == ";" and depth == 0:
+            clauses.append(message[start:i].strip())
+            start = i + 1
+    return [*clauses, message[start:].strip()]
 
 
 def _samples(net: Layer, run: Run, path: Path, value_range: tuple[float, float]) -> Path | None:
