@@ -31,7 +31,7 @@ import numpy as np
 from .. import load  # the package's: it registers the layer classes a file may name
 from ..generate import sample_prior
 from ..images import image_grid, loss_plot, save_png
-from ..layer import Layer, iter_arrays
+from ..layer import Layer, NetError, iter_arrays
 from ..surgery import NetExtract
 from ..train import NetTrain, NetTrainResults, TrainingError
 from .options import Schedule
@@ -82,6 +82,8 @@ def train(
         options["training_progress_function"] = plan.stop
     options.update(batch_size=plan.batch_size, max_training_rounds=plan.rounds)
     args = run.args
+    if getattr(args, "resume", False) and not getattr(args, "checkpoint", None):  # a parser other than cli.parser's
+        raise NetError("--resume continues from the checkpoints in --checkpoint DIR: give the folder they are in")
     folder = Path(args.checkpoint) / (phase or "") if args is not None and getattr(args, "checkpoint", None) else None
     if folder is not None:
         record = _Record(folder / "finished", plan)
