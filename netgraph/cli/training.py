@@ -100,7 +100,10 @@ def train(
     if folder is not None and results["ReasonTrainingStopped"] == "UserInterrupt":
         print(f"training interrupted: --resume continues from the newest checkpoint in {folder}/")
     elif folder is not None:
-        record.write(results)
+        try:
+            record.write(results)
+        except OSError as err:  # the trained net still goes to the script; only --resume will train the phase again
+            print(f"checkpoints: the finished training could not be recorded in {record.folder} ({err})")
     return _property(results, prop)
 
 
