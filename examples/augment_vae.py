@@ -13,6 +13,7 @@ rate of 0.0005 the log-variance head ran away within ten batches. The batch norm
 
     python examples/augment_vae.py train                          # Fashion-MNIST stands in, 3 rounds
     python examples/augment_vae.py train --data faces/ --epochs 50 --batch-size 128 --train-images all --device GPU
+    python examples/augment_vae.py train --checkpoint runs/augment --resume   # resumable: checkpoints every round
     python examples/augment_vae.py generate --count 500 --out extra/   # 500 new pictures, numbered PNGs
 
 train writes the trained net vae.npz, samples.png (64 pictures from z ~ N(0, I)), reconstructions.png, loss.png
@@ -41,7 +42,7 @@ from layers import (
     SummationLayer,
     ThreadingLayer,
 )
-from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
+from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetSummary, NormalDistribution, cli, draw, exp
 from netgraph.datasets import to_float
 from netgraph.generate import vae_parts
 
@@ -135,7 +136,7 @@ def compare_with_seed(name: str, net: Any, seed: tuple[int, int]) -> dict[str, A
 
 def train(args: Any) -> dict[str, Any]:
     """The train subcommand: build, summarise, train, write the pictures and the net."""
-    run = cli.Run(args.out, args.device)
+    run = cli.Run(args)
     vae = build_vae()
     encoder, decoder = NetExtract(vae, "enc"), NetExtract(vae, "dec")
     print("encoder (channels first: a Keras (None, 64, 64, 32) is 32×64×64 here; activations are rows of their own)")
@@ -153,11 +154,11 @@ def train(args: Any) -> dict[str, Any]:
     loss = f"loss = Loss (squared error summed over the picture) + {args.kl_weight:g} × KL"
     cli.report_schedule(plan, f"ADAM, learning rate {args.learning_rate}, beta1 {args.beta1}", loss, unit="pictures")
     print(f"training on the {args.device}...")
-    results = NetTrain(vae, {"Input": images}, "All", loss_function={"Loss": 1.0, "KL": args.kl_weight},
-                       method=("ADAM", {"learning_rate": args.learning_rate, "beta1": args.beta1}),
-                       batch_size=plan.batch_size, max_training_rounds=plan.rounds,
-                       training_progress_function=plan.stop, validation_set={"Input": test} if len(test) else None,
-                       target_device=args.device, random_seeding=args.seed)  # fmt: skip
+    # NetTrain for the schedule `plan`, with --checkpoint and --resume; on a failure the last good net is kept
+    results = cli.train(run, vae, {"Input": images}, "All", plan, loss_function={"Loss": 1.0, "KL": args.kl_weight},
+                        method=("ADAM", {"learning_rate": args.learning_rate, "beta1": args.beta1}),
+                        validation_set={"Input": test} if len(test) else None,
+                        target_device=args.device, random_seeding=args.seed)  # fmt: skip
     trained = cli.training_summary(results, keep="final", unit="pictures", digits=1)  # as the Keras code
     trained.save(run.path("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'))
     cli.save_loss_plot(results, run.path("loss.png", "round and validation loss"), "augment VAE: Loss + KL per picture")

@@ -12,6 +12,7 @@ an overfit net generates near-copies of its inputs.
     python examples/cake_vae.py --data cakes/ --epochs 1000  # the write-up's run: stops early (it did at 156)
     python examples/cake_vae.py --data cakes/ --overfit --epochs 500   # the write-up's overfit run
     python examples/cake_vae.py --kl-weight 1                # a true VAE: the KL term added back
+    python examples/cake_vae.py --checkpoint runs/cake --resume   # a checkpoint every round; continue from the newest
 
 Data: --data is a folder of pictures, made grey, centre-cropped and resized to 100x100 as OpenCV's INTER_LINEAR does
 (the write-up's preprocessing), or of MNIST-format files or CIFAR-10 batches; 20% are held out for validation.
@@ -39,7 +40,7 @@ from layers import (
     SummationLayer,
     ThreadingLayer,
 )
-from netgraph import NetChain, NetGraph, NetPort, NetSummary, NetTrain, TrainingError, cli, draw, exp
+from netgraph import NetChain, NetGraph, NetPort, NetSummary, TrainingError, cli, draw, exp
 from netgraph.datasets import FASHION_MNIST_CLASSES, to_float
 from netgraph.distributions import NormalDistribution
 from netgraph.generate import cross_entropy, nearest_neighbours, vae_parts
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cli.option(parser, "--size", SIZE, "picture side, even (default 100, as the seed)", minimum=2)
     if (args := parser.parse_args(argv)).size % 2:
         parser.error(f"--size must be an even number of pixels, at least 2, got {args.size}")
-    run, scale = cli.Run(args.out, args.device), picture_scale(args.size)
+    run, scale = cli.Run(args), picture_scale(args.size)
 
     images, name, text = load_data(args.data, args.size, args.train_images, args.fashion_class)
     train, validation = (images, images[:0]) if args.overfit else cli.hold_out(images, VALIDATION_FRACTION, args.seed)
@@ -159,13 +160,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                  generate_every=GENERATE_EVERY, reconstruct_every=RECONSTRUCT_EVERY)  # fmt: skip
     print(f"training on the {args.device}...")
     # NOTE: a KL weight of 0 leaves the port out: 0 × an overflowed KL would be NaN and stop training
-    results = NetTrain(vae, {"Input": train}, "All",
-                       loss_function={"Loss": 1.0, "KL": args.kl_weight} if args.kl_weight else "Loss",
-                       method=("ADAM", {"learning_rate": args.learning_rate}), batch_size=plan.batch_size,
-                       max_training_rounds=plan.rounds, training_stopping_criterion=stopping,
-                       validation_set={"Input": validation} if len(validation) else None,
-                       training_progress_function=(by_round, {"Interval": ("Rounds", 1)}),
-                       target_device=args.device, random_seeding=args.seed)  # fmt: skip
+    # NetTrain for the schedule `plan`, with --checkpoint and --resume; on a failure the last good net is kept
+    results = cli.train(run, vae, {"Input": train}, "All", plan,
+                        loss_function={"Loss": 1.0, "KL": args.kl_weight} if args.kl_weight else "Loss",
+                        method=("ADAM", {"learning_rate": args.learning_rate}), training_stopping_criterion=stopping,
+                        validation_set={"Input": validation} if len(validation) else None,
+                        training_progress_function=(by_round, {"Interval": ("Rounds", 1)}),
+                        target_device=args.device, random_seeding=args.seed, saved="cake_vae.npz")  # fmt: skip
     trained = cli.training_summary(results, unit="pictures", digits=1, losses="nats per picture")
     trained.save(run.path("cake_vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'))
     title = f"cake VAE on {name}: cross-entropy + {args.kl_weight} KL per picture"

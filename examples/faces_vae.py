@@ -9,6 +9,7 @@ pictures over their reconstructions, interpolations between their codes, the los
     python examples/faces_vae.py                          # Fashion-MNIST stands in for CelebA (4-7 min)
     python examples/faces_vae.py --data img_align_celeba/ --epochs 10     # the report's data
     python examples/faces_vae.py --kl-weight 1e-3 --latent 32             # the report's other settings
+    python examples/faces_vae.py --data img_align_celeba/ --epochs 10 --checkpoint runs/faces --resume  # resumable
 
 The defaults are the report's best model; it gives neither its batch size (64 here) nor how long it trained. The
 default schedule, 2 rounds over 1,500 pictures (4 to 7 minutes on a 2-core CPU), is a smoke test with blurry results;
@@ -37,7 +38,7 @@ from layers import (
     SummationLayer,
     ThreadingLayer,
 )
-from netgraph import NetChain, NetGraph, NetPort, NetSummary, NetTrain, NormalDistribution, cli, draw, exp
+from netgraph import NetChain, NetGraph, NetPort, NetSummary, NormalDistribution, cli, draw, exp
 from netgraph.datasets import DatasetError, split, to_float
 from netgraph.generate import vae_parts
 
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cli.option(parser, "--decoder", "table", 'table 2 as printed, or "mirror": its second stride read as 2',
                choices=["table", "mirror"])  # fmt: skip
     args = parser.parse_args(argv)
-    run = cli.Run(args.out, args.device)
+    run = cli.Run(args)
 
     train, validation, test, text = load_data(args.data, args.train_images, args.seed)
     parts = {"training": len(train), "validation": len(validation), "test": len(test)}
@@ -169,12 +170,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"log-variance), decoder {decoder:,} (from {grid}, --decoder {args.decoder})")  # fmt: skip
     draw(vae, run.path("vae.png", "the network"))
     print(f"training on the {args.device}...")
-    results = NetTrain(vae, (batches(train, plan.batch_size, args.seed), {"RoundLength": len(train)}), "All",
-                       loss_function={"Loss": 1.0, "KL": args.kl_weight},
-                       method=("ADAM", {"learning_rate": args.learning_rate}), batch_size=plan.batch_size,
-                       max_training_rounds=plan.rounds, training_progress_function=plan.stop,
-                       validation_set={"Input": to_float(validation, range=RANGE)}, target_device=args.device,
-                       random_seeding=args.seed)  # fmt: skip
+    # NetTrain for the schedule `plan`, with --checkpoint and --resume; on a failure the last good net is kept
+    results = cli.train(run, vae, (batches(train, plan.batch_size, args.seed), {"RoundLength": len(train)}), "All",
+                        plan, loss_function={"Loss": 1.0, "KL": args.kl_weight},
+                        method=("ADAM", {"learning_rate": args.learning_rate}),
+                        validation_set={"Input": to_float(validation, range=RANGE)}, target_device=args.device,
+                        random_seeding=args.seed, value_range=RANGE)  # fmt: skip
     trained = cli.training_summary(results, keep="final" if args.iterations else "best", digits=4)
     trained.save(run.path("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'))
     title = f"face VAE: MSE + {args.kl_weight:g} KL per picture"

@@ -11,6 +11,7 @@ latent interpolations, the loss plot and a drawing of the net; it prints the tes
     python examples/mnist_vae.py                    # MNIST if it can be had, else Fashion-MNIST
     python examples/mnist_vae.py --iterations 2000  # the post's schedule: 2000 batches of 32
     python examples/mnist_vae.py --data paintings/ --epochs 200   # a folder of pictures (the post's Monet run)
+    python examples/mnist_vae.py --checkpoint runs/mnist --resume  # checkpoints every round; continue from the newest
 
 Data: --data is a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz] and
 train-labels-idx1-ubyte[.gz], with the t10k files as the test set when present) or a folder of
@@ -35,7 +36,7 @@ from layers import (
     ThreadingLayer,
     TotalLayer,
 )
-from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetTake, NetTrain, NormalDistribution, cli, draw, exp
+from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetTake, NormalDistribution, cli, draw, exp
 from netgraph.datasets import mnist, to_float
 from netgraph.generate import bits_per_dim, elbo, vae_parts
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     cli.option(parser, "--train-images", int, "train on the first N training images only (default all)")
     cli.option(parser, "--test-images", int, "compute the test ELBO on the first N test images (default all)")
     args = parser.parse_args(argv)
-    run = cli.Run(args.out, args.device)
+    run = cli.Run(args)
     options = {"target_device": args.device, "batch_size": 256}
 
     # data: a validation split is held out of the training images
@@ -142,11 +143,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     draw(vae, run.path("vae.png", "the network"))
     print(f"training on the {args.device}...")
     # NetTrain[vae, <|"Input" -> images|>, All, LossFunction -> {"Loss", "KL"}, Method -> {"ADAM", ...}, ...]
-    results = NetTrain(vae, {"Input": train}, "All", loss_function=["Loss", "KL"],
-                       method=("ADAM", {"learning_rate": args.learning_rate}), batch_size=plan.batch_size,
-                       max_training_rounds=plan.rounds, training_progress_function=plan.stop,
-                       validation_set={"Input": validation} if len(validation) else None,
-                       target_device=args.device, random_seeding=args.seed)  # fmt: skip
+    # for the schedule `plan`, with --checkpoint and --resume; on a failure the last good net is kept
+    results = cli.train(run, vae, {"Input": train}, "All", plan, loss_function=["Loss", "KL"],
+                        method=("ADAM", {"learning_rate": args.learning_rate}),
+                        validation_set={"Input": validation} if len(validation) else None,
+                        target_device=args.device, random_seeding=args.seed)  # fmt: skip
     # as the post, the net after the last batch of --iterations; else the round of lowest validation loss
     trained = cli.training_summary(results, keep="final" if args.iterations else "best")
     trained.save(run.path("vae.npz", 'the trained net (netgraph.load; the decoder is NetExtract(net, "dec"))'))

@@ -13,6 +13,7 @@ mu in [0.4, 0.7]: the 8x8 grid of the paper's figure 2.
     python examples/pegasus_vae.py --data cifar-10-batches-bin/          # CIFAR-10, birds and horses
     python examples/pegasus_vae.py --data photos/ --classes eagle pony   # a folder, classes by sub-folder
     python examples/pegasus_vae.py --iterations 5 --train-images 500     # a quick check
+    python examples/pegasus_vae.py --checkpoint runs/pegasus --resume    # resumable; a finished phase is read back
 
 Data: --data holds CIFAR-10 batches (or their archive), MNIST-format files, or pictures whose folder names are their
 classes; else Fashion-MNIST (grey copied to RGB) stands in for the paper's CIFAR-10 and STL-10, Sneaker and Bag for
@@ -40,7 +41,7 @@ from layers import (
     SummationLayer,
     ThreadingLayer,
 )
-from netgraph import NetChain, NetGraph, NetPort, NetTrain, NormalDistribution, cli, draw, exp
+from netgraph import NetChain, NetGraph, NetPort, NormalDistribution, cli, draw, exp
 from netgraph.datasets import FASHION_MNIST_CLASSES, DatasetError, to_float
 from netgraph.generate import vae_loss, vae_parts
 
@@ -121,11 +122,12 @@ def train_phase(net: NetGraph, train: Any, validation: Any, args: Any, run: cli.
     is), its loss plot (titled ``plot``) and 64 samples (``samples``) written; returns it and NetTrain's results."""
     plan = cli.phase_schedule(args, phase, len(train), DEFAULT_BATCHES[phase])
     cli.report_phase(title, plan, len(train), len(validation), "pictures")
-    results = NetTrain(net, {"Input": train}, "All", loss_function=["Loss", "KL"],
-                       method=("ADAM", {"learning_rate": args.learning_rate}), batch_size=plan.batch_size,
-                       max_training_rounds=plan.rounds, training_progress_function=plan.stop,
-                       validation_set={"Input": validation} if len(validation) else None,
-                       target_device=args.device, random_seeding=args.seed)  # fmt: skip
+    # NetTrain for the schedule `plan`, with the phase's checkpoints (--checkpoint DIR/<phase>, --resume); on a failure
+    # the last good net is kept
+    results = cli.train(run, net, {"Input": train}, "All", plan, loss_function=["Loss", "KL"],
+                        method=("ADAM", {"learning_rate": args.learning_rate}),
+                        validation_set={"Input": validation} if len(validation) else None,
+                        target_device=args.device, random_seeding=args.seed, phase=phase, saved=saved[0])  # fmt: skip
     keep = "final" if plan.stop else "best"
     trained = cli.training_summary(results, keep=keep, unit="pictures", digits=1, losses="BCE + KL per picture")
     trained.save(run.path(*saved))
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cli.option(parser, "--latent", NLATENT, "latent dimensions")
     cli.option(parser, "--width", WIDTH, "channels of the first convolution, doubling after")
     check_phases(args := parser.parse_args(argv))
-    run, options = cli.Run(args.out, args.device), {"target_device": args.device, "batch_size": 256}
+    run, options = cli.Run(args), {"target_device": args.device, "batch_size": 256}
 
     # data: every picture for pre-training, the two classes for fine-tuning; 10% held out of both
     data = cli.pictures(args.data, SIZE, color_space="RGB", stands_in_for="the paper's CIFAR-10 and STL-10",

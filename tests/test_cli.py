@@ -57,7 +57,8 @@ def test_options_refuse_nonsense(capsys):
     args = parser.parse_args(["--epochs", "2", "--data", "photos", "--seed", "7"])
     assert vars(args) == {
         **{"epochs": 2, "iterations": None, "batch_size": 16, "kl_weight": 1.0, "learning_rate": 1e-3},
-        **{"data": "photos", "out": "out/demo", "device": "CPU", "seed": 7},
+        **{"data": "photos", "out": "out/demo", "device": "CPU", "seed": 7, "checkpoint": None, "resume": False},
+        "command_line": ("demo.py", ["--epochs", "2", "--data", "photos", "--seed", "7"]),
     }
     for bad in (
         ["--epochs", "0"],
@@ -203,7 +204,7 @@ def test_option_reads_its_type_from_the_default(capsys):
     args = parser.parse_args([])
     assert vars(args) == {
         **{"learning_rate": 5e-4, "latent": 64, "train_images": None, "overfit": False},
-        **{"prefix": "synthetic_", "kl_weight": 0.0},
+        **{"prefix": "synthetic_", "kl_weight": 0.0, "command_line": ("demo.py", [])},
     }
     args = parser.parse_args(["--latent", "8", "--train-images", "3", "--overfit", "--kl-weight", "0.5"])
     assert (args.latent, args.train_images, args.overfit, args.kl_weight) == (8, 3, True, 0.5)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..datasets import (
@@ -16,16 +18,40 @@ from ..datasets import (
 # --- options -----------------------------------------------------------------------------------------------
 
 
-def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
-    """An argument parser whose ``--help`` shows ``description`` (a script's docstring) as written.
+class Parser(argparse.ArgumentParser):
+    """An argument parser that runs the checks of options that depend on each other (:meth:`check`) as part of
+    parsing, a failed one a usage error (exit status 2), and keeps the command line it parsed in the arguments:
+    ``args.command_line``, the script as it was called and its arguments (a resume command repeats them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.checks: list[Callable[[argparse.Namespace], None]] = []
+
+    def check(self, check: Callable[[argparse.Namespace], None]) -> None:
+        """Runs ``check`` on the parsed arguments; it calls :meth:`error` on a bad combination."""
+        self.checks.append(check)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        words = list(sys.argv[1:] if args is None else args)
+        parsed, extra = super().parse_known_args(words, namespace)
+        for check in self.checks:
+            check(parsed)
+        called = sys.argv[0] if Path(sys.argv[0]).name == self.prog.split()[0] else self.prog.split()[0]
+        parsed.command_line = (called, words)  # a sub-command's parser sets it first, the whole command line last
+        return parsed, extra
+
+
+def parser(prog: str, description: str | None) -> Parser:
+    """An argument parser (:class:`Parser`) whose ``--help`` shows ``description`` (a script's docstring) as
+    written.
 
     Example:
         >>> parser("demo.py", "Trains a net.").format_usage()
         'usage: demo.py [-h]\\n'
+        >>> parser("demo.py", None).parse_args([]).command_line
+        ('demo.py', [])
     """
-    return argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    return Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _at_least(text: str, minimum: int) -> int:
@@ -99,6 +125,44 @@ def fraction(text: str) -> float:
     return value
 
 
+def folder(text: str) -> str:
+    """An argument type: a folder to write to, there or not yet; a path that is there but is not a folder (a
+    file, a pipe) is refused at once, before any work.
+
+    Example:
+        >>> import tempfile
+        >>> file = tempfile.mkstemp()[1]
+        >>> folder("out/demo")
+        'out/demo'
+        >>> folder(file)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: ...: there is a file of that name; give a folder
+    """
+    path = Path(text)
+    if not text or (path.exists() and not path.is_dir()):
+        raise argparse.ArgumentTypeError(f"{text!r}: there is a file of that name; give a folder" if text else
+                                         "give a folder, got ''")  # fmt: skip
+    return text
+
+
+def file_prefix(text: str) -> str:
+    """An argument type: the start of a file name, which keeps the files in their folder: no path separator (so
+    no ``..`` step or absolute path either).
+
+    Example:
+        >>> file_prefix("synthetic_")
+        'synthetic_'
+        >>> file_prefix("../../x")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: must be the start of a file name, without / or ... got '../../x'
+    """
+    if any(mark in text for mark in ("/", "\\", "\0")) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(
+            f"must be the start of a file name, without / or \\ (the files go in --out), got {text!r}"
+        )
+    return text
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -126,7 +190,7 @@ def standard_options(
     if data is not None:
         parser.add_argument("--data", metavar="DIR", help=data)
     if out is not None:
-        parser.add_argument("--out", default=out, metavar="DIR", help=f"output folder (default {out})")
+        parser.add_argument("--out", default=out, type=folder, metavar="DIR", help=f"output folder (default {out})")
     parser.add_argument("--device", default="CPU", choices=["CPU", "GPU"], help="CPU (NumPy) or GPU (CuPy)")
     parser.add_argument("--seed", type=int, default=1, metavar="N", help=f"{seed} (default 1)")
 
@@ -140,10 +204,12 @@ def schedule_options(
     epochs_help: str | None = None,
     iterations_help: str = "training batches in all, instead of --epochs",
     batch_help: str = "examples per batch",
+    checkpoints: bool = True,
 ) -> None:
     """Adds ``--epochs N`` (training rounds, default ``default_epochs``), unless ``iterations`` is False
     ``--iterations N`` (training batches in all, instead of ``--epochs``), and ``--batch-size N``; the
-    ``..._help`` arguments word their help. :func:`schedule` turns them into NetTrain's options.
+    ``..._help`` arguments word their help. :func:`schedule` turns them into NetTrain's options. With
+    ``checkpoints``, also ``--checkpoint DIR`` and ``--resume`` (:func:`checkpoint_options`).
 
     Example:
         >>> p = parser("demo.py", None)
@@ -161,14 +227,52 @@ def schedule_options(
     parser.add_argument(
         "--batch-size", type=count, default=batch_size, metavar="N", help=f"{batch_help} (default {batch_size})"
     )
+    if checkpoints:
+        checkpoint_options(parser)
+
+
+def checkpoint_options(parser: argparse.ArgumentParser, phases: Sequence[str] = ()) -> None:
+    """Adds ``--checkpoint DIR`` (a checkpoint every round, to resume from; with ``phases``, a sub-folder for each)
+    and ``--resume`` (continue from the newest checkpoint there), the options :func:`netgraph.cli.train` reads.
+    ``--resume`` without ``--checkpoint`` is a usage error (exit status 2) when ``parser`` is a :class:`Parser`.
+    :func:`schedule_options` and :func:`phase_options` add them.
+
+    Example:
+        >>> p = parser("demo.py", None)
+        >>> checkpoint_options(p)
+        >>> args = p.parse_args(["--checkpoint", "runs/demo", "--resume"])
+        >>> args.checkpoint, args.resume
+        ('runs/demo', True)
+    """
+    each = f", in a sub-folder for each phase ({', '.join(phases)})" if phases else ""
+    finished = "a phase that had finished" if phases else "a training that had finished"
+    parser.add_argument(
+        "--checkpoint", type=folder, metavar="DIR",
+        help=f"write a training checkpoint to DIR every round (or every round's worth of batches){each}, to "
+             "resume from with --resume",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from the newest checkpoint in --checkpoint DIR (which it needs) with the same options (a lower "
+             f"--learning-rate may be given); {finished} is read back, not trained again; a DIR without checkpoints "
+             "starts from the beginning",
+    )  # fmt: skip
+
+    def resume_needs_a_folder(args: argparse.Namespace) -> None:
+        if args.resume and not args.checkpoint:
+            parser.error("--resume continues from the checkpoints in --checkpoint DIR: give the folder they are in")
+
+    if isinstance(parser, Parser):
+        parser.check(resume_needs_a_folder)
 
 
 def phase_options(
-    parser: argparse.ArgumentParser, phases: Mapping[str, tuple[str, str]]
+    parser: argparse.ArgumentParser, phases: Mapping[str, tuple[str, str]], checkpoints: bool = True
 ) -> Callable[[argparse.Namespace], None]:
     """Schedule options for a training in phases (pre-training, then fine-tuning, ...): for each phase name
     ``--<name>-epochs N`` and ``--<name>-iterations N``, one or the other, with ``phases[name]`` their help
-    texts; and ``--iterations N``, batches in every phase, for quick runs. Returns the check to call on the
+    texts; ``--iterations N``, batches in every phase, for quick runs; with ``checkpoints``, ``--checkpoint DIR``
+    and ``--resume`` (:func:`checkpoint_options`, a sub-folder for each phase). Returns the check to call on the
     parsed arguments: ``--iterations`` cannot go with a phase's own option (a usage error, exit status 2).
     :func:`phase_schedule` turns them into each phase's :class:`Schedule`.
 
@@ -185,6 +289,8 @@ def phase_options(
         group.add_argument(f"--{name}-epochs", type=count, metavar="N", help=rounds)
         group.add_argument(f"--{name}-iterations", type=count, metavar="N", help=batches)
     parser.add_argument("--iterations", type=count, metavar="N", help="batches in each phase, for quick runs")
+    if checkpoints:
+        checkpoint_options(parser, list(phases))
 
     def check(args: argparse.Namespace) -> None:
         for name in phases:
@@ -269,6 +375,12 @@ class Schedule(NamedTuple):
     per_round: int  # batches per round
     stop: tuple | None  # a training_progress_function that stops after ``total`` batches, or None
     description: str
+
+    @property
+    def checkpoint_interval(self) -> tuple[str, int]:
+        """How often a checkpoint is written, as NetTrain's "Interval": every round; a run counted in batches, which
+        may stop part-way through a round, every round's worth of batches (or at its end, when it is shorter)."""
+        return ("Batches", min(self.per_round, self.total)) if self.stop else ("Rounds", 1)
 
 
 def _stop_after(batches: int) -> tuple:

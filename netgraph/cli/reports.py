@@ -20,7 +20,7 @@ from ..images import image_grid, interpolation_strip, loss_plot, save_png
 from ..io import NetFileError
 from ..summary import NetSummary
 from ..surgery import NetExtract
-from .options import Schedule, option, standard_options
+from .options import Schedule, file_prefix, folder, option, standard_options
 
 # --- reports -----------------------------------------------------------------------------------------------
 
@@ -190,10 +190,15 @@ def save_loss_plot(results: Any, path: str | Path, title: str) -> Path:
 
 class Run:
     """One run of a script: its output folder, made at once; the device, checked at once (without a
-    usable GPU the run stops before any work, saying what to install); the clock for :meth:`report`."""
+    usable GPU the run stops before any work, saying what to install); the clock for :meth:`report`.
+    Given the parsed arguments instead of a folder, it takes ``--out`` and ``--device`` from them and keeps
+    them (``args``: the checkpoint options and the command line that :func:`netgraph.cli.train` reads)."""
 
-    def __init__(self, out: str | Path, device: str = "CPU") -> None:
+    def __init__(self, out: str | Path | argparse.Namespace, device: str = "CPU") -> None:
         self.started = time.perf_counter()
+        self.args = out if isinstance(out, argparse.Namespace) else None
+        if self.args is not None:
+            out, device = self.args.out, self.args.device
         get_xp(device)
         self.device = device
         self.out = Path(out)
@@ -504,7 +509,8 @@ def sample_options(parser: argparse.ArgumentParser, *, net: str, prefix: str = "
     """Adds the options of a command that writes new pictures with a trained net's decoder
     (:func:`write_samples`): ``--count N`` and ``--out DIR`` (both required), ``--net PATH`` (default
     ``net``; a file that is not there is a usage error, ``missing`` says what to do), ``--temperature T``,
-    ``--prefix`` (default ``prefix``), ``--device`` and ``--seed``.
+    ``--prefix`` (default ``prefix``; a path separator in it is a usage error: the pictures stay in ``--out``),
+    ``--device`` and ``--seed``.
 
     Example:
         >>> import tempfile
@@ -524,11 +530,12 @@ def sample_options(parser: argparse.ArgumentParser, *, net: str, prefix: str = "
         return text
 
     option(parser, "--count", int, "how many pictures", required=True)
-    option(parser, "--out", str, "folder for the pictures", required=True, metavar="DIR")
+    option(parser, "--out", str, "folder for the pictures", required=True, metavar="DIR", type=folder)
     option(parser, "--net", net, "the trained net", type=existing, metavar="PATH")
     option(parser, "--temperature", 1.0, "the prior's standard deviation, scaled (below 1: more typical pictures)",
            metavar="T")  # fmt: skip
-    option(parser, "--prefix", prefix, "file name prefix")
+    option(parser, "--prefix", prefix, "file name prefix (a name, no folder: the pictures go in --out)",
+           type=file_prefix)  # fmt: skip
     standard_options(parser)
 
 
