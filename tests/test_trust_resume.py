@@ -115,12 +115,10 @@ def test_a_checkpoint_records_the_setup_of_an_exact_continuation(tmp_path):
         (dict(data=(X[:40], Y[:40])), "training examples 50 in the checkpoint, 40 now"),
         (dict(batch_size=16), "batch size 8 in the checkpoint, 16 now"),
         (dict(validation_set=(X[:5], Y[:5])), "validation examples 0 in the checkpoint, 5 now"),
-        (dict(learning_rate=0.1), "method option learning_rate 0.001 in the checkpoint, 0.1 now"),
         (dict(net=make_net("Ramp")), 'layer 2 (ElementwiseLayer) has f "Tanh" in the checkpoint, "Ramp" now'),
         (dict(net=make_net(p=0.3)), "layer 3 (DropoutLayer) has p 0.2 in the checkpoint, 0.3 now"),
         (dict(loss_function=L.MeanAbsoluteLossLayer()), "architecture"),
         (dict(working_precision="Real64"), "working precision float32 in the checkpoint, float64 now"),
-        (dict(learning_rate_multipliers={1: 0.5}), "learning-rate multipliers"),
     ],
 )
 def test_a_different_setup_is_an_error_naming_it_before_training(tmp_path, change, message):
@@ -133,6 +131,20 @@ def test_a_different_setup_is_an_error_naming_it_before_training(tmp_path, chang
         NetTrain(net, data, resume_from=tmp_path, training_progress_function=progress, **{**options, **change})
     assert message in str(err.value) and newest.name in str(err.value) and "'Exact': False" in str(err.value)
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(learning_rate=0.1), "method option learning_rate 0.001 in the checkpoint, 0.1 now"),
+        (dict(learning_rate_multipliers={1: 0.5}), "learning-rate multipliers"),
+    ],
+)
+def test_a_changed_learning_rate_or_multiplier_resumes_saying_so(tmp_path, change, message):
+    checkpoint_mid_round(tmp_path)
+    with pytest.warns(UserWarning, match="changed training settings, which apply from here on") as seen:
+        res = NetTrain(make_net(), (X, Y), "All", resume_from=tmp_path, max_training_rounds=3, **{**OPTIONS, **change})
+    assert any(message in str(w.message) for w in seen) and res["TotalBatches"] == 21
 
 
 def test_the_same_setup_resumes_silently(tmp_path):

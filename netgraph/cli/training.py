@@ -37,6 +37,10 @@ from ..train import NetTrain, NetTrainResults, TrainingError
 from .options import Schedule
 from .reports import Run
 
+#: how many checkpoints of a run its folder keeps (the newest): resuming needs only the newest, and one more
+#: stays in case the newest is damaged
+KEPT_CHECKPOINTS = 2
+
 #: NetTrain's result properties that a finished phase's record keeps (besides its nets)
 RECORDED = (
     "RoundLossList", "BatchLossList", "ValidationLossList", "RoundLoss", "ValidationLoss", "BestValidationRound",
@@ -121,7 +125,9 @@ def _checkpoint_options(folder: Path, plan: Schedule, resume: bool, options: dic
     found = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     unit, every = plan.checkpoint_interval
     often = "every round" if unit == "Rounds" else f"every {every} batches"
-    options["training_progress_checkpointing"] = ("Directory", str(folder), {"Interval": (unit, every)})
+    often += f", the newest {KEPT_CHECKPOINTS} kept"
+    kept = {"Interval": (unit, every), "MaximumCheckpoints": KEPT_CHECKPOINTS}
+    options["training_progress_checkpointing"] = ("Directory", str(folder), kept)
     if resume and found:
         options["resume_from"] = str(folder)
         print(f"checkpoints: resuming from the newest in {folder}/ ({found[-1].name}); one written {often}")
@@ -242,10 +248,17 @@ def _samples(net: Layer, run: Run, path: Path, value_range: tuple[float, float])
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """NumPy's warnings of overflow and invalid values left out, in every thread (``np.errstate`` is per thread)."""
+    """NumPy's warnings of overflow and invalid values left out, in every thread (``np.errstate`` is per thread);
+    NetTrain's own warnings (a resume that is not exact, a damaged checkpoint skipped) printed as plain lines."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+        warnings.showwarning = _plain_warning
         yield
+
+
+def _plain_warning(message: Warning | str, category: type, *_: Any, **__: Any) -> None:
+    """A warning as a command-line user reads it: its text, without the source line it was raised at."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _command_line(run: Run) -> tuple[str, list[str]]:

@@ -30,7 +30,10 @@ settings, port shapes and array shapes).
 **Resuming.** ``resume_from`` is a checkpoint file, a directory (its newest good checkpoint), or
 ``(file_or_dir, {"Exact": False})``. By default (``"Exact": True``) the run must be the one that wrote
 the checkpoint: any difference from the setup above is a :class:`~netgraph.layer.NetError` naming each
-difference (the checkpoint's value and the value now), raised before any training. With
+difference (the checkpoint's value and the value now), raised before any training. Two settings are
+exempt, because changing them between runs is a user's ordinary remedy (a lower learning rate after a
+divergence, unfreezing a layer): the method options and the learning-rate multipliers given now apply from
+the first resumed step, and a warning names what changed. With
 ``"Exact": False`` training continues with the data, batch size, method options, losses, multipliers,
 precision and layer settings given now (a warning lists what differs), and a round that was interrupted
 part-way starts again from its first batch when the data's length or the batch size changed. Either way
@@ -85,6 +88,9 @@ SETUP_FIELDS = {
     "LearningRateMultipliers": "learning-rate multipliers",
     "WorkingPrecision": "working precision",
 }
+#: setup fields a user may change between runs (as one lowers the learning rate after a divergence): a resume
+#: follows the new values from its first step and says so, without ``{"Exact": False}``
+TUNABLE = ("MethodOptions", "LearningRateMultipliers")
 #: the most differences one message lists
 SHOWN = 6
 
@@ -531,10 +537,18 @@ def resume(run: TrainingRun, checkpoint: Checkpoint | str | Path) -> None:
                 )
             )
     setup = header.get("setup")
+    tuned = [text for key, text in soft if key in TUNABLE]
+    soft = [(key, text) for key, text in soft if key not in TUNABLE]
+    if tuned:
+        warnings.warn(
+            f"NetTrain: resuming from {path} with changed training settings, which apply from here on: "
+            f"{_listed(tuned)}",
+            stacklevel=3,
+        )
     if soft and checkpoint.exact:
         raise NetError(
             f"NetTrain: checkpoint {path} does not fit this run: {_listed([text for _, text in soft])}. An exact "
-            "continuation needs the same data, batch size, net, losses and method; resume_from=(path, "
+            "continuation needs the same data, batch size, net, losses and precision; resume_from=(path, "
             "{'Exact': False}) continues with what is given now"
         )
     if soft:

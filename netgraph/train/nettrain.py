@@ -57,8 +57,9 @@ Wolfram Language, in Python's forms):
 - resume_from: a checkpoint file, or a directory (its newest usable checkpoint; a damaged
     newer one is skipped with a warning): training continues where it stopped and, with
     the same seed and data, ends with the same arrays as an uninterrupted run (on the CPU).
-    Data of another length, another batch size, net, losses or method options are an error
-    naming each difference; ``(path, {"Exact": False})`` continues with them instead
+    Data of another length, another batch size, net, losses or precision are an error
+    naming each difference; ``(path, {"Exact": False})`` continues with them instead. A changed
+    learning rate, method options or multipliers apply from the resumed step on, with a warning
     (see :mod:`netgraph.train.checkpoints`). Ctrl-C stops cleanly and returns the
     net trained so far.
 
