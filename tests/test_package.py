@@ -40,8 +40,15 @@ PACKAGES = ("netgraph", "layers")
 DELIBERATE = {("netgraph.layer", "netgraph.evaluate"), ("netgraph.layer", "netgraph.io")}
 #: The engine core that the layer library builds on.
 CORE = {
-    "netgraph.backend", "netgraph.autograd", "netgraph.ops", "netgraph.symbolic", "netgraph.fused",
-    "netgraph.layer", "netgraph.distributions", "netgraph.ports", "netgraph.files",
+    "netgraph.backend",
+    "netgraph.autograd",
+    "netgraph.ops",
+    "netgraph.symbolic",
+    "netgraph.fused",
+    "netgraph.layer",
+    "netgraph.distributions",
+    "netgraph.ports",
+    "netgraph.files",
 }
 
 
@@ -87,8 +94,11 @@ def module_imports() -> nx.DiGraph:
             graph.add_node(name)
             for target, in_function in imports_of(path.read_text(), name, path.stem == "__init__"):
                 if target.split(".")[0] in PACKAGES and target != name:
-                    graph.add_edge(name, target, in_function=in_function or graph.edges.get((name, target), {}).get(
-                        "in_function", False))
+                    graph.add_edge(
+                        name,
+                        target,
+                        in_function=in_function or graph.edges.get((name, target), {}).get("in_function", False),
+                    )
     return graph
 
 
@@ -127,7 +137,10 @@ def test_importing_the_package_loads_nothing_heavy(statement):
     assert loaded.stdout.strip() == "[]", loaded.stdout
     used = subprocess.run(
         [sys.executable, "-c", code.replace(statement, "from netgraph import NetTrain")],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     assert "netgraph.train" in used.stdout  # the check sees a module once it is used
 

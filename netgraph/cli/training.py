@@ -125,17 +125,19 @@ def _checkpoint_options(folder: Path, plan: Schedule, resume: bool, options: dic
     found = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     unit, every = plan.checkpoint_interval
     often = "every round" if unit == "Rounds" else f"every {every} batches"
-    often += f", the newest {KEPT_CHECKPOINTS} kept"
+    kept_note = f" (the newest {KEPT_CHECKPOINTS} kept)"
     kept = {"Interval": (unit, every), "MaximumCheckpoints": KEPT_CHECKPOINTS}
     options["training_progress_checkpointing"] = ("Directory", str(folder), kept)
     if resume and found:
         options["resume_from"] = str(folder)
-        print(f"checkpoints: resuming from the newest in {folder}/ ({found[-1].name}); one written {often}")
+        print(f"checkpoints: resuming from the newest in {folder}/ ({found[-1].name}); one written {often}{kept_note}")
     elif resume:
-        print(f"checkpoints: none in {folder}/ yet, so training starts from the beginning; one written {often}")
+        print(
+            f"checkpoints: none in {folder}/ yet, so training starts from the beginning; one written {often}{kept_note}"
+        )
     else:
         earlier = f" (it holds {len(found)} of an earlier run; --resume continues from them)" if found else ""
-        print(f"checkpoints: one written {often} to {folder}/{earlier}")
+        print(f"checkpoints: one written {often} to {folder}/{kept_note}{earlier}")
 
 
 class _Record:
