@@ -23,6 +23,8 @@ member holds), and it builds the net from those shapes. A net beyond the documen
 * "Parameters" (2·10**9): elements of all the learnable arrays of the net;
 * "Layers" (10,000): layers and nets described in the file, nested ones included;
 * "HeaderBytes" (4 MiB): the JSON architecture;
+* "HeaderValues" (600,000): the JSON values in it (counted before it is parsed, as Python holds
+  each value in about 60 to 200 bytes: a header of tiny values would otherwise cost 25 times its size);
 * "FileArrays" (100,000): members of the archive (arrays and header).
 
 For a file you trust, raise a limit for one load with
@@ -337,8 +339,11 @@ def _read(archive: _Archive, where: str) -> tuple[Layer, Any, dict[str, np.ndarr
     if text.dtype != np.uint8 or text.ndim != 1:
         raise archive.fail(f"net.json is a {format_shape(text.shape)} array of {text.dtype}, not bytes")
     check_limit("HeaderBytes", text.shape[0], "the JSON header (net.json, bytes)")
+    raw = archive.read(text).tobytes()
+    values = sum(raw.count(mark) for mark in b"[{,:")  # each value but the first of a list or dict follows one
+    check_limit("HeaderValues", values + 1, "the JSON values in the header (net.json)")
     try:
-        header = json.loads(archive.read(text).tobytes())
+        header = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise archive.fail(f"damaged header: {err}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:

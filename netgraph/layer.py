@@ -74,6 +74,7 @@ LIMITS: dict[str, int] = {
     "Parameters": 2 * 10**9,  # elements of all the learnable arrays of one net
     "Layers": 10_000,  # layers and nets described in a net file, nested ones included
     "HeaderBytes": 4 * 2**20,  # the JSON architecture stored in a net file
+    "HeaderValues": 600_000,  # JSON values (lists, dicts, entries) in it: a real net has about 45 a layer
     "FileArrays": 100_000,  # arrays stored in a net file (the net's and a checkpoint's)
 }
 

@@ -154,8 +154,15 @@ def crafted(folder: Path) -> dict[str, Path]:
     header = header_of(base)
     header["padding"] = "x" * (24 * MB)
     files["huge_header"] = write_zip(folder / "huge_header.npz", list(with_header(base, header).items()))
-    nested = npy(np.frombuffer(b"[" * MB + b"]" * MB, dtype=np.uint8))
+    nested = npy(np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8))
     files["nested_header"] = write_zip(folder / "nested_header.npz", list({**base, "net.json.npy": nested}.items()))
+
+    # headers just under HeaderBytes made of the smallest values: empty lists, one-entry dicts
+    for name, value in (("many_lists", b"[],"), ("many_dicts", b'{"a":0},')):
+        text = b"[" + value * ((4 * MB - 64) // len(value)) + b"0]"
+        files[name] = write_zip(
+            folder / f"{name}.npz", list({**base, "net.json.npy": npy(np.frombuffer(text, np.uint8))}.items())
+        )
 
     # a pickled object array where an array should be
     objects = npy(np.array([{"a": 1}], dtype=object))
@@ -241,6 +248,8 @@ EXPECTED = {
     "parameters": "NetChain: the elements of its 4 learnable arrays: 3,200,080,000 is beyond the limit Parameters",
     "huge_header": "the JSON header (net.json, bytes): 25,166,066 is beyond the limit HeaderBytes = 4,194,304",
     "nested_header": "not a valid netgraph net file (damaged header: maximum recursion depth exceeded",
+    "many_lists": "the JSON values in the header (net.json): 2,796,",
+    "many_dicts": "the JSON values in the header (net.json): 1,572,",
     "object": "member 'array0.npy' holds Python objects (dtype object), which only pickle could read",
     "truncated": "truncated or damaged: the zip directory at its end is missing",
     "random": "not a netgraph net file: expected a .npz archive as netgraph.save writes, but the file starts with",
