@@ -7,7 +7,8 @@ The modules, from the top down (each imports only those below it, and the engine
 * :mod:`~netgraph.train.loop`: the training loop (rounds of batches, the end of each round) and one
   training step; :func:`~netgraph.train.loop.reduce_and_check` sits between the gradients and the
   optimiser's update.
-* :mod:`~netgraph.train.checkpoints`: writing checkpoints and resuming from them.
+* :mod:`~netgraph.train.checkpoints`: the checkpointing option, writing checkpoints and what they record.
+* :mod:`~netgraph.train.resume`: reading a checkpoint, checking it against the run and resuming from it.
 * :mod:`~netgraph.train.state`: ``TrainingRun``, the one object a step, a checkpoint and the loop work
   on, and ``TrainingState``, the counters a checkpoint saves.
 * :mod:`~netgraph.train.progress`: the progress reporter (a tqdm bar in a terminal, plain lines

@@ -60,7 +60,7 @@ Wolfram Language, in Python's forms):
     Data of another length, another batch size, net, losses or precision are an error
     naming each difference; ``(path, {"Exact": False})`` continues with them instead. A changed
     learning rate, method options or multipliers apply from the resumed step on, with a warning
-    (see :mod:`netgraph.train.checkpoints`). Ctrl-C stops cleanly and returns the
+    (see :mod:`netgraph.train.resume`). Ctrl-C stops cleanly and returns the
     net trained so far.
 
 NetTrain never hands back a net with NaN or ±Inf in its arrays without saying so. Training stops with a
@@ -103,12 +103,13 @@ from ..layer import Layer, NetError
 from ..optimizers import make_optimizer
 from ..paths import iter_arrays
 from ..ports import Automatic
-from .checkpoints import Checkpoints, read_checkpoint, resume
+from .checkpoints import Checkpoints
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
 from .losses import attach_losses, index_targets
 from .progress import ProgressFunction, Reporter, StoppingCriterion
 from .results import ALIASES, PROPERTIES, NetTrainResults
+from .resume import read_checkpoint, resume
 from .state import DeviceRandom, TrainingRun, array_rates
 
 
