@@ -6,11 +6,9 @@ the growth of its peak resident memory (``ru_maxrss``) from the moment it starts
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deadlines import deadline
 from PIL import Image
 
 import layers as L
@@ -273,22 +272,6 @@ def test_the_declared_bomb_is_refused_before_anything_is_unpacked(measured):
     files, results = measured
     assert results["bomb"][3] < 16 * MB  # an unpacked array would be 4000 MiB
     assert results["declared"][3] < 32 * MB
-
-
-@contextlib.contextmanager
-def deadline(seconds: int):
-    """A TimeoutError if the block runs longer than ``seconds`` (a blocked open() included)."""
-
-    def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_load_refuses_fifos_devices_and_folders(tmp_path):

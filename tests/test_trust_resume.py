@@ -12,11 +12,11 @@ import sys
 import textwrap
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from deadlines import deadline
 
 import layers as L
 import netgraph.files as files
@@ -66,22 +66,6 @@ def no_training(data=(X, Y)):
         return {"Input": X[: info["BatchSize"]], "Target": Y[: info["BatchSize"]]}
 
     return generator, asked
-
-
-@contextmanager
-def within(seconds: int):
-    """Fail, instead of hanging, when the block takes longer than ``seconds``."""
-
-    def timeout(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def rewrite_header(path: Path, change) -> None:
@@ -451,6 +435,6 @@ def test_bad_resume_from_is_refused_before_any_work(tmp_path, where, message):
     make_net().save(tmp_path / "plain.npz")
     os.mkfifo(tmp_path / "fifo.npz")
     generator, asked = no_training()
-    with pytest.raises(NetError, match="resume_from") as err, within(20):  # a FIFO must not hang
+    with pytest.raises(NetError, match="resume_from") as err, deadline(20):  # a FIFO must not hang
         NetTrain(make_net(), generator, resume_from=where(tmp_path), **OPTIONS)
     assert message in str(err.value) and asked == []
