@@ -28,8 +28,12 @@ runs :func:`netgraph.evaluate.evaluate` and ``net.save(path)`` runs
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
+import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -48,6 +52,20 @@ LAYER_CLASSES: dict[str, type[Layer]] = {}
 
 class NetError(ValueError):
     """A net was built, wired or called wrongly; the message says where and why."""
+
+
+#: the files whose frames a warning skips to reach the user's code: netgraph's own, and contextlib's (the
+#: decorators made with it, such as ``cpu_work``)
+_INNER_FILES = (os.path.dirname(os.path.abspath(__file__)) + os.sep, os.path.abspath(contextlib.__file__))
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointed at the line of the user's code that called into netgraph (the first caller
+    outside the package), wherever inside netgraph the warning is raised."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is the caller of this function
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INNER_FILES):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, category, stacklevel=level)
 
 
 class ShapeError(NetError):

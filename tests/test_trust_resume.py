@@ -157,7 +157,7 @@ def test_exact_false_continues_with_other_data_restarting_the_interrupted_round(
 
 def test_exact_false_with_another_batch_size_and_learning_rate(tmp_path):
     checkpoint_mid_round(tmp_path)
-    with pytest.warns(UserWarning, match="batch size 8 in the checkpoint, 25 now"):
+    with pytest.warns(UserWarning) as seen:
         res = NetTrain(
             make_net(),
             (X, Y),
@@ -167,6 +167,12 @@ def test_exact_false_with_another_batch_size_and_learning_rate(tmp_path):
             **{**OPTIONS, "batch_size": 25, "learning_rate": 0.01},
         )
     assert res["TotalRounds"] == 2 and res["TotalBatches"] == 10 + 2
+    messages = [str(w.message) for w in seen]
+    assert any("not an exact continuation: batch size 8 in the checkpoint, 25 now" in m for m in messages)
+    assert any(
+        "changed training settings, which apply from here on: method option learning_rate" in m for m in messages
+    )
+    assert {w.filename for w in seen} == {__file__}  # each warning points at the NetTrain call, not inside netgraph
 
 
 def test_arrays_of_another_shape_or_another_method_are_refused_even_when_not_exact(tmp_path):

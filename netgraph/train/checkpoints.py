@@ -39,7 +39,6 @@ import numbers
 import os
 import re
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..files import remove_stale_parts
 from ..io import encode_layer, save
-from ..layer import Layer, NetError
+from ..layer import Layer, NetError, warn_user
 from .state import TrainingRun, TrainingState
 
 CHECKPOINT_KIND = "netgraph-training-checkpoint"
@@ -149,7 +148,7 @@ class Checkpoints:
             try:
                 Path(old).unlink(missing_ok=True)
             except OSError as err:  # training goes on; the file stays
-                warnings.warn(f"NetTrain: could not remove the old checkpoint {old} ({err})", stacklevel=2)
+                warn_user(f"NetTrain: could not remove the old checkpoint {old} ({err})")
 
     def _open(self) -> None:
         """Make the directory, remove stale temporary files there, and number this run's checkpoints

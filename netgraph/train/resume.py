@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import numpy as np
 from ..autograd import Tensor
 from ..files import remove_stale_parts
 from ..io import encode, load_with_extra
-from ..layer import Layer, NetError, iter_layers
+from ..layer import Layer, NetError, iter_layers, warn_user
 from ..paths import iter_arrays
 from .checkpoints import CHECKPOINT_KIND, CHECKPOINT_NAME, path_name, setup_record
 from .state import TrainingRun, TrainingState
@@ -141,10 +140,9 @@ def _newest_good(folder: Path, exact: bool, label: str) -> Checkpoint:
             skipped.append(f"{path.name}: {err}")
             continue
         if skipped:
-            warnings.warn(
+            warn_user(
                 f"NetTrain: resuming from {found.path.name}, the newest usable checkpoint in {folder}; skipped "
-                f"(newest first) {_listed(skipped)}",
-                stacklevel=4,
+                f"(newest first) {_listed(skipped)}"
             )
         return found
     raise NetError(f"NetTrain: {label} holds no usable checkpoint; tried (newest first): {_listed(skipped)}")
@@ -229,10 +227,8 @@ def resume(run: TrainingRun, checkpoint: Checkpoint | str | Path) -> None:
     tuned = [text for key, text in soft if key in TUNABLE]
     soft = [(key, text) for key, text in soft if key not in TUNABLE]
     if tuned:
-        warnings.warn(
-            f"NetTrain: resuming from {path} with changed training settings, which apply from here on: "
-            f"{_listed(tuned)}",
-            stacklevel=3,
+        warn_user(
+            f"NetTrain: resuming from {path} with changed training settings, which apply from here on: {_listed(tuned)}"
         )
     if soft and checkpoint.exact:
         raise NetError(
@@ -242,16 +238,14 @@ def resume(run: TrainingRun, checkpoint: Checkpoint | str | Path) -> None:
         )
     if soft:
         restarted = "; the interrupted round starts again from its first batch" if restart else ""
-        warnings.warn(
+        warn_user(
             f"NetTrain: resuming from {path}, not an exact continuation: {_listed([text for _, text in soft])}"
-            f"{restarted}",
-            stacklevel=3,
+            f"{restarted}"
         )
     elif setup is None:
-        warnings.warn(
+        warn_user(
             f"NetTrain: checkpoint {path} records no training setup (it was written before checkpoints did); "
-            "its data length, batch size, method options and layer settings cannot be checked against this run",
-            stacklevel=3,
+            "its data length, batch size, method options and layer settings cannot be checked against this run"
         )
     saved_arrays = {path_: layer.arrays[name] for path_, layer, name in iter_arrays(checkpoint.net)}
     for array_path, layer, name in iter_arrays(run.train_net):
