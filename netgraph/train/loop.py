@@ -12,12 +12,27 @@ progress function, and when training stops; when a batch's loss or gradient is n
 checked too, to tell whether the update before it was the cause. A non-finite validation loss stops
 training as well. Each time the arrays pass, a host copy of them is kept (:attr:`TrainingLoop.good`): a
 TrainingError carries it as ``last_good_net`` when the arrays themselves go bad.
+
+**Several processes** (``mpiexec -n N``, see :mod:`netgraph.distributed`): the loop is the same on every
+rank. Each step (:func:`train_step_together`) cuts the global batch into N contiguous shares; each rank
+takes the forward and backward pass of its own, and one allreduce of one buffer sums the gradients, the
+loss values, the examples counted and a flag for a rank's exception, and averages the moving statistics.
+The layout of that buffer (working precision; P numbers of gradients, k trainable arrays, L weighted
+losses, S numbers of moving statistics)::
+
+    [ gradients (P) | has a gradient (k) | losses (L) | examples | failed | ranks with examples | stats (S) ]
+
+Every rank then checks the same numbers and takes the same decision, so the update, and the arrays, are
+the same everywhere. What depends on time (the Automatic number of rounds, a checkpoint interval in
+seconds, the time goal) and what only rank 0 does (checkpoints, the progress function, the stopping
+criterion) are decided on rank 0 and sent to the others, with any exception it met (:meth:`_on_root`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +40,10 @@ import numpy as np
 
 from ..autograd import Tape, Tensor, backward
 from ..backend import to_numpy
+from ..distributed import describe, mark_together
 from ..layer import Context
 from ..paths import iter_arrays
-from .checkpoints import Checkpoints
+from .checkpoints import SECONDS, Checkpoints
 from .data import Columns
 from .progress import ProgressFunction, Reporter
 from .results import TrainingError
@@ -54,6 +70,8 @@ class TrainingLoop:
         Raises a TrainingError when a loss, a gradient, the arrays or the validation loss hold NaN or ±Inf.
         """
         state = self.run.state
+        if self.run.world.size > 1:
+            start_together(self.run)
         if state.step:  # resumed from a checkpoint
             self._verify("in the checkpoint resumed from")
         self._keep_good("the net before training" if not state.step else f"the net resumed at round {state.round}")
@@ -77,6 +95,8 @@ class TrainingLoop:
                     return reason
             return "MaxTrainingRounds"
         except KeyboardInterrupt:
+            if run.world.size > 1:  # the ranks stop at different points: the job ends (resume from a checkpoint)
+                raise
             return "UserInterrupt"  # keep the checkpoints and return what was trained
 
     def _train_round(self) -> bool:
@@ -84,25 +104,61 @@ class TrainingLoop:
         run, state = self.run, self.run.state
         while state.batch < run.data.batches_per_round:
             self._train_batch()
-            checkpoint = self.checkpoints.due("Batches", state.step)
+            checkpoint = self._checkpoint_due("Batches", state.step)
             call = self.progress_function.due("Batches", state.step)
             if checkpoint or call:  # neither sees arrays that are not finite
                 when = f"round {state.round}, batch {state.batch}"
                 self._verify(f"after {when}")
                 self._keep_good(f"the net after {when}")
             if checkpoint:
-                self.checkpoints.write(run)
+                self._on_root(lambda: self.checkpoints.write(run))
             if call:
-                if self.progress_function.stops(state.progress(run.data.batch_size), run.user_net()):
+                progress = state.progress(run.data.batch_size)
+                if self._on_root(lambda: self.progress_function.stops(progress, run.user_net())):  # noqa: B023
                     return False
         return True
 
+    def _checkpoint_due(self, unit: str, count: int) -> bool:
+        """Whether a checkpoint falls due; rank 0 decides when that depends on time."""
+        due = self.checkpoints.due(unit, count)
+        timed = self.checkpoints.unit in SECONDS or self.checkpoints.minimum > 0
+        if self.run.world.size > 1 and self.checkpoints.kind is not None and timed:
+            return bool(self.run.world.broadcast_object(due))
+        return due
+
+    def _on_root(self, work: Callable[[], Any]) -> Any:
+        """``work()`` (writing a checkpoint, calling the progress function, a decision): in one process just
+        run; with several, run on rank 0 only, and its result, or the exception it raised, sent to every rank
+        (rank 0 raises its own; the others a TrainingError naming it)."""
+        world = self.run.world
+        if world.size == 1:
+            return work()
+        result, error = None, None
+        if world.is_root:
+            try:
+                result = work()
+            except Exception as err:  # noqa: BLE001 - handed to every rank below
+                error = err
+        result, text = world.broadcast_object((result, None if error is None else describe(error)))
+        if error is not None:
+            raise mark_together(error)
+        if text is not None:
+            raise mark_together(TrainingError(f"NetTrain: rank 0 (of {world.size}) failed: {text}"))
+        return result
+
     def _train_batch(self) -> None:
         run, state = self.run, self.run.state
-        examples = run.data.batch(state.order, state.round, state.batch + 1, state.step + 1)
-        count = len(next(iter(examples.values())))
         try:
-            loss = train_step(run, examples)
+            if run.world.size > 1:
+                loss, count = train_step_together(
+                    run,
+                    lambda: run.data.batch(state.order, state.round, state.batch + 1, state.step + 1),
+                    run.data.planned_count(state.batch + 1),
+                )
+            else:
+                examples = run.data.batch(state.order, state.round, state.batch + 1, state.step + 1)
+                count = len(next(iter(examples.values())))
+                loss = train_step(run, examples)
         except TrainingError as err:  # the arrays are unchanged; were they already bad before this batch?
             where = f"round {state.round}, batch {state.batch}" if state.batch else f"batch {state.step}"
             self._verify(f"after the update of {where} (the next batch's loss or gradient was not finite)", err)
@@ -120,17 +176,22 @@ class TrainingLoop:
         state.finish_round()
         if run.rounds is None and state.round == 1:  # Automatic: about 20 s of training
             per_round = time.perf_counter() - run.started
-            run.rounds = max(1, min(10000, int(20.0 / max(per_round, 1e-6))))
+            run.rounds = self._on_root(lambda: max(1, min(10000, int(20.0 / max(per_round, 1e-6)))))
         self._verify(f"at the end of round {state.round}")
         if run.data.validation is not None:
-            value = validation_loss(run, run.data.validation)
+            if run.world.size > 1:
+                value = validation_loss_together(run)
+            else:
+                value = validation_loss(run, run.data.validation)
             if not math.isfinite(value):
-                raise TrainingError(
-                    f"NetTrain: the validation loss is {value} after round {state.round} (loss ports "
-                    f"{[p for p, _ in run.losses]}), although the arrays are finite: the net's outputs on the "
-                    f"validation set overflow or leave the loss's domain; {self.good_when}, the last with finite "
-                    "arrays and losses, is in .last_good_net",
-                    self._good_net(),
+                raise mark_together(
+                    TrainingError(
+                        f"NetTrain: the validation loss is {value} after round {state.round} (loss ports "
+                        f"{[p for p, _ in run.losses]}), although the arrays are finite: the net's outputs on the "
+                        f"validation set overflow or leave the loss's domain; {self.good_when}, the last with "
+                        "finite arrays and losses, is in .last_good_net",
+                        self._good_net(),
+                    )
                 )
             state.validation_losses.append(value)
         self._keep_good(f"the net after round {state.round}")
@@ -139,15 +200,15 @@ class TrainingLoop:
             run.keep_if_best(measured)
         progress = state.progress(run.data.batch_size)
         self.reporter.round(progress, state.examples)
-        stop = run.criterion.should_stop(progress, run.data.validation is not None)
-        if self.checkpoints.due("Rounds", state.round):
-            self.checkpoints.write(run)
+        stop = self._on_root(lambda: run.criterion.should_stop(progress, run.data.validation is not None))
+        if self._checkpoint_due("Rounds", state.round):
+            self._on_root(lambda: self.checkpoints.write(run))
         if self.progress_function.due("Rounds", state.round):
-            if self.progress_function.stops(progress, run.user_net()):
+            if self._on_root(lambda: self.progress_function.stops(progress, run.user_net())):
                 return "TrainingProgressFunction"
         if stop:
             return "TrainingStoppingCriterion"
-        if self.time_goal is not None and time.perf_counter() - run.started >= self.time_goal:
+        if self.time_goal is not None and self._on_root(lambda: time.perf_counter() - run.started >= self.time_goal):
             return "TimeGoal"
         return None
 
@@ -160,11 +221,13 @@ class TrainingLoop:
         prefix = len(run.prefix)
         names = ", ".join("/".join(str(part) for part in path[prefix:]) for path in bad[:5])
         rate = run.optimizer.options["learning_rate"]
-        raise TrainingError(
-            f"NetTrain: the arrays {names}{' and others' if len(bad) > 5 else ''} hold NaN or Inf {where}: the "
-            f"updates diverged ({run.optimizer.name}, learning rate {rate:.3g}; a smaller learning rate or "
-            f"gradient clipping may help); {self.good_when}, the last with finite arrays, is in .last_good_net",
-            self._good_net(),
+        raise mark_together(  # the arrays are the same on every rank, and so is this error
+            TrainingError(
+                f"NetTrain: the arrays {names}{' and others' if len(bad) > 5 else ''} hold NaN or Inf {where}: the "
+                f"updates diverged ({run.optimizer.name}, learning rate {rate:.3g}; a smaller learning rate or "
+                f"gradient clipping may help); {self.good_when}, the last with finite arrays, is in .last_good_net",
+                self._good_net(),
+            )
         ) from cause
 
     def _keep_good(self, when: str) -> None:
@@ -262,6 +325,11 @@ def _raise_for_bad_gradients(run: TrainingRun, gradients: Gradients) -> None:
 
 def validation_loss(run: TrainingRun, columns: Columns) -> float:
     """The objective over ``columns`` (the validation set), in batches, with the arrays as they are."""
+    return validation_total(run, columns) / len(next(iter(columns.values())))
+
+
+def validation_total(run: TrainingRun, columns: Columns) -> float:
+    """The objective summed (not averaged) over the examples of ``columns``, in batches."""
     xp, dtype, size = run.xp, run.dtype, run.data.batch_size
     n = len(next(iter(columns.values())))
     total = 0.0
@@ -275,4 +343,217 @@ def validation_loss(run: TrainingRun, columns: Columns) -> float:
         for port, weight in run.losses:
             if weight != 0:
                 total += weight * float(outputs[port].data.reshape(count, -1).sum(axis=1).sum())
-    return total / n
+    return total
+
+
+# --- several processes ----------------------------------------------------------------------------------
+
+
+def start_together(run: TrainingRun) -> None:
+    """Before the first step (of a run or of a resumed one): every rank takes rank 0's arrays, optimiser
+    state, counters, order of examples and random states, so that all start from the same point."""
+    world, xp = run.world, run.xp
+    run.fill_store()
+    keys = [(id(layer), name) for _, layer, name in iter_arrays(run.train_net) if (id(layer), name) in run.store]
+    slots = world.broadcast_object(
+        [(key, slot, tuple(value.shape)) for key, kept in run.optimizer.state.items() for slot, value in kept.items()]
+    )
+    if not world.is_root:
+        run.optimizer.state = {}
+        for key, slot, shape in slots:
+            run.optimizer.state.setdefault(key, {})[slot] = xp.zeros(shape, dtype=run.dtype)
+    parts = [run.store[key].data for key in keys] + [run.optimizer.state[key][slot] for key, slot, _ in slots]
+    buffer = xp.concatenate([xp.asarray(part, dtype=run.dtype).reshape(-1) for part in parts])
+    world.broadcast(buffer)
+    offset = 0
+    for part in parts:
+        part[...] = buffer[offset : offset + part.size].reshape(part.shape)
+        offset += part.size
+    shared = world.broadcast_object(
+        (
+            run.state,
+            run.data.rng.bit_generator.state,
+            run.device_rng.base_seed,
+            run.rounds,
+            run.criterion.best,
+            run.criterion.waited,
+        )
+    )
+    if not world.is_root:
+        run.state, run.data.rng.bit_generator.state, run.device_rng.base_seed, run.rounds = shared[:4]
+        run.criterion.best, run.criterion.waited = shared[4:]
+
+
+@dataclass
+class StepBuffer:
+    """Where each number of a step sits in the one buffer that the ranks sum (see the module docstring)."""
+
+    buffer: Any
+    gradients: list[tuple[ArrayPath, ArrayKey, int, int, tuple]]  # (path, key, start, stop, shape)
+    losses: list[tuple[str, float]]  # the loss ports with a nonzero weight
+    stats: list[tuple[ArrayKey, int, int]]  # moving statistics: (key, start, stop)
+    has: int  # where the "has a gradient" flags start; the loss values, the counts and the stats follow
+
+    @classmethod
+    def of(cls, run: TrainingRun) -> StepBuffer:
+        offset, gradients = 0, []
+        for path, layer, name in run.trainable:
+            key = (id(layer), name)
+            if key in run.store:
+                size = run.store[key].data.size
+                gradients.append((path, key, offset, offset + size, tuple(run.store[key].data.shape)))
+                offset += size
+        losses = [(port, weight) for port, weight in run.losses if weight != 0]
+        has = offset
+        offset += len(gradients) + len(losses) + 3
+        stats = []
+        for _, layer, name in iter_arrays(run.train_net):
+            key = (id(layer), name)
+            if name in getattr(layer, "state_arrays", ()) and key in run.store and key not in run.grad_keys:
+                stats.append((key, offset, offset + run.store[key].data.size))
+                offset += run.store[key].data.size
+        return cls(run.xp.zeros(offset, dtype=run.dtype), gradients, losses, stats, has)
+
+
+def train_step_together(run: TrainingRun, fetch: Callable[[], Columns], planned: int) -> tuple[float, int]:
+    """One step of several processes: this rank's share of the batch (``fetch()``) forward and backward, one
+    allreduce, the same checks and the same update on every rank; returns (the batch's objective, its examples).
+
+    ``planned`` is the batch's number of examples over all ranks; each rank's loss values and gradients are
+    already divided by it, so that the sum is the batch's mean, weighted exactly by global counts (a
+    generator's batch of another size is scaled to its true count after the sum).
+    """
+    world, xp, state = run.world, run.xp, run.state
+    if run.step_buffer is None:
+        run.step_buffer = StepBuffer.of(run)
+    layout = run.step_buffer
+    buffer, has, n_losses = layout.buffer, layout.has, len(layout.losses)
+    error: BaseException | None = None
+    values: list = []
+    grads: dict = {}
+    count = 0
+    try:
+        examples = fetch()
+        count = len(next(iter(examples.values())))
+        if count:
+            values, grads = _forward_backward(run, examples, planned, layout.losses)
+    except Exception as err:  # noqa: BLE001 - every rank raises it after the sum (raise_together)
+        error, values, grads, count = err, [], {}, 0
+    flags = np.zeros(len(layout.gradients) + n_losses + 3, dtype=run.dtype)
+    for i, (_, key, start, stop, _) in enumerate(layout.gradients):
+        g = grads.get(key)
+        if g is None:
+            buffer[start:stop] = 0
+        else:
+            buffer[start:stop] = g.reshape(-1)
+            flags[i] = 1
+    contributing = 1 if count and error is None else 0
+    flags[-3:] = (count, 1 if error is not None else 0, contributing)
+    tail = has + len(layout.gradients)
+    buffer[has : tail + n_losses + 3] = xp.asarray(flags)
+    if values:
+        buffer[tail : tail + n_losses] = xp.stack(values).astype(run.dtype)
+    for key, start, stop in layout.stats:
+        if contributing:
+            buffer[start:stop] = run.store[key].data.reshape(-1)
+        else:
+            buffer[start:stop] = 0
+    world.allreduce_sum(buffer)
+    finite = xp.isfinite(buffer[:has]).all().reshape(1).astype(run.dtype)
+    checks = to_numpy(xp.concatenate([finite, buffer[has : tail + n_losses + 3]]))  # one transfer
+    summed = checks[1:].astype(np.float64)
+    present, losses = summed[: len(layout.gradients)], summed[len(layout.gradients) : len(layout.gradients) + n_losses]
+    examples_seen, failed, ranks_with_examples = summed[-3:]
+    where = f"round {state.round}, batch {state.batch + 1}"
+    if failed:
+        world.raise_together(error, lambda summary: TrainingError(f"NetTrain: {summary} (in {where})"))
+    scale = planned / examples_seen if examples_seen and examples_seen != planned else 1.0
+    value = float(losses.sum()) * scale
+    if not math.isfinite(value) or not checks[0]:
+        _raise_together_for_bad_numbers(run, values, grads, layout, where)
+    if scale != 1.0:
+        buffer[:has] *= scale
+    for key, start, stop in layout.stats:
+        tensor = run.store[key]
+        tensor.data[...] = (buffer[start:stop] / ranks_with_examples).reshape(tensor.data.shape)
+    gradients: Gradients = [
+        (path, run.store[key].data, buffer[start:stop].reshape(shape))
+        for (path, key, start, stop, shape), has_one in zip(layout.gradients, present)
+        if has_one
+    ]
+    run.optimizer.update(gradients, state.step + 1, run.estimated_total, run.rates)
+    return value, int(examples_seen)
+
+
+def _forward_backward(run: TrainingRun, examples: Columns, planned: int, losses: list) -> tuple[list, dict]:
+    """This rank's share forward and backward: the weighted loss sums divided by ``planned`` (device scalars),
+    and the gradients by array key."""
+    xp = run.xp
+    n = len(next(iter(examples.values())))
+    ctx = run.step_context(n)
+    with Tape() as tape:
+        outputs = run.train_net.forward({p: Tensor(xp.asarray(v, dtype=run.dtype)) for p, v in examples.items()}, ctx)
+    seeds, values = {}, []
+    for port, weight in losses:
+        out = outputs[port]
+        values.append(weight * out.data.reshape(n, -1).sum(axis=1, dtype=xp.float64).sum() / planned)
+        if out.requires_grad:
+            seeds[out] = xp.full(out.shape, weight / planned, dtype=ctx.dtype)
+    grads = backward(tape, seeds)
+    found = {}
+    for _, layer, name in run.trainable:
+        tensor = run.store.get((id(layer), name))
+        g = None if tensor is None else grads.get(id(tensor))
+        if g is not None:
+            found[(id(layer), name)] = g
+    return values, found
+
+
+def _raise_together_for_bad_numbers(run: TrainingRun, values: list, grads: dict, layout: StepBuffer, where: str):
+    """The summed loss or gradients are not finite: every rank tells which of its own numbers were, and every
+    rank raises the same TrainingError naming the ranks."""
+    world, xp = run.world, run.xp
+    local_values = to_numpy(xp.stack(values)) if values else np.zeros(0)
+    loss_bad = bool(len(local_values)) and not np.isfinite(local_values).all()
+    bad = [path for path, key, *_ in layout.gradients if key in grads and not bool(xp.isfinite(grads[key]).all())]
+    names = ", ".join("/".join(str(part) for part in path[len(run.prefix) :]) for path in bad[:5])
+    reports = world.allgather_object((float(local_values.sum()) if loss_bad else None, names or None))
+    ports = [p for p, _ in layout.losses]
+    of = f"(of {world.size})"
+    losing = [(rank, value) for rank, (value, _) in enumerate(reports) if value is not None]
+    grading = [(rank, text) for rank, (_, text) in enumerate(reports) if text is not None]
+    if losing:
+        ranks = ", ".join(str(rank) for rank, _ in losing)
+        message = (
+            f"NetTrain: the loss became {losing[0][1]} in {where} on rank{'s' if len(losing) > 1 else ''} {ranks} "
+            f"{of} (loss ports {ports}); the net before this batch is in .last_good_net"
+        )
+    elif grading:
+        ranks = ", ".join(str(rank) for rank, _ in grading)
+        message = (
+            f"NetTrain: the gradient of {grading[0][1]} holds NaN or Inf in {where} on rank"
+            f"{'s' if len(grading) > 1 else ''} {ranks} {of} (loss ports {ports}); the arrays were not updated and "
+            "the net before this batch is in .last_good_net"
+        )
+    else:
+        message = (
+            f"NetTrain: the loss or the gradients summed over the {world.size} ranks overflowed in {where} (loss "
+            f"ports {ports}); the arrays were not updated and the net before this batch is in .last_good_net"
+        )
+    raise mark_together(TrainingError(message))
+
+
+def validation_loss_together(run: TrainingRun) -> float:
+    """The validation loss, each rank taking its contiguous share of the validation set; the sums (and a
+    flag for a rank's exception) are added over the ranks."""
+    world, error, total = run.world, None, 0.0
+    part = run.data.validation_share()
+    try:
+        if part is not None and len(next(iter(part.values()))):
+            total = validation_total(run, part)
+    except Exception as err:  # noqa: BLE001 - every rank raises it (raise_together)
+        error = err
+    sums = world.allreduce_sum(np.array([total, 0.0 if error is None else 1.0]))
+    if sums[1]:
+        world.raise_together(error, lambda summary: TrainingError(f"NetTrain: {summary} (in the validation loss)"))
+    return float(sums[0]) / run.data.validation_examples

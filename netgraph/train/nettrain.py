@@ -97,12 +97,13 @@ from typing import Any
 import numpy as np
 
 from ..backend import DEVICES, BackendError, cpu_work, get_dtype, get_xp
+from ..distributed import World, guard_rank, world
 from ..images import loss_plot
 from ..initialize import initialize_in_place
 from ..layer import Layer, NetError
 from ..optimizers import make_optimizer
 from ..paths import iter_arrays
-from ..ports import Automatic
+from ..ports import All, Automatic
 from .checkpoints import Checkpoints
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
@@ -138,9 +139,92 @@ def NetTrain(  # noqa: N802 - the Wolfram name
 ) -> Any:
     """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results), as Wolfram's
     ``NetTrain[net, data, prop, opts]``: the options are Wolfram's in snake_case, listed with their forms in
-    this module's docstring (``help(netgraph.train.nettrain)``).
+    this module's docstring (``help(netgraph.train.nettrain)``). Under ``mpiexec -n N`` the N processes
+    train together, data-parallel (see the module docstring).
     """
     started = time.perf_counter()
+    options = {
+        "loss_function": loss_function,
+        "batch_size": batch_size,
+        "max_training_rounds": max_training_rounds,
+        "time_goal": time_goal,
+        "method": method,
+        "learning_rate": learning_rate,
+        "learning_rate_multipliers": learning_rate_multipliers,
+        "validation_set": validation_set,
+        "training_stopping_criterion": training_stopping_criterion,
+        "training_progress_reporting": training_progress_reporting,
+        "training_progress_function": training_progress_function,
+        "target_device": target_device,
+        "random_seeding": random_seeding,
+        "working_precision": working_precision,
+        "training_progress_checkpointing": training_progress_checkpointing,
+        "resume_from": resume_from,
+    }
+    processes = world()
+    if processes.size == 1:
+        return _train(net, data, prop, started, processes, None, options)
+    try:  # several processes: an exception not raised alike on every rank ends the job (distributed.guard_rank)
+        seed = processes.broadcast_object(int(np.random.SeedSequence().entropy) % 2**63 if processes.is_root else None)
+        return _train(net, data, prop, started, processes, seed, options)
+    except BaseException as err:
+        guard_rank(processes, err)
+        raise
+
+
+def _train(
+    net: Any, data: Any, prop: Any, started: float, processes: World, shared_seed: int | None, options: dict
+) -> Any:
+    """NetTrain's work; ``shared_seed`` is rank 0's random seed, for the data order and random layers of an
+    Automatic random_seeding when several processes train together."""
+    try:
+        run, loop = _set_up(net, data, prop, started, processes, shared_seed, **options)
+    except Exception as err:
+        if processes.size == 1:
+            raise
+        processes.raise_together(err, lambda summary: NetError(f"NetTrain: {summary} (before training)"))
+        raise  # (raise_together has raised)
+    processes.raise_together(None, NetError)  # (a collective: every rank is ready)
+    reason = loop.train()
+    files = processes.broadcast_object(loop.checkpoints.files)
+    results = NetTrainResults(_properties(run, reason, files))
+    loop.reporter.done(results.properties)
+    if prop is None:
+        return results["TrainedNet"]
+    if prop == "All":
+        return results
+    if isinstance(prop, list):
+        return [results[p] for p in prop]
+    return results[prop]
+
+
+def _set_up(
+    net: Any,
+    data: Any,
+    prop: Any,
+    started: float,
+    processes: World,
+    shared_seed: int | None,
+    *,
+    loss_function: Any,
+    batch_size: Any,
+    max_training_rounds: Any,
+    time_goal: Any,
+    method: Any,
+    learning_rate: Any,
+    learning_rate_multipliers: Any,
+    validation_set: Any,
+    training_stopping_criterion: Any,
+    training_progress_reporting: Any,
+    training_progress_function: Any,
+    target_device: Any,
+    random_seeding: Any,
+    working_precision: Any,
+    training_progress_checkpointing: Any,
+    resume_from: Any,
+) -> tuple[TrainingRun, TrainingLoop]:
+    """Check the options, read the data, make the training run and its loop (resumed from a checkpoint when
+    asked): everything before the first step."""
     _check_options(
         net,
         data,
@@ -157,16 +241,21 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     )
     # the options that make objects, each checked as it is made; nothing is read, trained or written yet
     seed = None if random_seeding is Automatic or random_seeding is None else int(random_seeding)
+    shuffling = seed if seed is not None or processes.size == 1 else shared_seed  # the same order on every rank
     optimizer = make_optimizer(method, None if learning_rate is Automatic else learning_rate)
     criterion = StoppingCriterion(training_stopping_criterion)
     progress_function = ProgressFunction(training_progress_function)
     xp = get_xp(target_device)  # a BackendError here when the GPU asked for cannot be used
+    if xp is not np and processes.size > 1:
+        processes.use_gpu()  # one GPU per rank, by its rank on its machine
     checkpoints, checkpoint = Checkpoints(training_progress_checkpointing), read_checkpoint(resume_from)
     net = net.copy()
     train_net, losses = attach_losses(net, loss_function)
     array_rates(train_net, learning_rate_multipliers, () if train_net is net else ("net",))  # checks the keys
     # the data: read, checked against the ports, and the class numbers of classification targets
-    training_data = TrainingData.read(train_net, data, validation_set, batch_size, seed)
+    training_data = TrainingData.read(
+        train_net, data, validation_set, batch_size, shuffling, processes.rank, processes.size
+    )
     _fit_to_data_and_initialize(train_net, training_data, seed)
     if resume_from is None:
         _check_arrays_finite(train_net, () if train_net is net else ("net",))
@@ -180,30 +269,22 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         dtype=get_dtype(working_precision),
         optimizer=optimizer,
         learning_rate_multipliers=learning_rate_multipliers,
-        device_rng=DeviceRandom(xp, seed),
+        device_rng=DeviceRandom(xp, shuffling, processes.rank if processes.size > 1 else None),
         criterion=criterion,
         rounds=None if max_training_rounds is Automatic else int(max_training_rounds),
         started=started,
+        world=processes,
     )
     loop = TrainingLoop(
         run,
-        reporter=Reporter(training_progress_reporting),
+        reporter=Reporter(training_progress_reporting if processes.is_root else None),
         progress_function=progress_function,
         checkpoints=checkpoints,
         time_goal=None if time_goal is Automatic else time_goal,
     )
     if checkpoint is not None:
         resume(run, checkpoint)
-    reason = loop.train()
-    results = NetTrainResults(_properties(run, reason, loop.checkpoints.files))
-    loop.reporter.done(results.properties)
-    if prop is None:
-        return results["TrainedNet"]
-    if prop == "All":
-        return results
-    if isinstance(prop, list):
-        return [results[p] for p in prop]
-    return results[prop]
+    return run, loop
 
 
 def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
@@ -232,11 +313,14 @@ def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
     if seed is not Automatic and seed is not None and not (_is_int(seed) and seed >= 0):
         raise NetError(f"NetTrain: random_seeding must be a whole number >= 0 or Automatic, got {_short(seed)}")
     device = options["target_device"]
-    if isinstance(device, (tuple, list)) and len(device) == 2 and _is_int(device[1]) and device[1] >= 0:
+    if isinstance(device, (tuple, list)) and len(device) == 2 and (_is_int(device[1]) and device[1] >= 0):
+        device = device[0]
+    elif isinstance(device, (tuple, list)) and len(device) == 2 and device[1] is All:
         device = device[0]
     if not (isinstance(device, str) and device in DEVICES):
         raise NetError(
-            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {_short(options["target_device"])}'
+            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {_short(options["target_device"])} '
+            '(or ("GPU", All): one process per GPU under mpiexec)'
         )
     precision = options["working_precision"]
     try:
