@@ -144,14 +144,18 @@ class World:
         os._exit(code)
 
     def use_gpu(self) -> None:
-        """Make the GPU numbered by this rank's ``local_rank`` CuPy's current device (one GPU per rank)."""
+        """Make the GPU numbered by this rank's ``local_rank`` CuPy's current device (one GPU per rank). A
+        process that sees one GPU only (a launcher that sets CUDA_VISIBLE_DEVICES per rank) takes that one."""
         import cupy
 
         count = cupy.cuda.runtime.getDeviceCount()
+        if count == 1:
+            cupy.cuda.Device(0).use()
+            return
         if self.local_size > count:
             raise NetError(
                 f'NetTrain: target_device="GPU" under mpiexec takes one GPU per process; this machine runs '
-                f"{self.local_size} processes but has {count} GPU(s): launch at most {count} per machine"
+                f"{self.local_size} processes but has {count} GPUs: launch at most {count} per machine"
             )
         cupy.cuda.Device(self.local_rank).use()
 

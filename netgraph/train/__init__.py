@@ -6,7 +6,8 @@ The modules, from the top down (each imports only those below it, and the engine
   it with the loop and returns the trained net or the results asked for.
 * :mod:`~netgraph.train.loop`: the training loop (rounds of batches, the end of each round) and one
   training step; :func:`~netgraph.train.loop.reduce_and_check` sits between the gradients and the
-  optimiser's update.
+  optimiser's update, and :func:`~netgraph.train.loop.train_step_together` is the step of several
+  processes (``mpiexec``; the processes themselves are :mod:`netgraph.distributed`'s).
 * :mod:`~netgraph.train.checkpoints`: the checkpointing option, writing checkpoints and what they record.
 * :mod:`~netgraph.train.resume`: reading a checkpoint, checking it against the run and resuming from it.
 * :mod:`~netgraph.train.state`: ``TrainingRun``, the one object a step, a checkpoint and the loop work

@@ -11,7 +11,8 @@ Wolfram Language, in Python's forms):
     ``(inputs, targets)`` for a net whose loss is attached automatically, or a
     generator function ``f`` (or ``(f, {"RoundLength": n})``, n examples per round;
     one batch per round without it). ``f`` is called once per batch with
-    ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` and returns a
+    ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` (with several
+    processes also ``"Rank"`` and ``"WorldSize"``, and "BatchSize" is the rank's share) and returns a
     batch in any of the other forms; resuming from a checkpoint repeats a run exactly
     when ``f`` depends only on its argument. Every port's examples are an array of numbers,
     the same number of examples for every port. Targets of an "Index" CrossEntropyLossLayer
@@ -43,7 +44,8 @@ Wolfram Language, in Python's forms):
     or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
 - training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``, n >= 1;
     ``f(progress)`` may return "StopTraining".
-- target_device: "CPU", "GPU" or ("GPU", n); working_precision: "Real32" or "Real64".
+- target_device: "CPU", "GPU", ("GPU", n) or ("GPU", All) (under mpiexec: one GPU per process, by its
+    rank on its machine; in one process, one GPU); working_precision: "Real32" or "Real64".
 - random_seeding: Automatic or a whole number >= 0, which makes initialisation, shuffling and random
     layers reproducible.
 - training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
@@ -60,8 +62,54 @@ Wolfram Language, in Python's forms):
     Data of another length, another batch size, net, losses or precision are an error
     naming each difference; ``(path, {"Exact": False})`` continues with them instead. A changed
     learning rate, method options or multipliers apply from the resumed step on, with a warning
-    (see :mod:`netgraph.train.resume`). Ctrl-C stops cleanly and returns the
-    net trained so far.
+    (see :mod:`netgraph.train.resume`). Another number of processes than the checkpoint's
+    ("WorldSize") is such a difference: refused, or continued with ``{"Exact": False}`` (the
+    batches are then split over the processes there are, and random layers draw other numbers).
+    Ctrl-C stops cleanly and returns the net trained so far (with several processes it ends the job:
+    resume from a checkpoint).
+
+**Several processes (data-parallel).** Under ``mpiexec -n N python script.py`` (``pip install
+netgraph[mpi]``; see :mod:`netgraph.distributed` for launching, machines and GPUs) every process runs the
+script, and NetTrain trains the N of them together with no change to the call (every rank must call it,
+with the same arguments and data):
+
+- ``batch_size`` stays the global batch: each step cuts it into N contiguous shares (the first
+  ``B % N`` ranks take one more; a rank whose share is empty sits the step out), every rank computes the
+  forward and backward pass of its share with the loss divided by the global batch's count, and one
+  allreduce of one buffer sums the gradients, the loss values, the examples counted, a flag for an
+  exception and the moving statistics (:mod:`netgraph.train.loop`). The learning rate needs no rescaling,
+  and an uneven last batch is weighted exactly by its global count.
+- Every rank reads the whole data set; the same seed gives every rank the same validation split and the
+  same order of examples each round (with random_seeding Automatic, rank 0 draws the seed and sends it).
+  A generator is called on every rank, for the rank's share, with "Rank" and "WorldSize" in its
+  argument: it should give each rank other examples (say by seeding with both "AbsoluteBatch" and
+  "Rank").
+- Before the first step (and after a resume) every rank takes rank 0's arrays, optimiser state,
+  counters and random states; after each step all ranks hold the same arrays, bit for bit, and every rank
+  returns the same trained net (and the same results, but for the times).
+- Only rank 0 reports progress, writes the progress log and checkpoints, calls the progress function and
+  the stopping criterion, and decides what depends on time (the Automatic number of rounds, a
+  checkpoint interval in seconds, time_goal); its decisions are sent to the others, so that all stop
+  together. The validation loss is computed on each rank's share of the validation set and summed.
+- A non-finite loss or gradient on any rank, or an exception in a rank's step (its generator, its forward
+  or backward pass), raises the same TrainingError on every rank, naming the rank; an uncaught one is
+  shown once (by rank 0). A mistake that every rank meets alike before training (an option, the data)
+  raises the usual error on every rank. An exception that escapes on one rank only (a failing disk on
+  rank 0, a bug) is printed with its rank and ends the whole job (``MPI_Abort``): no rank is left
+  waiting.
+
+What is exact and what is not, against one process training on the same global batch:
+
+- The same: the data order, the batches, the weighting of the loss, the optimiser's update rule, the
+  checkpoints (a resumed N-process run equals an uninterrupted one, bit for bit, on the CPU).
+- Equal to rounding: the gradients are sums of per-rank partial sums (another order of float
+  additions), and the loss values travel in the working precision (float32 by default), so losses and
+  arrays agree with one process to about 1e-6 relative, not bit for bit; NCCL's sums may differ again.
+- Different by design: batch normalisation uses each rank's own batch statistics while training (as
+  PyTorch's DistributedDataParallel does by default; its moving statistics are averaged over the ranks
+  after every step, so all ranks keep the same net), and random layers (dropout, a VAE's sampling) draw
+  from per-rank streams made from (seed, step, rank), so their numbers differ from one process's while
+  staying reproducible and resumable. Any layer whose output depends on the whole batch sees its share.
 
 NetTrain never hands back a net with NaN or ±Inf in its arrays without saying so. Training stops with a
 TrainingError (a NetError) when a batch's loss or gradient is not finite (the arrays are then not
@@ -90,6 +138,7 @@ import difflib
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,7 +215,10 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         return _train(net, data, prop, started, processes, None, options)
     try:  # several processes: an exception not raised alike on every rank ends the job (distributed.guard_rank)
         seed = processes.broadcast_object(int(np.random.SeedSequence().entropy) % 2**63 if processes.is_root else None)
-        return _train(net, data, prop, started, processes, seed, options)
+        with warnings.catch_warnings():
+            if not processes.is_root:  # every rank would warn alike: rank 0 speaks for all
+                warnings.simplefilter("ignore")
+            return _train(net, data, prop, started, processes, seed, options)
     except BaseException as err:
         guard_rank(processes, err)
         raise
