@@ -22,7 +22,9 @@ system for the data and for resuming (every rank reads the checkpoint; only rank
 MPICH's Hydra and Intel MPI, ``OMPI_COMM_WORLD_SIZE`` of Open MPI, ``MV2_COMM_WORLD_SIZE`` of MVAPICH,
 ``PMIX_RANK`` of a PMIx launcher); with more than one process mpi4py is imported and MPI's own rank and
 size are used. ``NETGRAPH_DISTRIBUTED=0`` makes every process a world of its own (each trains alone, say
-for a sweep of settings under one ``mpiexec``).
+for a sweep of settings under one ``mpiexec``). The processes on one machine share its cores: unless
+NETGRAPH_NUM_THREADS (or OMP_NUM_THREADS, OPENBLAS_NUM_THREADS) says otherwise, each takes
+cores / processes-on-the-machine threads for netgraph's CPU work (:func:`netgraph.backend.cpu_threads`).
 
 **GPUs (NCCL).** With ``target_device="GPU"`` each rank uses the GPU numbered by its ``local_rank`` on its
 machine, and the gradients are summed by NCCL (``cupy.cuda.nccl``) on the devices; the NCCL id is sent
@@ -54,13 +56,14 @@ from typing import Any
 
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, set_cpu_threads
 from .layer import NetError
 
 #: the environment variables a launcher sets: number of processes, and this process's rank on its machine
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 LAUNCHED_VARIABLES = ("PMIX_RANK",)  # a launch whose size only MPI knows
 OFF = ("0", "off", "false", "no")
+THREAD_VARIABLES = ("NETGRAPH_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: the attribute that marks an exception raised alike on every rank (shown by rank 0 only)
 TOGETHER = "raised_on_every_rank"
 
@@ -228,7 +231,11 @@ def _detect() -> World:
     if comm.Get_size() == 1:
         return World()
     local = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    return World(comm.Get_rank(), comm.Get_size(), local.Get_rank(), local.Get_size(), comm, MPI)
+    found = World(comm.Get_rank(), comm.Get_size(), local.Get_rank(), local.Get_size(), comm, MPI)
+    if not any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES):  # share the cores, as torchrun does
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        set_cpu_threads(max(1, cores // found.local_size))
+    return found
 
 
 def describe(error: BaseException) -> str:

@@ -112,7 +112,7 @@ def main(case: str, out: Path, resuming: bool) -> None:
         try:
             NetTrain(mlp(), (x, y), batch_size=8, max_training_rounds=2, random_seeding=5, **quiet)
         except TrainingError as err:
-            print(f"rank {rank} caught: {err}", flush=True)
+            (out / f"rank{rank}-caught.txt").write_text(str(err))
     elif case == "raise":  # rank 1's generator raises at the second batch; nothing catches it
 
         def failing(info):
