@@ -91,7 +91,7 @@ def test_two_ranks_end_with_the_same_arrays_as_one_process(trained):
     first, second = arrays(trained, 0, "mlp"), arrays(trained, 1, "mlp")
     for name in first:  # bit for bit on both ranks
         assert np.array_equal(first[name], second[name]), name
-    alone = worker.train_mlp()  # 1 process, the same global batch of 4 (10 examples: the last batch has 2)
+    alone = worker.train_mlp()  # 1 process, the same global batch of 4 (9 examples: the last batch has 1)
     assert alone["BatchLossList"] == pytest.approx(report(trained, 0)["losses"], rel=1e-5)
     assert len(report(trained, 0)["losses"]) == 9
     for name, value in worker.arrays(alone["TrainedNet"]).items():
