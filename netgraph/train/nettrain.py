@@ -104,7 +104,8 @@ What is exact and what is not, against one process training on the same global b
   checkpoints (a resumed N-process run equals an uninterrupted one, bit for bit, on the CPU).
 - Equal to rounding: the gradients are sums of per-rank partial sums (another order of float
   additions), and the loss values travel in the working precision (float32 by default), so losses and
-  arrays agree with one process to about 1e-6 relative, not bit for bit; NCCL's sums may differ again.
+  arrays agree with one process to float32 rounding (about 1e-7 relative per step), not bit for bit;
+  NCCL's sums may round differently again.
 - Different by design: batch normalisation uses each rank's own batch statistics while training (as
   PyTorch's DistributedDataParallel does by default; its moving statistics are averaged over the ranks
   after every step, so all ranks keep the same net), and random layers (dropout, a VAE's sampling) draw
