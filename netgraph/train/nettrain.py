@@ -77,7 +77,7 @@ with the same arguments and data):
   ``B % N`` ranks take one more; a rank whose share is empty sits the step out), every rank computes the
   forward and backward pass of its share with the loss divided by the global batch's count, and one
   allreduce of one buffer sums the gradients, the loss values, the examples counted, a flag for an
-  exception and the moving statistics (:mod:`netgraph.train.loop`). The learning rate needs no rescaling,
+  exception and the moving statistics (:mod:`netgraph.train.parallel`). The learning rate needs no rescaling,
   and an uneven last batch is weighted exactly by its global count.
 - Every rank reads the whole data set; the same seed gives every rank the same validation split and the
   same order of examples each round (with random_seeding Automatic, rank 0 draws the seed and sends it).
