@@ -104,7 +104,7 @@ def train(
             record.remove()
         _checkpoint_options(folder, plan, bool(args.resume), options)
     if ranks.size > 1:
-        print(f"data-parallel: {ranks.size} processes (mpiexec), each taking its share of every batch of {plan.batch_size}")
+        print(f"data-parallel: {ranks.size} processes (mpiexec), each with a share of every batch of {plan.batch_size}")
     try:
         with _quiet():  # NetTrain stops on NaN and Inf itself and says where: no warnings before that
             results = NetTrain(net, data, "All", **options)
