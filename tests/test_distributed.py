@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_trust_examples import idx_folder  # 48 + 12 MNIST-format pictures, for an example
 
 from netgraph import All, NetError, NetTrain
 from netgraph.distributed import ONE_PROCESS, launched_size, world
@@ -291,3 +292,20 @@ def test_gpu_all_is_a_target_device_nettrain_accepts(device):
         with pytest.raises(NetError) as err:
             NetTrain(LinearLayer(1, input=1), (x, x), target_device=("TPU", All), **options)
         assert '("GPU", All): one process per GPU under mpiexec' in str(err.value)
+
+
+@needs_mpi
+def test_an_example_under_mpiexec_trains_together_and_writes_its_files_once(tmp_path):
+    data, out, scratch = idx_folder(tmp_path / "idx"), tmp_path / "out", tmp_path / "scratch"
+    scratch.mkdir()
+    command = [MPIEXEC, "-n", "2", sys.executable, str(ROOT / "examples" / "mnist_vae.py"), "--data", str(data)]
+    command += ["--iterations", "4", "--batch-size", "8", "--out", str(out), "--checkpoint", str(tmp_path / "ck")]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT, env=clean_environment(TMPDIR=str(scratch))
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("data-parallel: 2 processes (mpiexec)") == 1  # rank 0 alone speaks
+    assert done.stdout.count("pictures and the trained net are in") == 1
+    assert {p.name for p in out.iterdir()} >= {"vae.npz", "samples.png", "loss.png", "vae.png"}
+    assert len(list((tmp_path / "ck").glob("*.npz"))) == 1  # written by rank 0 only
+    assert not list(scratch.glob("netgraph-rank*"))  # the other rank's scratch folder is gone
