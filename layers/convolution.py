@@ -1,7 +1,19 @@
 """ConvolutionLayer, DeconvolutionLayer and PoolingLayer, over 1, 2 or 3 spatial dimensions.
 
 Examples are channels first: ``(C, L)``, ``(C, H, W)`` or ``(C, D, H, W)``. An int kernel size
-takes its dimensionality from the input; a tuple fixes it.
+takes its dimensionality from the input; a tuple fixes it. ``interleaving=True`` (the Wolfram
+Language's ``Interleaving -> True``) puts the channels last on both ports instead: ``(L, C)``,
+``(H, W, C)``, ``(D, H, W, C)``. The weights keep their layout either way.
+
+Interleaving. The kernels below work channels first. An interleaved layer moves the channel
+axis of its input batch (N, *spatial, C) to the front and that of its output back to the end,
+each a transposed view, not a copy: the convolution copies its input once anyway (padding, or
+the batch-last relayout below) and that one copy reads the view; its output, batch-last in
+memory, goes out as a view whose next interleaved layer moves it back to exactly the batch-last
+array it wants. The gradients go through the same two views. The one cost is that copy reading
+the channels at stride 1 rather than rows: for a batch of 32 images of 32×32×64 (float32, one
+core) about 9 ms instead of 4.5, next to 75 ms or more for the 3×3, 64-channel convolution's
+products. Without interleaving nothing is moved at all.
 
 Lowering. Convolution is cross-correlation computed as one matrix product per channel group:
 ``im2col`` copies the windows of the padded input, read through a strided view, into a matrix
@@ -41,7 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from netgraph.autograd import primitive
+from netgraph import ops
+from netgraph.autograd import Tensor, primitive
 from netgraph.backend import array_module, cpu_threads, in_parallel, matmul
 from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape
 from netgraph.ports import Automatic
@@ -420,29 +433,71 @@ def _per_dim(value: Any, d: int, what: str, layer: str) -> tuple:
     return value
 
 
-class _WindowLayer(UnaryLayer):
-    """Kernel, stride, dilation and padding options shared by the three layers."""
+def _interleaving(value: Any, kind: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise NetError(f"{kind}: interleaving must be True (channels last) or False (channels first), got {value!r}")
+    return bool(value)
 
-    def __init__(self, kernel_size, stride, padding_size, dilation, *, input, output) -> None:  # noqa: A002
+
+class _WindowLayer(UnaryLayer):
+    """Kernel, stride, dilation, padding and interleaving options shared by the three layers.
+
+    The shape rules, the arrays and the primitives work on channels-first shapes; with
+    ``interleaving=True`` the ports are channels last, and :meth:`_channels_first` /
+    :meth:`_interleaved` convert a port shape, :meth:`_to_channels_first` /
+    :meth:`_from_channels_first` a batch (a transposed view each way, no copy).
+    """
+
+    def __init__(self, kernel_size, stride, padding_size, dilation, *, interleaving, input, output) -> None:  # noqa: A002
         super().__init__(input=input, output=output)
         kind = type(self).__name__
         self.kernel_size = _ints(kernel_size, f"{kind}: kernel_size", 1)
         self.stride = _ints(stride, f"{kind}: stride", 1)
         self.dilation = _ints(dilation, f"{kind}: dilation", 1)
         self.padding_size = _pad_spec(padding_size, f"{kind}: padding_size")
+        self.interleaving = _interleaving(interleaving, kind)
+
+    # -- the channel axis: first (default) or last -------------------------------------------------
+    def _channels_first(self, shape: Shape) -> Shape:
+        """A port shape as the kernels see it: (C, *spatial)."""
+        return (shape[-1], *shape[:-1]) if self.interleaving and len(shape) > 1 else tuple(shape)
+
+    def _interleaved(self, shape: Shape) -> Shape:
+        """A channels-first shape as the ports give it: (*spatial, C) when interleaving."""
+        return (*shape[1:], shape[0]) if self.interleaving else tuple(shape)
+
+    def _input(self) -> Shape:
+        """The input port's shape, channels first."""
+        return self._channels_first(self.port_shapes["Input"])
+
+    def _to_channels_first(self, x: Tensor) -> Tensor:
+        """A batch (N, *spatial, C) -> (N, C, *spatial) when interleaving: a view, no copy.
+
+        NOTE: the convolution's first step (padding, or the batch-last relayout) copies its input
+        anyway, and that one copy reads this view; the output (N, O, *out), batch-last in memory,
+        goes back as a view (N, *out, O) too, which the next interleaved layer turns into exactly
+        the batch-last array it wants, so a chain of interleaved layers copies no more than a
+        channels-first one.
+        """
+        return ops.transpose(x, (0, x.ndim - 1, *range(1, x.ndim - 1))) if self.interleaving else x
+
+    def _from_channels_first(self, y: Tensor) -> Tensor:
+        return ops.transpose(y, (0, *range(2, y.ndim), 1)) if self.interleaving else y
 
     def _spatial(self, shape: Shape) -> tuple[int, ...]:
-        """The spatial dimensions of an input shape, checked against the options' dimensionality."""
+        """The spatial dimensions of an input shape (as the port gives it), checked against the
+        options' dimensionality."""
         fixed = [
             len(v) for v in (self.kernel_size, self.stride, self.dilation, self.padding_size) if isinstance(v, tuple)
         ]
         d = fixed[0] if fixed else len(shape) - 1
         if len(shape) != d + 1 or not 1 <= d <= 3:
+            layout = "channels-last (interleaving=True)" if self.interleaving else "channels-first"
             raise ShapeError(
-                f"{self.describe()}: needs a channels-first input of rank 2, 3 or 4 matching its "
+                f"{self.describe()}: needs a {layout} input of rank 2, 3 or 4 matching its "
                 f"{d}-dimensional options, got {format_shape(shape)}"
             )
-        return tuple(shape[1:])
+        return tuple(self._channels_first(shape)[1:])
 
     def _window(self, spatial: tuple[int, ...]) -> Window:
         d, name = len(spatial), self.describe()
@@ -477,7 +532,12 @@ class _WindowLayer(UnaryLayer):
         return out
 
     def _window_config(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("kernel_size", "stride", "padding_size", "dilation")}
+        return {k: getattr(self, k) for k in ("kernel_size", "stride", "padding_size", "dilation", "interleaving")}
+
+    def __repr__(self) -> str:
+        """The usual line (kind, port shapes), with ``interleaving=True`` when the channels are last."""
+        text = super().__repr__()
+        return f"{text[:-1]}, interleaving=True)" if self.interleaving else text
 
 
 class _FilterLayer(_WindowLayer):
@@ -485,8 +545,9 @@ class _FilterLayer(_WindowLayer):
 
     array_roles = {"Weights": "weights", "Biases": "zeros"}
 
-    def __init__(self, n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases, input, output):  # noqa: A002
-        super().__init__(kernel_size, stride, padding_size, dilation, input=input, output=output)
+    def __init__(self, n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases, **options):
+        """``options``: ``interleaving``, ``input`` and ``output``, as :class:`_WindowLayer` takes them."""
+        super().__init__(kernel_size, stride, padding_size, dilation, **options)
         self.n = _ints(n, f"{type(self).__name__}: the number of output channels", 1, many=False)
         self.channel_groups = _ints(channel_groups, f"{type(self).__name__}: channel_groups", 1, many=False)
         self.set_arrays({"Weights": _auto(weights), "Biases": _auto(biases)})
@@ -507,6 +568,7 @@ class _FilterLayer(_WindowLayer):
             )
 
     def _check_given(self, shape: Shape) -> None:
+        """``shape``: the input, channels first."""
         expected = self._weights_shape(shape[0], self._window(tuple(shape[1:])).kernel)
         w = self.arrays.get("Weights")
         if w is not None and w.shape != expected:
@@ -515,13 +577,13 @@ class _FilterLayer(_WindowLayer):
             )
 
     def array_shapes(self) -> dict[str, Shape]:
-        shape = self.port_shapes["Input"]
+        shape = self._input()  # the weights' layout does not depend on interleaving
         shapes = {"Weights": self._weights_shape(shape[0], self._window(tuple(shape[1:])).kernel), "Biases": (self.n,)}
         return {k: v for k, v in shapes.items() if k in self.arrays}
 
     def fan(self, name: str) -> tuple[int, int]:
         """Fan-in (C_in/groups)·∏kernel and fan-out (n/groups)·∏kernel for Kaiming/Xavier."""
-        shape = self.port_shapes["Input"]
+        shape = self._input()
         k = math.prod(self._window(tuple(shape[1:])).kernel)
         g = self.channel_groups
         return shape[0] // g * k, self.n // g * k
@@ -552,6 +614,8 @@ class ConvolutionLayer(_FilterLayer):
             (output ⌈in/stride⌉, the odd padded cell at the end, as TensorFlow/Keras).
         channel_groups: input and output channels split into this many groups that see only their own.
         weights, biases: arrays of shape (n, C_in/groups, *kernel) and (n,); ``biases=None`` removes them.
+        interleaving: False: ports (C_in, *spatial) and (n, *out); True: (*spatial, C_in) and (*out, n),
+            the channels last (Wolfram's ``Interleaving -> True``). The weights' shape is the same.
 
     Output size per spatial dim: ⌊(in + pb + pe − (dil·(k − 1) + 1))/stride⌋ + 1.
 
@@ -562,6 +626,8 @@ class ConvolutionLayer(_FilterLayer):
         [[[5.0, 8.0], [14.0, 17.0]]]
         >>> ConvolutionLayer(3, 2, input=(2, 3, 4), padding_size=((1, 2), (2, 1))).port_shapes["Output"]
         (3, 5, 6)
+        >>> ConvolutionLayer(16, 3, interleaving=True, input=(32, 32, 3))
+        ConvolutionLayer(32×32×3 → 30×30×16, interleaving=True)
     """
 
     def __init__(
@@ -575,23 +641,26 @@ class ConvolutionLayer(_FilterLayer):
         *,
         weights: Any = Automatic,
         biases: Any = Automatic,
+        interleaving: bool = False,
         input: Any = None,  # noqa: A002
         output: Any = None,
     ) -> None:
-        super().__init__(n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases, input, output)
+        filters = (n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases)
+        super().__init__(*filters, interleaving=interleaving, input=input, output=output)
 
     def _weights_shape(self, c_in, kernel):
         return (self.n, c_in // self.channel_groups, *kernel)
 
     def output_shape(self, input_shape):
-        spatial = self._spatial(input_shape)
-        self._check_channels(input_shape[0])
-        self._check_given(input_shape)
-        return (self.n, *self._checked_positions(self._window(spatial), spatial))
+        spatial, channels = self._spatial(input_shape), self._channels_first(input_shape)[0]
+        self._check_channels(channels)
+        self._check_given((channels, *spatial))
+        return self._interleaved((self.n, *self._checked_positions(self._window(spatial), spatial)))
 
     def apply(self, x, ctx):
-        window = self._window(self.port_shapes["Input"][1:])
-        return convolution(x, *self._arrays(ctx), window=window, groups=self.channel_groups)
+        window = self._window(self._input()[1:])
+        y = convolution(self._to_channels_first(x), *self._arrays(ctx), window=window, groups=self.channel_groups)
+        return self._from_channels_first(y)
 
 
 class DeconvolutionLayer(_FilterLayer):
@@ -600,7 +669,8 @@ class DeconvolutionLayer(_FilterLayer):
     Same options as :class:`ConvolutionLayer`, but ``padding_size`` is *cropped* from the full
     output, whose size per spatial dim is stride·(in − 1) + dil·(k − 1) + 1; so the output is
     that minus pb + pe. ``"Same"`` gives in·stride: the crop dil·(k − 1) + 1 − stride is split
-    as begin = total // 2, end = the rest. Weights have shape (C_in, n/groups, *kernel).
+    as begin = total // 2, end = the rest. Weights have shape (C_in, n/groups, *kernel), with or
+    without ``interleaving=True`` (channels last on both ports).
 
     Example:
         >>> import numpy as np
@@ -609,6 +679,8 @@ class DeconvolutionLayer(_FilterLayer):
         [[[1.0, 2.0, 10.0, 20.0], [3.0, 4.0, 30.0, 40.0]]]
         >>> DeconvolutionLayer(1, 4, stride=2, padding_size=1, input=(3, 4, 4)).port_shapes["Output"]
         (1, 8, 8)
+        >>> DeconvolutionLayer(1, 4, stride=2, padding_size=1, interleaving=True, input=(4, 4, 3)).port_shapes["Output"]
+        (8, 8, 1)
     """
 
     def __init__(
@@ -622,10 +694,12 @@ class DeconvolutionLayer(_FilterLayer):
         *,
         weights: Any = Automatic,
         biases: Any = Automatic,
+        interleaving: bool = False,
         input: Any = None,  # noqa: A002
         output: Any = None,
     ) -> None:
-        super().__init__(n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases, input, output)
+        filters = (n, kernel_size, stride, padding_size, dilation, channel_groups, weights, biases)
+        super().__init__(*filters, interleaving=interleaving, input=input, output=output)
 
     def _weights_shape(self, c_in, kernel):
         return (c_in, self.n // self.channel_groups, *kernel)
@@ -643,9 +717,9 @@ class DeconvolutionLayer(_FilterLayer):
         return tuple(pads)
 
     def output_shape(self, input_shape):
-        spatial = self._spatial(input_shape)
-        self._check_channels(input_shape[0])
-        self._check_given(input_shape)
+        spatial, channels = self._spatial(input_shape), self._channels_first(input_shape)[0]
+        self._check_channels(channels)
+        self._check_given((channels, *spatial))
         window = self._window(spatial)
         full = tuple(s * (n - 1) + sp for s, n, sp in zip(window.stride, spatial, window.span))
         out = tuple(f - b - e for f, (b, e) in zip(full, window.pads))
@@ -654,11 +728,12 @@ class DeconvolutionLayer(_FilterLayer):
                 f"{self.describe()}: cropping {[list(p) for p in window.pads]} from the full output "
                 f"{format_shape(full)} leaves nothing"
             )
-        return (self.n, *out)
+        return self._interleaved((self.n, *out))
 
     def apply(self, x, ctx):
-        window = self._window(self.port_shapes["Input"][1:])
-        return deconvolution(x, *self._arrays(ctx), window=window, groups=self.channel_groups)
+        window = self._window(self._input()[1:])
+        z = deconvolution(self._to_channels_first(x), *self._arrays(ctx), window=window, groups=self.channel_groups)
+        return self._from_channels_first(z)
 
 
 class PoolingLayer(_WindowLayer):
@@ -667,6 +742,7 @@ class PoolingLayer(_WindowLayer):
     ``PoolingLayer(k)`` has stride 1, as in the Wolfram Language (not k). ``function`` is
     "Max", "Mean" or "Total"; ``padding_size`` has the convolution's forms, and each padding
     must be smaller than the kernel. Output per spatial dim: ⌊(in + pb + pe − k)/stride⌋ + 1.
+    ``interleaving=True`` takes and gives (*spatial, C), the channels last.
 
     NOTE: max pooling pads with -inf, so padded cells never win; mean pooling pads with zeros
     and counts them in the denominator (always divides by ∏kernel), as MXNet does by default.
@@ -678,6 +754,8 @@ class PoolingLayer(_WindowLayer):
         [[[6.0, 8.0], [14.0, 16.0]]]
         >>> PoolingLayer(2, function="Mean", input=(1, 3))(np.array([[1.0, 2, 6]])).tolist()
         [[1.5, 4.0]]
+        >>> PoolingLayer(2, function="Mean", interleaving=True, input=(3, 1))(np.array([[1.0], [2], [6]])).tolist()
+        [[1.5], [4.0]]
     """
 
     FUNCTIONS = ("Max", "Mean", "Total")
@@ -689,10 +767,11 @@ class PoolingLayer(_WindowLayer):
         *,
         function: str = "Max",
         padding_size: Any = 0,
+        interleaving: bool = False,
         input: Any = None,  # noqa: A002
         output: Any = None,
     ) -> None:
-        super().__init__(kernel_size, stride, padding_size, 1, input=input, output=output)
+        super().__init__(kernel_size, stride, padding_size, 1, interleaving=interleaving, input=input, output=output)
         if function not in self.FUNCTIONS:
             raise NetError(f"PoolingLayer: function must be one of {self.FUNCTIONS}, got {function!r}")
         self.function = function
@@ -706,14 +785,15 @@ class PoolingLayer(_WindowLayer):
                 f"{self.describe()}: padding {[list(p) for p in window.pads]} must be smaller than "
                 f"the kernel {format_shape(window.kernel)}"
             )
-        return (input_shape[0], *self._checked_positions(window, spatial))
+        return self._interleaved((self._channels_first(input_shape)[0], *self._checked_positions(window, spatial)))
 
     def apply(self, x, ctx):
-        window = self._window(self.port_shapes["Input"][1:])
+        window, x = self._window(self._input()[1:]), self._to_channels_first(x)
         if self.function == "Max":
-            return max_pooling(x, window=window)
+            return self._from_channels_first(max_pooling(x, window=window))
         # NOTE: "Mean" divides by the kernel size everywhere, padded cells included (MXNet's default).
-        return total_pooling(x, window=window, scale=1.0 / math.prod(window.kernel) if self.function == "Mean" else 1.0)
+        scale = 1.0 / math.prod(window.kernel) if self.function == "Mean" else 1.0
+        return self._from_channels_first(total_pooling(x, window=window, scale=scale))
 
     def config(self) -> dict[str, Any]:
         config = self._window_config()

@@ -60,7 +60,7 @@ class NetSummary:
             self.rows.append(
                 SummaryRow(
                     "/".join(map(str, path)) or "(net)",
-                    type(layer).__name__,
+                    type(layer).__name__ + (" interleaving=True" if getattr(layer, "interleaving", False) else ""),
                     describe_ports(layer, layer.input_ports),
                     describe_ports(layer, layer.output_ports),
                     arrays,
