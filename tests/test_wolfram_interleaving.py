@@ -136,6 +136,14 @@ def test_the_shape_rule_runs_through_a_chain_and_the_weights_keep_their_layout()
     assert deconv.arrays["Weights"].shape == (8, 3, 2, 2)
 
 
+def test_initialization_reads_the_channels_from_the_last_axis():
+    """Kaiming's fan-in is (C_in/groups)·∏kernel: the same numbers as the channels-first layer."""
+    first = L.DeconvolutionLayer(6, (3, 2), channel_groups=2, input=(4, 9, 9))
+    last = L.DeconvolutionLayer(6, (3, 2), channel_groups=2, interleaving=True, input=(9, 9, 4))
+    assert last.fan("Weights") == first.fan("Weights") == (2 * 6, 3 * 6)
+    np.testing.assert_array_equal(NetInitialize(last).arrays["Weights"], NetInitialize(first).arrays["Weights"])
+
+
 def test_a_pooling_example_by_hand():
     # PoolingLayer[2, 2] on a 4×4 image with one channel, written channels last
     pool = L.PoolingLayer(2, 2, interleaving=True, input=(4, 4, 1))
