@@ -248,7 +248,7 @@ def _product(x, axis: tuple[int, ...]):
         before = xp.cumprod(xp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
         after = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(flat, axis=-1)[..., :-1]], axis=-1), axis=-1), -1)
         grad = (before * after * g[..., None]).reshape(moved.shape)
-        return (grad.transpose(tuple(np.argsort(kept + list(axis)))),)
+        return (grad.transpose(tuple(int(i) for i in np.argsort(kept + list(axis)))),)
 
     return out, vjp
 

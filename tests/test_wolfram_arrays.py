@@ -21,6 +21,11 @@ from netgraph import All, Automatic, Inherited, NetError, NetGraph, NetInitializ
 RNG = np.random.default_rng(17)
 
 
+def check(device, net, inputs):
+    """The float64 central-difference check of ``net`` at ``inputs`` (batches)."""
+    check_net(net, inputs, device=device)
+
+
 def roundtrip(layer, tmp_path, name="net.npz"):
     path = tmp_path / name
     layer.save(path)
@@ -170,13 +175,13 @@ def test_catenate_possible_issues():
             L.CatenateLayer(level)
 
 
-def test_catenate_gradients():
+def test_catenate_gradients(device):
     net = L.CatenateLayer(input_ports=[(2, 2), 3])
-    check_net(net, {"Input1": RNG.normal(size=(3, 2, 2)), "Input2": RNG.normal(size=(3, 3))})
+    check(device, net, {"Input1": RNG.normal(size=(3, 2, 2)), "Input2": RNG.normal(size=(3, 3))})
     deep = L.CatenateLayer(-2, input_ports=[(2, 3, 4), (5, 4), (1, 4)])
     assert deep.port_shapes["Output"] == (2, 9, 4)
-    check_net(deep, {"Input1": RNG.normal(size=(2, 2, 3, 4)), "Input2": RNG.normal(size=(2, 5, 4)),
-                     "Input3": RNG.normal(size=(2, 1, 4))})  # fmt: skip
+    inputs = {"Input1": (2, 2, 3, 4), "Input2": (2, 5, 4), "Input3": (2, 1, 4)}
+    check(device, deep, {port: RNG.normal(size=shape) for port, shape in inputs.items()})
 
 
 # --- ThreadingLayer ------------------------------------------------------------------------------
@@ -238,15 +243,12 @@ def test_threading_prints_its_broadcasting():
     assert repr(L.ThreadingLayer("Times", [1, Automatic])) == "ThreadingLayer(Times, {1, Automatic})"
 
 
-def test_threading_gradients():
+def test_threading_gradients(device):
     net = L.ThreadingLayer(lambda a, b: a * netgraph.exp(b), -1, input_ports=[(2,), (2, 3)])
-    check_net(net, {"Input1": RNG.normal(size=(3, 2)), "Input2": RNG.normal(size=(3, 2, 3))})
+    check(device, net, {"Input1": RNG.normal(size=(3, 2)), "Input2": RNG.normal(size=(3, 2, 3))})
     net = L.ThreadingLayer("Times", [Automatic, 2, 1], input_ports=[(2, 3, 4), (2, 4), (1, 4)])
-    check_net(
-        net,
-        {"Input1": RNG.normal(size=(2, 2, 3, 4)), "Input2": RNG.normal(size=(2, 2, 4)),
-         "Input3": RNG.normal(size=(2, 1, 4))},
-    )  # fmt: skip
+    inputs = {"Input1": (2, 2, 3, 4), "Input2": (2, 2, 4), "Input3": (2, 1, 4)}
+    check(device, net, {port: RNG.normal(size=shape) for port, shape in inputs.items()})
 
 
 def test_threading_round_trip(tmp_path):
@@ -309,9 +311,9 @@ def test_reshape_errors(dims, shape, error, message):
         L.ReshapeLayer(dims, input=shape)
 
 
-def test_reshape_gradient_and_round_trip(tmp_path):
-    check_net(L.ReshapeLayer([Inherited, Automatic], input=(2, 3, 4)), {"Input": RNG.normal(size=(2, 2, 3, 4))})
-    check_net(L.ReshapeLayer([2, 3, All], input=(6, 2)), {"Input": RNG.normal(size=(2, 6, 2))})
+def test_reshape_gradient_and_round_trip(tmp_path, device):
+    check(device, L.ReshapeLayer([Inherited, Automatic], input=(2, 3, 4)), {"Input": RNG.normal(size=(2, 2, 3, 4))})
+    check(device, L.ReshapeLayer([2, 3, All], input=(6, 2)), {"Input": RNG.normal(size=(2, 6, 2))})
     for dims, shape in (
         ([Inherited, Automatic], (2, 3, 4)),
         ([2, 3, All], (6, 7)),
@@ -374,8 +376,8 @@ def test_flatten_shape_errors():
         L.FlattenLayer(3, input=(2, 3, 4))
 
 
-def test_flatten_gradient_and_round_trip(tmp_path):
-    check_net(L.FlattenLayer([[3, 1]], input=(2, 3, 4)), {"Input": RNG.normal(size=(2, 2, 3, 4))})
+def test_flatten_gradient_and_round_trip(tmp_path, device):
+    check(device, L.FlattenLayer([[3, 1]], input=(2, 3, 4)), {"Input": RNG.normal(size=(2, 2, 3, 4))})
     for spec in ([[2, 3]], math.inf, -1):
         layer = L.FlattenLayer(spec, input=(2, 3, 4))
         again = roundtrip(layer, tmp_path)
@@ -395,18 +397,20 @@ def test_aggregation_times():
         L.AggregationLayer("Product")
 
 
-def test_aggregation_times_gradient_holds_at_zeros():
+def test_aggregation_times_gradient_holds_at_zeros(device):
     def product(x):
         return L.array._product(x, axis=(1, 2))
 
     for x in (RNG.normal(size=(3, 2, 4)), np.array([[[0.0, 2], [3, 4]], [[0.0, 0], [1, 2]]])):
-        check_function(product, [x])
+        check_function(product, [x], device=device)
     # the gradient at an input with a zero: the product of the other factors
     layer = L.AggregationLayer("Times", All, input=3)
     assert layer(np.array([0.0, 2.0, 3.0]), netgraph.NetPortGradient("Input")).tolist() == [6.0, 0.0, 0.0]
     assert layer(np.array([0.0, 0.0, 3.0]), netgraph.NetPortGradient("Input")).tolist() == [0.0, 0.0, 0.0]
-    check_net(
-        NetInitialize(L.AggregationLayer("Times", [1, 3], input=(2, 3, 2))), {"Input": RNG.normal(size=(2, 2, 3, 2))}
+    check(
+        device,
+        NetInitialize(L.AggregationLayer("Times", [1, 3], input=(2, 3, 2))),
+        {"Input": RNG.normal(size=(2, 2, 3, 2))},
     )
 
 
