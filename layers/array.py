@@ -370,7 +370,7 @@ class ReshapeLayer(UnaryLayer):
 
     def __init__(self, dims: Any, *, input: Any = None, output: Any = None) -> None:  # noqa: A002
         super().__init__(input=input, output=output)
-        entries = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+        entries = list(dims) if isinstance(dims, (list, tuple, np.ndarray)) else [dims]
         for d in entries:
             if d in (Automatic, Inherited, All):
                 continue

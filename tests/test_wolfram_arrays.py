@@ -271,6 +271,7 @@ def test_reshape_reference_examples():
     scalar = L.ReshapeLayer([], input=1)
     assert scalar.port_shapes["Output"] == () and float(scalar(np.array([4.0]))) == 4.0
     assert L.ReshapeLayer([Automatic, 2], input=6).port_shapes["Output"] == (3, 2)
+    assert L.ReshapeLayer(np.array([3, 2]), input=6).port_shapes["Output"] == (3, 2)
 
 
 def test_reshape_inherited_and_all():
