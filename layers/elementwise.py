@@ -28,6 +28,8 @@ from netgraph.fused import apply_function
 from netgraph.layer import Context, Layer, NetError, ShapeError, UnaryLayer, check_limit, format_shape
 from netgraph.ports import Automatic
 
+from .array import input_ports_config, parse_input_ports
+
 
 def _selu(x):
     return 1.0507009873554805 * sym.where(x >= 0, x, 1.6732632423543772 * sym.expm1(sym.minimum(x, 0.0)))
@@ -127,30 +129,87 @@ class ElementwiseLayer(UnaryLayer):
 
 
 class ThreadingLayer(Layer):
-    """Applies a function of several arguments elementwise, broadcasting axes of size 1.
+    """Applies a function of several arguments elementwise, broadcasting its inputs.
 
     ``f`` is a Python function (``lambda a, b: a * b``) or one of "Plus",
     "Times", "Max", "Min" (any number of inputs, taken from the wiring),
-    "Subtract", "Divide", "Power". Inputs are "Input1", "Input2", ...
-    ``broadcasting=None`` requires equal shapes.
+    "Subtract", "Divide", "Power". Inputs are "Input1", "Input2", ..., unless
+    ``input_ports`` (Wolfram's ``InputPorts``) gives their count, names or shapes.
+
+    ``broadcasting`` is Wolfram's second argument:
+
+    * ``Automatic`` (the default): inputs of one rank; an axis of size 1 stretches;
+    * ``None``: the inputs have one shape;
+    * ``n`` or ``-n``: an input of lower rank gets the levels it lacks inserted at its
+      level n (``-1``: after its last level, as Wolfram's ``Plus`` threads a vector over
+      the rows of a matrix; ``1``: in front, as NumPy does), each of the size the inputs
+      of highest rank give; an axis of size 1 still stretches;
+    * a list of these, one for each input.
     """
 
-    def __init__(self, f: Any, broadcasting: Any = Automatic, *, inputs: int | None = None, output: Any = None) -> None:
+    def __init__(
+        self,
+        f: Any,
+        broadcasting: Any = Automatic,
+        *,
+        inputs: int | None = None,
+        input_ports: Any = None,
+        output: Any = None,
+    ) -> None:
         super().__init__(output=output)
         self.spec = f
-        self.broadcasting = broadcasting
+        self.broadcasting = self._check_broadcasting(broadcasting)
+        names: tuple[str, ...] | None = None
+        shapes: dict = {}
+        if input_ports is not None:
+            if inputs is not None:
+                raise NetError("ThreadingLayer: give inputs= or input_ports=, not both")
+            names, shapes = parse_input_ports(input_ports, "ThreadingLayer")
+            inputs = len(names)
         if isinstance(f, str):
             if f not in THREADING:
                 raise NetError(f"ThreadingLayer: unknown operator {f!r}; known are {sorted(THREADING)}")
-            self.variadic = f in ("Plus", "Times", "Max", "Min")
-            arity = inputs or (2 if self.variadic else sym._arity(THREADING[f]))
+            self.variadic = f in ("Plus", "Times", "Max", "Min") and names is None
+            listed = len(self.broadcasting) if isinstance(self.broadcasting, list) else 2
+            arity = inputs or (listed if f in ("Plus", "Times", "Max", "Min") else sym._arity(THREADING[f]))
             check_limit("Inputs", arity, f"ThreadingLayer[{f}] inputs")
             self.function = sym.trace(THREADING[f], arity)
         else:
             self.variadic = False
             self.function = f if isinstance(f, sym.Function) else sym.trace(f)
-        self.input_ports = tuple(f"Input{i + 1}" for i in range(self.function.arity))
+        if names is not None and len(names) != self.function.arity:
+            raise NetError(
+                f"ThreadingLayer: input_ports gives {len(names)} inputs {list(names)}; "
+                f"{self} takes {self.function.arity}"
+            )
+        self.input_ports = names or tuple(f"Input{i + 1}" for i in range(self.function.arity))
         self._finish_init()
+        self.refine(shapes)
+
+    @staticmethod
+    def _check_broadcasting(spec: Any) -> Any:
+        def valid(s: Any) -> bool:
+            return s is None or s is Automatic or (isinstance(s, int) and not isinstance(s, bool) and s != 0)
+
+        if valid(spec):
+            return spec
+        if isinstance(spec, (list, tuple)) and spec and all(valid(s) for s in spec):
+            return list(spec)
+        raise NetError(
+            f"ThreadingLayer: broadcasting must be Automatic, None, a nonzero level n (levels inserted at n) "
+            f"or a list of these, one for each input; got {spec!r:.60}"
+        )
+
+    def _specs(self) -> list[Any]:
+        """The broadcasting setting of each input."""
+        if not isinstance(self.broadcasting, list):
+            return [self.broadcasting] * len(self.input_ports)
+        if len(self.broadcasting) != len(self.input_ports):
+            raise NetError(
+                f"{self.describe()}: broadcasting gives {len(self.broadcasting)} settings for "
+                f"{len(self.input_ports)} inputs {list(self.input_ports)}"
+            )
+        return self.broadcasting
 
     def set_input_count(self, n: int) -> None:
         if not self.variadic:
@@ -162,24 +221,65 @@ class ThreadingLayer(Layer):
         self.input_ports = tuple(f"Input{i + 1}" for i in range(n))
         self._finish_init()
 
+    def _layout(self, ins: list[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+        """Each input's shape with the levels it lacks inserted as 1s, and the output shape."""
+        specs, high = self._specs(), max(len(s) for s in ins)
+        shown = [format_shape(s) for s in ins]
+        lifted: list[list[int | None]] = []
+        for s, spec in zip(ins, specs):
+            missing = high - len(s)
+            if missing and not isinstance(spec, int):
+                raise ShapeError(
+                    f"{self.describe()}: inputs of different ranks {shown} cannot be threaded with broadcasting "
+                    f"{spec!r}; ThreadingLayer(f, n) inserts the levels a lower-rank input lacks at its level n "
+                    "(-1: after its last level, as Wolfram's Plus; 1: in front, as NumPy)"
+                )
+            at = 0 if not missing else spec - 1 if spec > 0 else len(s) + spec + 1
+            if not 0 <= at <= len(s):
+                raise ShapeError(
+                    f"{self.describe()}: level {spec} does not exist in an input of shape {format_shape(s)}"
+                )
+            lifted.append([*s[:at], *[None] * missing, *s[at:]])
+        out = []
+        for j in range(high):
+            sizes = {e[j] for e, spec in zip(lifted, specs) if e[j] is not None and (spec is None or e[j] != 1)}
+            if len(sizes) > 1:
+                raise ShapeError(
+                    f"{self.describe()}: input shapes {shown} do not broadcast: level {j + 1} has sizes "
+                    f"{sorted(sizes)}" + (" (broadcasting None: the shapes must be equal)" if None in specs else "")
+                )
+            out.append(sizes.pop() if sizes else 1)
+        for e, spec in zip(lifted, specs):
+            if spec is None and any(d is not None and d != n for d, n in zip(e, out)):
+                raise ShapeError(f"{self.describe()}: input shapes {shown} differ (broadcasting None: no replication)")
+        return [tuple(1 if d is None else d for d in e) for e in lifted], tuple(out)
+
     def shape_rule(self, shapes):
         ins = [shapes[p] for p in self.input_ports]
-        if self.broadcasting is None:
+        if all(spec is None for spec in self._specs()):
             known = next((s for s in ins + [shapes["Output"]] if s is not None), None)
             return {p: known for p in shapes} if known is not None else {}
         if any(s is None for s in ins):
             return {}
-        return {"Output": broadcast_shapes(ins, self.describe())}
+        return {"Output": self._layout(ins)[1]}
 
     def forward(self, inputs, ctx):
-        return {"Output": apply_function(*[inputs[p] for p in self.input_ports], function=self.function)}
+        values = [inputs[p] for p in self.input_ports]
+        lifted, _ = self._layout([tuple(v.shape[1:]) for v in values])
+        values = [v if v.ndim - 1 == len(s) else ops.reshape(v, (v.shape[0], *s)) for v, s in zip(values, lifted)]
+        return {"Output": apply_function(*values, function=self.function)}
 
     def config(self) -> dict[str, Any]:
         f = self.spec if isinstance(self.spec, str) else self.function
-        return {"f": f, "broadcasting": self.broadcasting, "inputs": len(self.input_ports)}
+        return {"f": f, "broadcasting": self.broadcasting, **input_ports_config(self)}
 
     def __str__(self) -> str:
-        return self.spec if isinstance(self.spec, str) else str(self.function)
+        f = self.spec if isinstance(self.spec, str) else str(self.function)
+        if self.broadcasting is Automatic:
+            return f
+        specs = self.broadcasting if isinstance(self.broadcasting, list) else [self.broadcasting]
+        shown = ", ".join(repr(s) for s in specs)
+        return f"{f}, {{{shown}}}" if isinstance(self.broadcasting, list) else f"{f}, {shown}"
 
 
 def broadcast_shapes(shapes: list, where: str) -> tuple[int, ...]:

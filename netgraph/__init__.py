@@ -52,7 +52,7 @@ PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "initialize": ("NetInitialize",),
     "io": ("Export", "Import", "NetFileError", "load", "save"),
     "layer": ("LIMITS", "Layer", "LimitError", "NetError", "ShapeError"),
-    "ports": ("All", "Automatic", "NetPort", "NetPortGradient", "Scaled"),
+    "ports": ("All", "Automatic", "Inherited", "NetPort", "NetPortGradient", "Scaled"),
     "summary": ("NetSummary", "draw"),
     "surgery": ("NetDrop", "NetExtract", "NetReplacePart", "NetTake"),
     "symbolic": (

@@ -76,7 +76,7 @@ from .layer import (
     iter_arrays,
     limits_in_force,
 )
-from .ports import All, Automatic, NetPort, Scaled
+from .ports import All, Automatic, Inherited, NetPort, Scaled
 from .symbolic import Function, TracingError
 
 FORMAT = "netgraph-net"
@@ -96,7 +96,7 @@ def encode(value: Any, arrays: list[np.ndarray]) -> Any:
         return value
     if isinstance(value, (int, float, np.integer, np.floating)):
         return value.item() if hasattr(value, "item") else value
-    if value is All or value is Automatic:
+    if value is All or value is Automatic or value is Inherited:
         return {"$": repr(value)}
     if isinstance(value, tuple):
         return {"$": "tuple", "items": [encode(v, arrays) for v in value]}
@@ -157,6 +157,8 @@ class _Decoder:
             return All
         if tag == "Automatic":
             return Automatic
+        if tag == "Inherited":
+            return Inherited
         if tag in ("tuple", "slice", "NetPort", "dict"):
             items = data.get("items")
             if not isinstance(items, list):

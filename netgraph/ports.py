@@ -1,4 +1,4 @@
-"""Wolfram symbols netgraph needs: NetPort, NetPortGradient, All, Automatic, Scaled.
+"""Wolfram symbols netgraph needs: NetPort, NetPortGradient, All, Automatic, Inherited, Scaled.
 
 Example:
     >>> from netgraph.ports import NetPort
@@ -28,6 +28,7 @@ class _Symbol:
 
 All = _Symbol("All")
 Automatic = _Symbol("Automatic")
+Inherited = _Symbol("Inherited")  # ReshapeLayer: a dimension copied from the input
 
 
 class NetPort:
