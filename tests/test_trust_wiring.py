@@ -171,7 +171,7 @@ def test_an_unhashable_vertex_in_a_named_graph():
         NetGraph({"a": "Ramp"}, [({"x": 1}, "a")])
 
 
-@pytest.mark.parametrize("parts", [(1,), ("",), ()])
+@pytest.mark.parametrize("parts", [(0,), ("",), (), (1, 1.5), (2, 0)])
 def test_netport_needs_a_port_name(parts):
     with pytest.raises(NetError, match="NetPort needs a port name"):
         NetPort(*parts)
