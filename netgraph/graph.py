@@ -73,8 +73,11 @@ class NetGraph(Layer):
             ElementwiseLayer, a list a NetChain).
         connections: tuples ``(a, b, c)`` meaning a → b → c; a list fans in
             (``([3, 4, 5], 2)``); ``NetPort("x")`` is a graph port,
-            ``NetPort(v, "port")`` a vertex's port; ``None`` as the last
-            element mutes an output.
+            ``NetPort(v, "port")`` a vertex's port and ``NetPort(v, k)`` its
+            k-th port (an input where the connection ends, an output where it
+            starts); ``None`` as the last element mutes an output. Vertices
+            are numbers from 1 (negative from the end) or names; a number also
+            addresses a named vertex by its position.
         input, output: shapes for the graph's "Input"/"Output" ports.
         ports: shapes for other graph ports, e.g. ``{"mn": 8}``.
     """
