@@ -106,10 +106,11 @@ def NetDrop(net: NetGraph, spec: Any) -> NetGraph:  # noqa: N802
     """``NetDrop(chain, n)`` drops the first n layers, ``-n`` the last n, and
     ``(start, end)`` an interior range.
 
-    For a graph, ``NetDrop(graph, spec)`` drops everything up to and including
-    ``spec`` (a vertex, ``NetPort(v, port)``, or a list of these): the values
-    there become the inputs of what remains, as for the start of
-    :func:`NetTake`; a cut vertex's one output becomes ``"Input"``.
+    For a graph, ``NetDrop(graph, spec)`` keeps the part after ``spec`` (a
+    vertex, ``NetPort(v, port)``, or a list of these) and the outputs it
+    reaches: what a vertex gives, or what arrives at an input port, becomes
+    an input of what remains, as for the start of :func:`NetTake` (a dropped
+    vertex's one output is ``"Input"``).
     """
     if not isinstance(net, NetChain):
         if not isinstance(net, NetGraph):
@@ -130,7 +131,7 @@ def NetDrop(net: NetGraph, spec: Any) -> NetGraph:  # noqa: N802
             else:
                 key = net._vertex(item)
                 starts += [NetPort(key, p) for p in net.vertices[key].output_ports]
-        return _take_graph(net, starts if len(starts) != 1 else starts[0], All)
+        return _take_graph(net, starts if len(starts) != 1 else starts[0], None)
     keys = list(net.vertices)
     if isinstance(spec, tuple):
         start, end = _range(spec, "NetDrop")
@@ -296,9 +297,13 @@ def _take_graph(net: NetGraph, start: Any, end: Any) -> NetGraph:
     graph = nx.DiGraph()
     graph.add_nodes_from(net.vertices)
     graph.add_edges_from((s[0], d[0]) for s, d in net.edges if s[0] is not None)
-    ends = _take_ends(net, end)
-    kept = set().union(*[nx.ancestors(graph, src[0]) | {src[0]} for src, _ in ends])
     reach, renamed, cut = _take_starts(net, start, graph)
+    if end is None:  # NetDrop: every output the start reaches
+        ends = [(src, name) for name, src in net.outputs.items() if reach is None or src[0] in reach]
+        end = "the outputs"
+    else:
+        ends = _take_ends(net, end)
+    kept = set().union(*[nx.ancestors(graph, src[0]) | {src[0]} for src, _ in ends])
     if reach is not None:
         kept &= reach
     if not kept or any(src[0] not in kept for src, _ in ends):
