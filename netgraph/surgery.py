@@ -186,8 +186,8 @@ def _graph_port(net: NetGraph, spec: NetPort, what: str, side: str) -> tuple[Any
 
 
 def _chain_index(chain: NetChain, key: Any, side: str) -> int:
-    """The position (from 0) of layer ``key`` in ``chain``; a NetPort names the layer at that port
-    (an input port as an end is the layer before it)."""
+    """The position (from 0) of layer ``key`` in ``chain`` as a ``side`` ("start" or "end") of a range;
+    a NetPort cuts at that port: before the layer at an input port, after it at an output port."""
     keys = list(chain.vertices)
     if isinstance(key, NetPort):
         *path, last = key.parts
@@ -202,14 +202,12 @@ def _chain_index(chain: NetChain, key: Any, side: str) -> int:
             )
         found, port = _graph_port(chain, key, "NetTake", "input" if side == "start" else "output")
         i = keys.index(found)
-        if (
-            port is not None
-            and port in chain.vertices[found].input_ports
-            and port not in chain.vertices[found].output_ports
-        ):
-            return i if side == "start" else i - 1
-        return i
-    if isinstance(key, int) and not isinstance(key, bool):  # a position from 1, also in a named chain
+        if port is None:
+            return i
+        if port in chain.vertices[found].output_ports:  # cut after the layer: as a start, the next one
+            return i + 1 if side == "start" else i
+        return i if side == "start" else i - 1  # cut before the layer: as an end, the one before
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):  # a position from 1, also when named
         if key == 0 or abs(key) > len(keys):
             raise NetError(f"layer {key} does not exist: the chain has layers 1..{len(keys)}")
         return key - 1 if key > 0 else len(keys) + key

@@ -253,6 +253,9 @@ def test_nettake_the_first_layers_of_a_chain():
     np.testing.assert_array_equal(NetTake(chain, 2)(X), [0.0, 4.0])
     assert [str(v) for v in NetTake(chain, (2, 3)).vertices.values()][0] == "Ramp"
     assert len(NetTake(chain, (NetPort(2, "Input"), NetPort(3, "Output")))) == 2
+    after_first = NetTake(chain, (NetPort(1, "Output"), NetPort(4, "Input")))  # cut after layer 1, before layer 4
+    assert [str(v) for v in after_first.vertices.values()][0] == "Ramp" and len(after_first) == 2
+    np.testing.assert_array_equal(after_first(np.array([-1.0, 4.0])), [0.0, -4.0])
 
 
 def test_nettake_one_output_of_a_graph(two_outputs):
