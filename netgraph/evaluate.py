@@ -21,7 +21,7 @@ from .autograd import Tape, Tensor, backward
 from .backend import DEVICES, PRECISIONS, cpu_work, get_dtype, get_xp, to_numpy
 from .initialize import initialize_in_place
 from .layer import Context, Layer, NetError, format_shape
-from .paths import find_layer, iter_arrays, split_array_path
+from .paths import inner_port, iter_arrays, split_array_path
 from .ports import All, Automatic, NetPort, NetPortGradient
 
 
@@ -144,22 +144,14 @@ def _check_spec(net: Layer, spec: Any) -> None:
     """Refuse what the net cannot answer before it runs: an unknown port, inner port or gradient target."""
     if spec is None or spec is All:
         return
-    if isinstance(spec, str) or (isinstance(spec, NetPort) and len(spec.parts) == 1):
+    if isinstance(spec, NetPort) and inner_port(net, spec) is not None:
+        return  # a port inside the net, which inner_port found (or refused, naming the spec)
+    if isinstance(spec, (str, NetPort)):
         port = spec if isinstance(spec, str) else spec.port
         if port not in net.output_ports:
             inputs = " (an input port: NetPortGradient gives the gradient there)" if port in net.input_ports else ""
             raise NetError(
                 f"{net.describe()} has no output port {port!r}{inputs}; its outputs are {list(net.output_ports)}"
-            )
-    elif isinstance(spec, NetPort):
-        try:
-            layer = find_layer(net, spec.vertex_path)
-        except NetError as err:
-            raise NetError(f"{spec}: {err}") from None
-        if spec.port not in layer.output_ports:
-            raise NetError(
-                f"{spec}: {layer.describe()} has no output port {spec.port!r}; its outputs are "
-                f"{list(layer.output_ports)} (inner values are read at output ports only)"
             )
     elif isinstance(spec, NetPortGradient):
         _gradient_targets(net, [spec])
@@ -182,8 +174,8 @@ def _run(net, inputs, forced, specs, single, target_device, working_precision, e
     for layer, name in grad_arrays.values():
         ctx.grad_arrays.add((id(layer), name))
     for s in specs:
-        if isinstance(s, NetPort) and len(s.parts) > 1:
-            ctx.wanted.add(s.parts)
+        if isinstance(s, NetPort) and inner_port(net, s) is not None:
+            ctx.wanted.add(inner_port(net, s))
     if grad_specs or forced:
         with Tape() as tape:
             outputs = net.forward(tensors, ctx)
@@ -217,11 +209,12 @@ def _answer(net, spec, outputs, ctx, tensors, cotangents, grad_arrays, single) -
             raise NetError(f"{net.describe()} has no output port {spec!r}; its outputs are {list(outputs)}")
         return example(outputs[spec])
     if isinstance(spec, NetPort):
-        if len(spec.parts) == 1:
+        where = inner_port(net, spec)  # numbers and bare layers resolved to the vertices' own keys and ports
+        if where is None:
             return _answer(net, spec.port, outputs, ctx, tensors, cotangents, grad_arrays, single)
-        if spec.parts not in ctx.captured:
+        if where not in ctx.captured:
             raise NetError(f"{spec} is not an output port of a layer inside {net.describe()}")
-        return example(ctx.captured[spec.parts])
+        return example(ctx.captured[where])
     if isinstance(spec, NetPortGradient):
         if spec.target is All:
             answer = {NetPortGradient(p): example(grad_of(t)) for p, t in tensors.items()}

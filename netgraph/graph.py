@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from layers import coerce
 
@@ -72,8 +73,11 @@ class NetGraph(Layer):
             ElementwiseLayer, a list a NetChain).
         connections: tuples ``(a, b, c)`` meaning a → b → c; a list fans in
             (``([3, 4, 5], 2)``); ``NetPort("x")`` is a graph port,
-            ``NetPort(v, "port")`` a vertex's port; ``None`` as the last
-            element mutes an output.
+            ``NetPort(v, "port")`` a vertex's port and ``NetPort(v, k)`` its
+            k-th port (an input where the connection ends, an output where it
+            starts); ``None`` as the last element mutes an output. Vertices
+            are numbers from 1 (negative from the end) or names; a number also
+            addresses a named vertex by its position.
         input, output: shapes for the graph's "Input"/"Output" ports.
         ports: shapes for other graph ports, e.g. ``{"mn": 8}``.
     """
@@ -128,39 +132,64 @@ class NetGraph(Layer):
 
     # -- 1. parsing connections ------------------------------------------------------
     def _vertex(self, spec: Any) -> Any:
-        if self.numbered:
-            if isinstance(spec, bool) or not isinstance(spec, int):
-                raise NetError(f"vertices of this graph are numbered 1..{len(self.vertices)}; got {spec!r}")
+        """The key of vertex ``spec``: a number from 1 (negative from the end), or a name; a number
+        also addresses a named vertex by its position, as in the Wolfram Language."""
+        number = isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)
+        if self.numbered and not number:
+            raise NetError(f"vertices of this graph are numbered 1..{len(self.vertices)}; got {spec!r}")
+        if number:
             if spec == 0:
                 raise NetError(
                     f"layer number 0 does not exist: layers are numbered from 1 (as in the Wolfram "
                     f"Language), here 1..{len(self.vertices)}"
                 )
-            if spec < 0:
-                spec += len(self.vertices) + 1
+            if -len(self.vertices) <= spec <= len(self.vertices):
+                return list(self.vertices)[spec - 1 if spec > 0 else spec]
         try:
             present = spec in self.vertices
         except TypeError:  # unhashable: a dict or set where a vertex belongs
             present = False
         if not present:
-            known = f"1..{len(self.vertices)}" if self.numbered else sorted(self.vertices)
+            known = f"1..{len(self.vertices)}"
+            if not self.numbered:
+                known = f"{sorted(self.vertices)} (or by position, {known})"
             raise NetError(f"unknown layer {spec!r}; the layers of this graph are {known}")
         return spec
 
+    def _end(self, spec: NetPort, side: str) -> tuple[Any, str | None]:
+        """A NetPort in a connection as (vertex key, port name); vertex None is a port of the graph.
+
+        ``NetPort(v, k)`` with a number k is v's k-th port on ``side`` ("input" where the connection
+        ends, "output" where it starts); ``NetPort(v)`` is v itself (port None: its one output, or its
+        next free input).
+        """
+        *path, last = spec.parts
+        if not path and isinstance(last, str):
+            return (None, last)
+        if not path:
+            return (self._vertex(last), None)
+        if len(path) != 1:
+            raise NetError(f"{spec}: a connection names a port of a vertex of this graph only")
+        key = self._vertex(path[0])
+        layer = self.vertices[key]
+        ports = layer.output_ports if side == "output" else layer.input_ports
+        if isinstance(last, str):
+            if last not in ports and not (side == "input" and getattr(layer, "variadic", False)):
+                raise NetError(f"{spec}: {layer.describe()} has no {side} port {last!r}; its {side}s are {list(ports)}")
+            return (key, last)
+        if last <= len(ports):
+            return (key, ports[last - 1])
+        if side == "input" and getattr(layer, "variadic", False):
+            return (key, f"Input{last}")  # a variadic layer's inputs are counted from the wiring, then checked
+        raise NetError(
+            f"{spec}: {layer.describe()} has {len(ports)} {side} port{'s' * (len(ports) != 1)} {list(ports)}; "
+            f"port number {last} does not exist (ports are numbered from 1)"
+        )
+
     def _source(self, spec: Any) -> End:
-        if isinstance(spec, NetPort):
-            if len(spec.parts) == 1:
-                return (None, spec.port)
-            if len(spec.parts) != 2:
-                raise NetError(f"{spec}: a connection names a port of a vertex of this graph only")
-            key = self._vertex(spec.parts[0])
-            if spec.port not in self.vertices[key].output_ports:
-                raise NetError(
-                    f"{spec}: {self.vertices[key].describe()} has no output port {spec.port!r}; "
-                    f"its outputs are {list(self.vertices[key].output_ports)}"
-                )
-            return (key, spec.port)
-        key = self._vertex(spec)
+        key, port = self._end(spec, "output") if isinstance(spec, NetPort) else (self._vertex(spec), None)
+        if port is not None:
+            return (key, port)
         outs = self.vertices[key].output_ports
         if len(outs) != 1:
             raise NetError(
@@ -172,18 +201,7 @@ class NetGraph(Layer):
         if spec is None:
             return None  # muted
         if isinstance(spec, NetPort):
-            if len(spec.parts) == 1:
-                return (None, spec.port)
-            if len(spec.parts) != 2:
-                raise NetError(f"{spec}: a connection names a port of a vertex of this graph only")
-            key = self._vertex(spec.parts[0])
-            layer = self.vertices[key]
-            if spec.port not in layer.input_ports and not getattr(layer, "variadic", False):
-                raise NetError(
-                    f"{spec}: {layer.describe()} has no input port {spec.port!r}; "
-                    f"its inputs are {list(layer.input_ports)}"
-                )
-            return (key, spec.port)
+            return self._end(spec, "input")
         return (self._vertex(spec), None)
 
     def _parse(self, connections: Any) -> list[tuple[End, Any]]:
@@ -475,6 +493,11 @@ class NetGraph(Layer):
 class NetChain(NetGraph):
     """Layers applied one after another: "Input" → layer 1 → … → "Output".
 
+    Every layer has one input and one output, except that the first layer may
+    have several inputs and the last several outputs: the chain then has those
+    same ports, with their names (a loss layer first gives a chain with
+    "Input" and "Target").
+
     Example:
         >>> import numpy as np
         >>> from netgraph import NetChain, NetInitialize
@@ -494,17 +517,24 @@ class NetChain(NetGraph):
         if not keys:
             raise NetError("a NetChain needs at least one layer")
         converted = {k: as_layer(layers[k] if isinstance(layers, dict) else layers[k - 1], k) for k in keys}
-        for k, built in converted.items():
-            if len(built.input_ports) > 1 or len(built.output_ports) != 1:
+        for i, (k, built) in enumerate(converted.items()):
+            ins, outs = len(built.input_ports), len(built.output_ports)
+            first, last = i == 0, i == len(keys) - 1
+            if (ins > 1 and not first) or (outs != 1 and not last) or outs == 0:
                 raise NetError(
-                    f"NetChain layer {k!r} ({type(built).__name__}) has inputs {list(built.input_ports)} "
-                    f"and outputs {list(built.output_ports)}; each layer of a chain needs one of each"
+                    f"NetChain layer {k!r} ({type(built).__name__}) has inputs {list(built.input_ports)} and outputs "
+                    f"{list(built.output_ports)}; only the first layer of a chain may have several inputs and only "
+                    f"the last several outputs, every other layer needs one of each"
                 )
-        chain: tuple = tuple(keys) + (NetPort("Output"),)
-        if converted[keys[0]].input_ports:
+        first, last = converted[keys[0]], converted[keys[-1]]
+        # one input is the chain's "Input"; several are the chain's inputs, under their own names (likewise outputs)
+        chain: tuple = tuple(keys) + ((NetPort("Output"),) if len(last.output_ports) == 1 else ())
+        if len(first.input_ports) == 1:
             chain = (NetPort("Input"),) + chain
+        if len(chain) == 1:  # one layer, several inputs and outputs: nothing to wire, every port is the chain's
+            chain = ()
         vertices = converted if isinstance(layers, dict) else [converted[k] for k in keys]
-        super().__init__(vertices, [chain], input=input, output=output)
+        super().__init__(vertices, [chain] if chain else [], input=input, output=output)
 
     def config(self) -> dict[str, Any]:
         return {"layers": list(self.vertices.values()) if self.numbered else dict(self.vertices)}

@@ -2,13 +2,15 @@
 
 Example:
     >>> from netgraph.ports import NetPort
-    >>> NetPort("mn"), NetPort(3, "Input"), NetPort(("enc", "Output"))
-    (NetPort('mn'), NetPort(3, 'Input'), NetPort('enc', 'Output'))
+    >>> NetPort("mn"), NetPort(3, "Input"), NetPort(("enc", "Output")), NetPort(3, 1), NetPort(2)
+    (NetPort('mn'), NetPort(3, 'Input'), NetPort('enc', 'Output'), NetPort(3, 1), NetPort(2))
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from .layer import NetError
 
@@ -36,6 +38,13 @@ class NetPort:
 
     A vertex inside a nested net is addressed by a path:
     ``NetPort("enc", 2, "Output")`` or ``NetPort(("enc", 2, "Output"))``.
+    Vertices are numbers from 1 or names; a number also addresses a named
+    vertex by its position. As in the Wolfram Language, the port may be
+    given by its position, from 1: ``NetPort(3, 1)`` is the first input port
+    of vertex 3 where a connection ends and its first output port where one
+    starts (or where a value is read). A vertex alone, ``NetPort(2)`` (or,
+    when evaluating, ``NetPort("name")`` of a vertex that is not a port of
+    the net), is that vertex's output.
     """
 
     __slots__ = ("parts",)
@@ -43,9 +52,16 @@ class NetPort:
     def __init__(self, *parts: Any):
         if len(parts) == 1 and isinstance(parts[0], (tuple, list)):
             parts = tuple(parts[0])
-        if not parts or not isinstance(parts[-1], str) or not parts[-1]:
-            raise NetError(f"NetPort needs a port name (a non-empty string) as its last part, got {parts!r}")
-        self.parts = tuple(parts)
+        last = parts[-1] if parts else None
+        number = isinstance(last, (int, np.integer)) and not isinstance(last, bool)
+        if not parts or not (isinstance(last, str) and last or number) or (number and last == 0):
+            raise NetError(
+                f"NetPort needs a port name (a non-empty string) or a number from 1 as its last part, "
+                f"or a layer alone (NetPort(2)); got {parts!r}"
+            )
+        if number and last < 0 and len(parts) > 1:
+            raise NetError(f"NetPort: ports are numbered from 1; got port {last} in {parts!r}")
+        self.parts = tuple(int(p) if isinstance(p, np.integer) else p for p in parts)
 
     @property
     def vertex_path(self) -> tuple:

@@ -139,6 +139,7 @@ def test_fan_out_accumulates_gradients():
     np.testing.assert_allclose(g, 2 * x + np.exp(x) + 1)
 
 
-def test_chain_rejects_multi_port_layers():
+def test_chain_rejects_multi_port_layers_inside():
+    # only the first layer may have several inputs (the chain then has them); see test_wolfram_addressing.py
     with pytest.raises(NetError, match="one of each"):
-        NetChain([L.MeanSquaredLossLayer()])
+        NetChain(["Ramp", L.MeanSquaredLossLayer()])

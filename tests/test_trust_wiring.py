@@ -171,7 +171,7 @@ def test_an_unhashable_vertex_in_a_named_graph():
         NetGraph({"a": "Ramp"}, [({"x": 1}, "a")])
 
 
-@pytest.mark.parametrize("parts", [(1,), ("",), ()])
+@pytest.mark.parametrize("parts", [(0,), ("",), (), (1, 1.5), (2, 0)])
 def test_netport_needs_a_port_name(parts):
     with pytest.raises(NetError, match="NetPort needs a port name"):
         NetPort(*parts)
@@ -229,10 +229,10 @@ def test_nettake_bad_specs(chain):
     graph = NetGraph({"a": "Ramp", "b": L.TotalLayer()}, [(NetPort("Input"), "a", "b"), (NetPort("Input"), "b")])
     with pytest.raises(NetError, match="unknown layer 'zz'"):
         NetTake(graph, NetPort("zz", "Output"))
-    with pytest.raises(NetError, match="ElementwiseLayer 'a' has no output port 'Foo'"):
+    with pytest.raises(NetError, match=r"ElementwiseLayer 'a' has no port 'Foo'; its outputs are \['Output'\]"):
         NetTake(graph, NetPort("a", "Foo"))
-    with pytest.raises(NetError, match=r"NetPort\('Output'\) is not NetPort\(vertex, output port\)"):
-        NetTake(graph, NetPort("Output"))
+    with pytest.raises(NetError, match=r"NetPort\('Nope'\) is not an output port of the graph"):
+        NetTake(graph, NetPort("Nope"))
 
 
 def test_netextract_and_netreplacepart_bad_specs(chain):
