@@ -432,7 +432,7 @@ def _log_gamma(xp, x):
     return xp.where(_pole(xp, x) | xp.isinf(x), np.inf, value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cot_derivative(n: int) -> tuple[float, ...]:
     """Coefficients (of c^0, c^1, ...) of the polynomial P_n with d^n/dy^n cot y = P_n(cot y)."""
     p = [0.0, 1.0]
@@ -910,9 +910,7 @@ def surd(x: Any, n: Any) -> Any:
         -2.0
     """
     if isinstance(n, numbers.Real) and (not float(n).is_integer() or n == 0):
-        raise (TracingError if isinstance(x, Expr) else ValueError)(
-            f"Surd[x, n] needs a non-zero integer n, not {n!r}"
-        )
+        raise (TracingError if isinstance(x, Expr) else ValueError)(f"Surd[x, n] needs a non-zero integer n, not {n!r}")
     return _apply("surd", x, n)
 
 
@@ -928,7 +926,8 @@ def polygamma(n: int, x: Any) -> Any:
         >>> round(float(polygamma(1, 1.0)), 12) == round(math.pi**2 / 6, 12)
         True
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not float(n).is_integer() or not 0 <= n <= MAX_POLYGAMMA_ORDER:
+    integral = isinstance(n, numbers.Real) and not isinstance(n, bool) and float(n).is_integer()
+    if not integral or not 0 <= n <= MAX_POLYGAMMA_ORDER:
         raise (TracingError if isinstance(x, Expr) else ValueError)(
             f"PolyGamma[n, x] needs an integer order n from 0 to {MAX_POLYGAMMA_ORDER}, not {n!r}"
         )
@@ -956,7 +955,6 @@ def _round(x: Any, digits: int = 0) -> Any:
         return _apply("round", x)
     scale = 10.0**digits
     return _apply("round", x * scale) / scale
-
 
 
 def leaky_ramp(x: Any, slope: float = 0.01) -> Any:
@@ -992,7 +990,7 @@ def _format_number(v: float) -> str:
 
 
 def _clip_bounds(node: Expr) -> str | None:
-    """"low, high" when ``node`` is Min[Max[x, low], high] with constants low <= high (what clip() builds)."""
+    """ "low, high" when ``node`` is Min[Max[x, low], high] with constants low <= high (what clip() builds)."""
     if node.op != "minimum" or node.args[0].op != "maximum" or not _is_const(node.args[1]):
         return None
     low, high = node.args[0].args[1], node.args[1]
