@@ -15,6 +15,12 @@ expressions of that tree; :mod:`netgraph.fused`, which builds on this module,
 generates its kernels from the same entries (their CUDA forms are plain text,
 so nothing here needs CuPy).
 
+The table covers the Wolfram functions of ElementwiseLayer's reference page that NumPy or CUDA
+computes: the trigonometric and hyperbolic functions and their inverses (ArcTan with one or two
+arguments), CubeRoot, Surd, Gamma, LogGamma (with PolyGamma for their derivatives), Erf, Erfc,
+Round, Floor, Ceiling, IntegerPart, FractionalPart, Sign, Unitize, KroneckerDelta, Mod, Min, Max
+and Clip. The piecewise-constant ones have derivative 0, jumps included, as in Wolfram's nets.
+
 Example:
     >>> from netgraph.symbolic import exp, trace
     >>> f = trace(lambda x: -exp(2 * x))
