@@ -936,8 +936,9 @@ def polygamma(n: int, x: Any) -> Any:
     """
     integral = isinstance(n, numbers.Real) and not isinstance(n, bool) and float(n).is_integer()
     if not integral or not 0 <= n <= MAX_POLYGAMMA_ORDER:
-        raise (TracingError if isinstance(x, Expr) else ValueError)(
-            f"PolyGamma[n, x] needs an integer order n from 0 to {MAX_POLYGAMMA_ORDER}, not {n!r}"
+        given = "an input of the function" if isinstance(n, Expr) else repr(n)
+        raise (TracingError if isinstance(x, Expr) or isinstance(n, Expr) else ValueError)(
+            f"PolyGamma[n, x] needs an integer order n from 0 to {MAX_POLYGAMMA_ORDER} given as a number, not {given}"
         )
     return _apply("polygamma", float(n), x)
 

@@ -184,9 +184,9 @@ def test_numpy_ufuncs_trace(fn, text):
     "fn, error, message",
     [
         (lambda x: np.logaddexp(x, 1.0), TracingError, "numpy.logaddexp cannot be traced"),
-        (lambda x: sym.polygamma(1.5, x), TracingError, "integer order n from 0 to 20, not 1.5"),
+        (lambda x: sym.polygamma(1.5, x), TracingError, "integer order n from 0 to 20 given as a number, not 1.5"),
         (lambda x: sym.polygamma(21, x), TracingError, "not 21"),
-        (lambda x: sym.polygamma(x, x), TracingError, "integer order"),
+        (lambda x: sym.polygamma(x, x), TracingError, "given as a number, not an input of the function"),
         (lambda x: sym.surd(x, 0), TracingError, "non-zero integer n, not 0"),
         (lambda x: sym.surd(x, 2.5), TracingError, "not 2.5"),
     ],
@@ -194,6 +194,17 @@ def test_numpy_ufuncs_trace(fn, text):
 def test_bad_uses_get_a_clear_error(fn, error, message):
     with pytest.raises(error, match=message):
         L.ElementwiseLayer(fn)
+
+
+def test_threading_layers_take_the_two_argument_functions():
+    a, b = np.array([[7.0, -7.0, -8.0]]), np.array([[3.0, 3.0, 3.0]])
+    assert L.ThreadingLayer(netgraph.mod)([a, b]).tolist() == [[1.0, 2.0, 1.0]]
+    assert L.ThreadingLayer(netgraph.surd)([a, b])[0, 2] == -2.0
+    layer = L.ThreadingLayer(lambda x, y: netgraph.arctan(x, y))
+    assert str(layer) == "ArcTan[#1, #2]&"
+    np.testing.assert_allclose(layer([a, b]), np.arctan2(b, a), rtol=1e-6)
+    with pytest.raises(TracingError, match="not an input of the function"):
+        L.ThreadingLayer(netgraph.polygamma)
 
 
 def test_numbers_give_value_errors_outside_tracing():
