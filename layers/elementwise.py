@@ -39,15 +39,26 @@ def _elu(x):
     return sym.where(x >= 0, x, sym.expm1(sym.minimum(x, 0.0)))
 
 
+def _gelu(x):
+    return 0.5 * x * (1.0 + sym.erf(x / math.sqrt(2.0)))
+
+
+# The names of ElementwiseLayer's reference page (the long ones and their short forms), then the
+# Wolfram functions it lists, by their Wolfram names.
 ACTIVATIONS: dict[str, Callable] = {
     "Ramp": sym.ramp,
     "ReLU": sym.ramp,
+    "RectifiedLinearUnit": sym.ramp,
     "LogisticSigmoid": sym.logistic_sigmoid,
     "Sigmoid": sym.logistic_sigmoid,
     "Tanh": sym.tanh,
     "SELU": _selu,
+    "ScaledExponentialLinearUnit": _selu,
     "ELU": _elu,
-    "GELU": lambda x: 0.5 * x * (1.0 + sym.erf(x / math.sqrt(2.0))),
+    "ExponentialLinearUnit": _elu,
+    "GELU": _gelu,
+    "GaussianErrorLinearUnit": _gelu,
+    "HardSwish": lambda x: x * sym.clip(x + 3.0, 0.0, 6.0) / 6.0,
     "Softplus": sym.softplus,
     "SoftPlus": sym.softplus,
     "Swish": lambda x: x * sym.logistic_sigmoid(x),
@@ -65,6 +76,25 @@ ACTIVATIONS: dict[str, Callable] = {
     "Tan": sym.tan,
     "ArcTan": sym.arctan,
     "Erf": sym.erf,
+    "Sinh": sym.sinh,
+    "Cosh": sym.cosh,
+    "ArcSin": sym.arcsin,
+    "ArcCos": sym.arccos,
+    "ArcSinh": sym.arcsinh,
+    "ArcCosh": sym.arccosh,
+    "ArcTanh": sym.arctanh,
+    "CubeRoot": sym.cube_root,
+    "Gamma": sym.gamma,
+    "LogGamma": sym.log_gamma,
+    "Erfc": sym.erfc,
+    "Round": round,
+    "Floor": sym.floor,
+    "Ceiling": sym.ceiling,
+    "Sign": sym.sign,
+    "IntegerPart": sym.integer_part,
+    "FractionalPart": sym.fractional_part,
+    "Unitize": sym.unitize,
+    "KroneckerDelta": sym.kronecker_delta,
 }
 
 # Wolfram's operators for ThreadingLayer, as functions of any number of arguments
@@ -105,9 +135,15 @@ class ElementwiseLayer(UnaryLayer):
 
     ``f`` is a Python function of one argument built from arithmetic and
     netgraph's math functions (``lambda x: -0.5 * x``), a named activation
-    ("Ramp", "LogisticSigmoid", "Tanh", "SELU", "ELU", "GELU", "Softplus",
-    "Exp", "Log", "Sqrt", "Abs", "Sin", "Cos", "LeakyRamp", ...), or
-    ``("LeakyRamp", slope)``.
+    ("Ramp" or "RectifiedLinearUnit", "LogisticSigmoid", "Tanh", "SELU" or
+    "ScaledExponentialLinearUnit", "ELU" or "ExponentialLinearUnit", "GELU" or
+    "GaussianErrorLinearUnit", "HardSwish", "Softplus", "LeakyRamp", ...), a Wolfram
+    function by name ("Exp", "Sinh", "ArcCos", "Gamma", "Round", ...: see
+    :data:`ACTIVATIONS`), or ``("LeakyRamp", slope)``.
+
+    Round, Floor, Ceiling, Sign, IntegerPart, Unitize and KroneckerDelta are piecewise
+    constant: their derivative is 0 (also at their jumps), as in Wolfram's nets, so
+    no gradient flows back through them.
     """
 
     def __init__(self, f: Any, *, input: Any = None, output: Any = None) -> None:  # noqa: A002

@@ -56,9 +56,11 @@ PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "summary": ("NetSummary", "draw"),
     "surgery": ("NetDrop", "NetExtract", "NetReplacePart", "NetTake"),
     "symbolic": (
-        "TracingError", "arctan", "ceiling", "clip", "cos", "erf", "exp", "expm1", "floor", "leaky_ramp",
-        "log", "log1p", "logistic_sigmoid", "maximum", "minimum", "power", "ramp", "sign", "sin", "softplus",
-        "sqrt", "tan", "tanh", "where",
+        "TracingError", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctanh", "ceiling", "clip", "cos",
+        "cosh", "cube_root", "erf", "erfc", "exp", "expm1", "floor", "fractional_part", "gamma", "integer_part",
+        "kronecker_delta", "leaky_ramp", "log", "log10", "log1p", "log2", "log_gamma", "logistic_sigmoid",
+        "maximum", "minimum", "mod", "polygamma", "power", "ramp", "sign", "sin", "sinh", "softplus", "sqrt",
+        "surd", "tan", "tanh", "unitize", "where",
     ),
     "train": ("NetTrain", "NetTrainResults", "TrainingError"),
 }

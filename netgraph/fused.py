@@ -53,7 +53,8 @@ def _call(op: Op, args: Sequence[str]) -> str:
 def _definition(op: Op) -> str:
     """The C++ definition of the device function that ``op``'s CUDA form calls (``op.helper``)."""
     parameters = ", ".join(f"T {name}" for name in op.parameters)
-    return f"template <typename T> __device__ T {op.cuda}({parameters}) {{ return {op.helper}; }}\n"
+    body = op.helper if "return " in op.helper else f" return {op.helper}; "
+    return f"template <typename T> __device__ T {op.cuda}({parameters}) {{{body}}}\n"
 
 
 # The device functions that the CUDA forms call where CUDA has none (sign_, ramp_, ...).

@@ -15,6 +15,12 @@ expressions of that tree; :mod:`netgraph.fused`, which builds on this module,
 generates its kernels from the same entries (their CUDA forms are plain text,
 so nothing here needs CuPy).
 
+The table covers the Wolfram functions of ElementwiseLayer's reference page that NumPy or CUDA
+computes: the trigonometric and hyperbolic functions and their inverses (ArcTan with one or two
+arguments), CubeRoot, Surd, Gamma, LogGamma (with PolyGamma for their derivatives), Erf, Erfc,
+Round, Floor, Ceiling, IntegerPart, FractionalPart, Sign, Unitize, KroneckerDelta, Mod, Min, Max
+and Clip. The piecewise-constant ones have derivative 0, jumps included, as in Wolfram's nets.
+
 Example:
     >>> from netgraph.symbolic import exp, trace
     >>> f = trace(lambda x: -exp(2 * x))
@@ -28,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -47,9 +54,11 @@ class TracingError(TypeError):
 
 
 ALLOWED = (
-    "arithmetic (+ - * / ** and unary -, abs()), comparisons inside where(), and netgraph's "
-    "exp, log, sqrt, power, tanh, sin, cos, tan, arctan, erf, log1p, expm1, ramp, "
-    "logistic_sigmoid, softplus, leaky_ramp, sign, floor, ceiling, maximum, minimum, clip, where"
+    "arithmetic (+ - * / ** % // and unary -, abs(), round(), math.floor/ceil/trunc), comparisons inside "
+    "where(), NumPy ufuncs of the same functions, and netgraph's exp, log, log2, log10, sqrt, cube_root, "
+    "surd, power, sin, cos, tan, sinh, cosh, tanh, arcsin, arccos, arctan, arcsinh, arccosh, arctanh, erf, "
+    "erfc, gamma, log_gamma, polygamma, log1p, expm1, ramp, logistic_sigmoid, softplus, leaky_ramp, sign, "
+    "floor, ceiling, integer_part, fractional_part, mod, unitize, kronecker_delta, maximum, minimum, clip, where"
 )
 
 
@@ -97,6 +106,18 @@ class Expr:
     def __rpow__(self, o):
         return _make("pow", o, self)
 
+    def __mod__(self, o):  # Python's % takes the sign of the divisor, as Wolfram's Mod
+        return _make("mod", self, o)
+
+    def __rmod__(self, o):
+        return _make("mod", o, self)
+
+    def __floordiv__(self, o):  # Wolfram's Quotient[m, n] = Floor[m/n]
+        return _make("floor", _make("div", self, o))
+
+    def __rfloordiv__(self, o):
+        return _make("floor", _make("div", o, self))
+
     def __neg__(self):
         return _make("neg", self)
 
@@ -105,6 +126,31 @@ class Expr:
 
     def __abs__(self):
         return _make("abs", self)
+
+    # round(x), math.floor(x), math.ceil(x), math.trunc(x); np.round and np.clip call the methods
+    def __round__(self, ndigits=None):
+        return _round(self, ndigits or 0)
+
+    def __floor__(self):
+        return _make("floor", self)
+
+    def __ceil__(self):
+        return _make("ceiling", self)
+
+    def __trunc__(self):
+        return _make("integer_part", self)
+
+    def round(self, decimals=0, out=None):
+        if out is not None:
+            raise TracingError(f"numpy.round(..., out=) cannot be traced. Allowed: {ALLOWED}")
+        return _round(self, decimals)
+
+    def clip(self, min=None, max=None, out=None, **kwargs):  # noqa: A002 - NumPy's names
+        if out is not None or kwargs:
+            raise TracingError(f"numpy.clip(..., out=) cannot be traced. Allowed: {ALLOWED}")
+        if min is None or max is None:  # one bound (NumPy takes None for no bound)
+            return self if min is None and max is None else maximum(self, min) if max is None else minimum(self, max)
+        return clip(self, min, max)
 
     def __gt__(self, o):
         return _make("gt", self, o)
@@ -135,9 +181,10 @@ class Expr:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         name = _NUMPY_UFUNCS.get(ufunc.__name__)
-        if method != "__call__" or name is None or kwargs:
+        form = _UFUNC_FORMS.get(ufunc.__name__)
+        if method != "__call__" or (name is None and form is None) or kwargs:
             raise TracingError(f"numpy.{ufunc.__name__} cannot be traced. Allowed: {ALLOWED}")
-        return _make(name, *inputs)
+        return _make(name, *inputs) if name is not None else form(*inputs)
 
     def __repr__(self) -> str:
         return f"Expr({to_wolfram(self)})"
@@ -178,6 +225,7 @@ def _as_expr(e: Any) -> Expr:
 def _make(op: str, *args: Any) -> Expr:
     """Build ``op(args)``, folding constants and dropping neutral elements."""
     args = tuple(_as_expr(a) for a in args)
+    _check_orders(op, args)
     if all(a.op == "const" for a in args):
         return const(OPS[op].evaluate(np, *[np.float64(a.args[0]) for a in args]))
     a = args[0]
@@ -220,6 +268,18 @@ def _make(op: str, *args: Any) -> Expr:
     return Expr(op, args)
 
 
+def _check_orders(op: str, args: tuple[Expr, ...]) -> None:
+    """Refuse a node whose order argument (PolyGamma's n) is not a constant integer in range."""
+    for i in OPS[op].orders:
+        a = args[i]
+        if a.op != "const" or not float(a.args[0]).is_integer() or not 0 <= a.args[0] <= MAX_POLYGAMMA_ORDER:
+            shown = to_wolfram(a) if a.op != "const" else _format_number(a.args[0])
+            raise TracingError(
+                f"the order of {OPS[op].wolfram}[n, x] must be an integer from 0 to {MAX_POLYGAMMA_ORDER} "
+                f"given as a number, not {shown}"
+            )
+
+
 # --- the operation table --------------------------------------------------------------
 
 
@@ -254,7 +314,10 @@ class Op:
     precedence: for parenthesising when printing (higher binds tighter).
     ufuncs:     the NumPy ufuncs (by ``__name__``) that trace to this operation.
     helper:     where ``cuda`` names a function CUDA lacks: the C++ expression it returns, over
-                the NumPy form's parameter names (the kernels' preamble defines it).
+                the NumPy form's parameter names, or its whole body when that holds ``return``
+                statements (the kernels' preamble defines it).
+    orders:     the arguments that must be constant integers from 0 to :data:`MAX_POLYGAMMA_ORDER`
+                (PolyGamma's order), checked whenever a node is built or read back.
     """
 
     name: str
@@ -265,6 +328,7 @@ class Op:
     precedence: int = 100
     ufuncs: tuple[str, ...] = ()
     helper: str = ""
+    orders: tuple[int, ...] = ()
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -290,14 +354,196 @@ def _step(x):  # 1 where x > 0 else 0, as an expression
     return _make("gt", x, 0.0)
 
 
-def _erf(xp, x):
-    # NOTE: NumPy has no erf. In float32 the complementary-error-function fit of
-    # Numerical Recipes is enough (fractional error < 1.2e-7); in float64 a
-    # Maclaurin series (|x| < 2) and a continued fraction for erfc (|x| >= 2)
-    # give ~1e-15, so float64 gradient checks see the true function.
-    if getattr(x, "dtype", np.float64) == np.float32:
-        return _erf_fit(xp, x)
-    x = xp.asarray(x, dtype=np.float64)
+# --- special functions on xp arrays (NumPy has none of these; CuPy's live in cupyx.scipy) ------
+#
+# NOTE: Gamma, LogGamma, PolyGamma and Erfc are written once on ``xp`` like every other NumPy
+# form, so the shared path runs the same lines on NumPy and CuPy and SciPy stays out of the
+# dependencies (``np.vectorize(math.gamma)`` would be a Python loop per element, and impossible on
+# the GPU). They compute in float64 (a float32 input gets a float32 result), to a relative 1e-15
+# (Gamma: 2e-13 near its overflow at 171), so float64 gradient checks see the true functions. The fused
+# kernels call CUDA's own ``tgamma``, ``lgamma`` and ``erfc``, and for PolyGamma the same
+# algorithm as here, written in C++ (``_POLYGAMMA_BODY``).
+
+# Lanczos' approximation with g = 7 and 9 terms: Γ(z + 1) = √(2π) t^(z+1/2) e^-t A(z), t = z + g + 1/2
+_LANCZOS_G = 7.0
+_LANCZOS = (
+    0.99999999999980993,
+    676.5203681218851,
+    -1259.1392167224028,
+    771.32342877765313,
+    -176.61502916214059,
+    12.507343278686905,
+    -0.13857109526572012,
+    9.9843695780195716e-6,
+    1.5056327351493116e-7,
+)
+
+#: The highest order of PolyGamma (its derivative raises it by one).
+MAX_POLYGAMMA_ORDER = 20
+# Bernoulli numbers B2, B4, ..., B24 (as fractions), for the asymptotic series below.
+_BERNOULLI = tuple(
+    p / q
+    for p, q in (
+        (1, 6), (-1, 30), (1, 42), (-1, 30), (5, 66), (-691, 2730), (7, 6), (-3617, 510), (43867, 798),
+        (-174611, 330), (854513, 138), (-236364091, 2730),
+    )
+)  # fmt: skip
+# ψ(w) ~ log w - 1/2w - Σ B_2k / (2k w^2k), for w >= 10 (7 terms: the first one left out is < 1e-16)
+_DIGAMMA_SERIES = tuple(b / (2 * k) for k, b in enumerate(_BERNOULLI[:7], 1))
+# ζ(s, w) ~ w^(1-s)/(s-1) + w^-s/2 + Σ B_2j/(2j)! s(s+1)...(s+2j-2) w^(-s-2j+1) (Euler-Maclaurin)
+_ZETA_SERIES = tuple(b / math.factorial(2 * j) for j, b in enumerate(_BERNOULLI, 1))
+_DIGAMMA_SHIFT = 10  # ψ(x) = ψ(x + 10) - Σ 1/(x + k): the series then starts at w >= 10
+
+
+def _float64(xp, x):
+    return xp.asarray(x, dtype=np.float64)
+
+
+def _pole(xp, x):
+    """Where x is 0, a negative integer or -Infinity (the poles of Γ and its derivatives)."""
+    return (x <= 0) & (x == xp.floor(x))
+
+
+def _sin_pi(xp, x):
+    """sin(πx), with x first reduced to [-1, 1] so that large x keep their precision."""
+    return xp.sin(math.pi * (x - 2.0 * xp.rint(0.5 * x)))
+
+
+def _lanczos(xp, y):
+    """(A, t) of Lanczos' approximation at y >= 1/2: Γ(y) = √(2π) A t^(y-1/2) e^-t."""
+    z = y - 1.0
+    total = _LANCZOS[0] + sum(c / (z + k) for k, c in enumerate(_LANCZOS[1:], 1))
+    return total, z + _LANCZOS_G + 0.5
+
+
+def _gamma(xp, x):
+    # NOTE: C's tgamma at the poles: ±Infinity at ±0, Indeterminate (NaN) at the negative integers.
+    x = _float64(xp, x)
+    reflect = x < 0.5
+    y = xp.where(reflect, 1.0 - x, x)  # Γ(x) = π / (sin(πx) Γ(1 - x)) below 1/2
+    total, t = _lanczos(xp, y)
+    half = xp.power(t, 0.5 * (y - 0.5))  # t^(y-1/2) as two halves around e^-t: no early overflow
+    value = math.sqrt(2.0 * math.pi) * total * (half * xp.exp(-t)) * half
+    value = xp.where(reflect, math.pi / (_sin_pi(xp, x) * value), value)
+    value = xp.where(_pole(xp, x), xp.where(x == 0, xp.copysign(np.inf, x), np.nan), value)
+    return xp.where(x == np.inf, np.inf, value)
+
+
+def _log_gamma(xp, x):
+    # NOTE: log|Γ(x)|, as C's lgamma: the real part of Wolfram's LogGamma, which is complex where Γ < 0.
+    x = _float64(xp, x)
+    reflect = x < 0.5
+    y = xp.where(reflect, 1.0 - x, x)
+    total, t = _lanczos(xp, y)
+    value = 0.5 * math.log(2.0 * math.pi) + (y - 0.5) * xp.log(t) - t + xp.log(total)
+    value = xp.where(reflect, math.log(math.pi) - xp.log(xp.abs(_sin_pi(xp, x))) - value, value)
+    return xp.where(_pole(xp, x) | xp.isinf(x), np.inf, value)
+
+
+@functools.cache
+def _cot_derivative(n: int) -> tuple[float, ...]:
+    """Coefficients (of c^0, c^1, ...) of the polynomial P_n with d^n/dy^n cot y = P_n(cot y)."""
+    p = [0.0, 1.0]
+    for _ in range(n):  # P' = P'(c) dc/dy, dc/dy = -(1 + c^2)
+        q = [0.0] * (len(p) + 1)
+        for k in range(1, len(p)):
+            q[k - 1] -= k * p[k]
+            q[k + 1] -= k * p[k]
+        p = q
+    return tuple(p)
+
+
+def _polygamma(xp, n, x):
+    """PolyGamma[n, x], the n-th derivative of the digamma function ψ = Γ'/Γ, for an integer n >= 0.
+
+    For x > 0: ψ(x) from the recurrence up to x + 10 and the asymptotic series there; for n >= 1,
+    ψ^(n)(x) = (-1)^(n+1) n! ζ(n + 1, x) with Hurwitz's ζ by Euler-Maclaurin summation. For x < 0,
+    the reflection formula ψ^(n)(x) = (-1)^n ψ^(n)(1 - x) - π^(n+1) P_n(cot πx). NaN at the poles.
+    """
+    order = int(n)
+    x = _float64(xp, x)
+    reflect = x < 0
+    v = xp.where(reflect, 1.0 - x, x)
+    total = xp.zeros_like(v)
+    if order == 0:
+        for _ in range(_DIGAMMA_SHIFT):
+            total = total - 1.0 / v
+            v = v + 1.0
+        w2 = 1.0 / (v * v)
+        series = xp.zeros_like(v)
+        for c in reversed(_DIGAMMA_SERIES):
+            series = series * w2 + c
+        total = total + xp.log(v) - 0.5 / v - series * w2
+    else:
+        s = order + 1.0
+        for _ in range(_DIGAMMA_SHIFT + order):
+            total = total + xp.power(v, -s)
+            v = v + 1.0
+        total = total + xp.power(v, 1.0 - s) / (s - 1.0) + 0.5 * xp.power(v, -s)
+        rising, term = s, xp.power(v, -s - 1.0)
+        for j, c in enumerate(_ZETA_SERIES):
+            total = total + c * rising * term
+            rising *= (s + 2 * j + 1) * (s + 2 * j + 2)
+            term = term / (v * v)
+        total = total * ((-1.0) ** (order + 1) * math.factorial(order))
+    cot = 1.0 / xp.tan(math.pi * (x - xp.rint(x)))
+    poly = xp.zeros_like(x)
+    for c in reversed(_cot_derivative(order)):
+        poly = poly * cot + c
+    reflected = (-1.0) ** order * total - math.pi ** (order + 1) * poly
+    return xp.where(_pole(xp, x), np.nan, xp.where(reflect, reflected, total))
+
+
+def _c_array(values: Sequence[float]) -> str:
+    return "{" + ", ".join(repr(float(v)) for v in values) + "}"
+
+
+# The same algorithm as _polygamma, for one element in a fused kernel (in double precision).
+_POLYGAMMA_BODY = f"""
+    const int order = (int)n;
+    const double pi = {math.pi!r};
+    const double digamma_series[{len(_DIGAMMA_SERIES)}] = {_c_array(_DIGAMMA_SERIES)};
+    const double zeta_series[{len(_ZETA_SERIES)}] = {_c_array(_ZETA_SERIES)};
+    double v = (double)x, total = 0.0, reflected = 0.0, sign = 1.0;
+    if (v <= 0.0 && v == floor(v)) return T(nan(""));
+    if (v < 0.0) {{
+        double cot = 1.0 / tan(pi * (v - rint(v))), poly = 0.0;
+        double coef[{MAX_POLYGAMMA_ORDER + 3}], next[{MAX_POLYGAMMA_ORDER + 3}];
+        for (int k = 0; k < {MAX_POLYGAMMA_ORDER + 3}; k++) {{ coef[k] = k == 1 ? 1.0 : 0.0; }}
+        for (int step = 0; step < order; step++) {{
+            for (int k = 0; k < {MAX_POLYGAMMA_ORDER + 3}; k++) {{ next[k] = 0.0; }}
+            for (int k = 1; k <= step + 1; k++) {{ next[k - 1] -= k * coef[k]; next[k + 1] -= k * coef[k]; }}
+            for (int k = 0; k < {MAX_POLYGAMMA_ORDER + 3}; k++) {{ coef[k] = next[k]; }}
+        }}
+        for (int k = order + 1; k >= 0; k--) {{ poly = poly * cot + coef[k]; }}
+        reflected = -pow(pi, order + 1.0) * poly;
+        sign = order % 2 == 1 ? -1.0 : 1.0;
+        v = 1.0 - v;
+    }}
+    if (order == 0) {{
+        for (int k = 0; k < {_DIGAMMA_SHIFT}; k++) {{ total -= 1.0 / v; v += 1.0; }}
+        double w2 = 1.0 / (v * v), series = 0.0;
+        for (int k = {len(_DIGAMMA_SERIES) - 1}; k >= 0; k--) {{ series = series * w2 + digamma_series[k]; }}
+        total += log(v) - 0.5 / v - series * w2;
+    }} else {{
+        const double order1 = order + 1.0;
+        for (int k = 0; k < {_DIGAMMA_SHIFT} + order; k++) {{ total += pow(v, -order1); v += 1.0; }}
+        total += pow(v, 1.0 - order1) / (order1 - 1.0) + 0.5 * pow(v, -order1);
+        double rising = order1, term = pow(v, -order1 - 1.0), factorial = 1.0;
+        for (int k = 0; k < {len(_ZETA_SERIES)}; k++) {{
+            total += zeta_series[k] * rising * term;
+            rising *= (order1 + 2 * k + 1) * (order1 + 2 * k + 2);
+            term /= v * v;
+        }}
+        for (int k = 2; k <= order; k++) {{ factorial *= k; }}
+        total *= order % 2 == 1 ? factorial : -factorial;
+    }}
+    return T(reflected + sign * total);
+"""
+
+
+def _erf_parts(xp, x):
+    """For float64 ``x``: erf(min(|x|, 2)) by its Maclaurin series, erfc(max(|x|, 2)) by a continued fraction."""
     z = xp.minimum(xp.abs(x), 2.0)
     term, total = z, z.copy()
     for n in range(1, 40):
@@ -308,12 +554,36 @@ def _erf(xp, x):
     frac = big_x
     for k in range(60, 0, -1):  # erfc(x) = e^-x² / √π / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))
         frac = big_x + (k / 2.0) / frac
-    big = 1.0 - xp.exp(-big_x * big_x) / (math.sqrt(math.pi) * frac)
-    return xp.sign(x) * xp.where(xp.abs(x) < 2.0, small, big)
+    return small, xp.exp(-big_x * big_x) / (math.sqrt(math.pi) * frac)
 
 
-def _erf_fit(xp, x):
-    z = xp.abs(x)
+def _erf(xp, x):
+    # NOTE: NumPy has no erf. In float32 the complementary-error-function fit of
+    # Numerical Recipes is enough (fractional error < 1.2e-7); in float64 a
+    # Maclaurin series (|x| < 2) and a continued fraction for erfc (|x| >= 2)
+    # give ~1e-15, so float64 gradient checks see the true function.
+    if getattr(x, "dtype", np.float64) == np.float32:
+        erfc = _erfc_fit(xp, xp.abs(x))
+        return xp.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+    x = _float64(xp, x)
+    small, tail = _erf_parts(xp, x)
+    return xp.sign(x) * xp.where(xp.abs(x) < 2.0, small, 1.0 - tail)
+
+
+def _erfc(xp, x):
+    # NOTE: 1 - Erf[x] would lose the tail (erfc(5) = 1.5e-12): the fit and the continued
+    # fraction give erfc itself, and erfc(-x) = 2 - erfc(x).
+    if getattr(x, "dtype", np.float64) == np.float32:
+        positive = _erfc_fit(xp, xp.abs(x))
+    else:
+        x = _float64(xp, x)
+        small, tail = _erf_parts(xp, x)
+        positive = xp.where(xp.abs(x) < 2.0, 1.0 - small, tail)
+    return xp.where(x >= 0, positive, 2.0 - positive)
+
+
+def _erfc_fit(xp, z):
+    """erfc(z) for z >= 0, fractional error < 1.2e-7 (Numerical Recipes' Chebyshev fit)."""
     t = 1.0 / (1.0 + 0.5 * z)
     poly = (
         -z * z
@@ -336,8 +606,7 @@ def _erf_fit(xp, x):
             )
         )
     )
-    erfc = t * xp.exp(poly)
-    return xp.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+    return t * xp.exp(poly)
 
 
 def _sigmoid(xp, a):
@@ -385,6 +654,26 @@ def _compare(fn):
     return compare
 
 
+_eq = _compare(lambda a, b: a == b)
+_ne = _compare(lambda a, b: a != b)
+
+
+def _xp2(name: str) -> Callable:
+    """The NumPy form of a two-argument function that NumPy and CuPy both have: ``xp.<name>(a, b)``."""
+
+    def evaluate(xp, a, b):
+        return getattr(xp, name)(a, b)
+
+    evaluate.__name__ = name
+    return evaluate
+
+
+def _surd(xp, a, k):
+    # Surd[a, k]: the real k-th root; for odd k, of a negative a too
+    odd = xp.abs(xp.fmod(k, 2.0)) == 1.0
+    return xp.where(odd, xp.copysign(xp.power(xp.abs(a), 1.0 / k), a), xp.power(a, 1.0 / k))
+
+
 _ZERO = lambda *args: tuple(const(0.0) for _ in args[1:])  # noqa: E731
 
 
@@ -424,11 +713,46 @@ OPS: dict[str, Op] = _table(
     Op("tan", _xp("tan"), lambda n, a: (1.0 + n * n,), "Tan", "tan", ufuncs=("tan",)),
     Op("arctan", _xp("arctan"), lambda n, a: (1.0 / (1.0 + a * a),), "ArcTan", "atan", ufuncs=("arctan",)),
     Op("erf", _erf, lambda n, a: ((2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),), "Erf", "erf"),
+    Op("erfc", _erfc, lambda n, a: ((-2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),), "Erfc", "erfc"),
+    Op("sinh", _xp("sinh"), lambda n, a: (_make("cosh", a),), "Sinh", "sinh", ufuncs=("sinh",)),
+    Op("cosh", _xp("cosh"), lambda n, a: (_make("sinh", a),), "Cosh", "cosh", ufuncs=("cosh",)),
+    Op("arcsin", _xp("arcsin"), lambda n, a: (1.0 / _make("sqrt", 1.0 - a * a),), "ArcSin", "asin",
+       ufuncs=("arcsin",)),
+    Op("arccos", _xp("arccos"), lambda n, a: (-1.0 / _make("sqrt", 1.0 - a * a),), "ArcCos", "acos",
+       ufuncs=("arccos",)),
+    Op("arcsinh", _xp("arcsinh"), lambda n, a: (1.0 / _make("sqrt", a * a + 1.0),), "ArcSinh", "asinh",
+       ufuncs=("arcsinh",)),
+    Op("arccosh", _xp("arccosh"), lambda n, a: (1.0 / (_make("sqrt", a - 1.0) * _make("sqrt", a + 1.0)),),
+       "ArcCosh", "acosh", ufuncs=("arccosh",)),
+    Op("arctanh", _xp("arctanh"), lambda n, a: (1.0 / (1.0 - a * a),), "ArcTanh", "atanh", ufuncs=("arctanh",)),
+    # Wolfram's ArcTan[x, y] is the angle of the point {x, y}: NumPy's arctan2(y, x)
+    Op("arctan2", lambda xp, x, y: xp.arctan2(y, x), lambda n, x, y: (-y / (x * x + y * y), x / (x * x + y * y)),
+       "ArcTan", "arctan2_", helper="atan2(y, x)"),
+    Op("cube_root", _xp("cbrt"), lambda n, a: (1.0 / (3.0 * n**2),), "CubeRoot", "cbrt", ufuncs=("cbrt",)),
+    Op("surd", _surd, lambda n, a, k: (n ** (1.0 - k) / k, -n * _make("log", abs(a)) / (k * k)), "Surd", "surd_",
+       helper="fabs(fmod(k, T(2))) == T(1) ? copysign(pow(fabs(a), T(1) / k), a) : pow(a, T(1) / k)"),
+    Op("gamma", _gamma, lambda n, a: (n * _make("polygamma", 0.0, a),), "Gamma", "tgamma"),
+    Op("log_gamma", _log_gamma, lambda n, a: (_make("polygamma", 0.0, a),), "LogGamma", "lgamma"),
+    Op("polygamma", _polygamma, lambda n, k, x: (0.0, _make("polygamma", k + 1.0, x)), "PolyGamma", "polygamma_",
+       helper=_POLYGAMMA_BODY, orders=(0,)),
+    Op("log2", _xp("log2"), lambda n, a: (1.0 / (math.log(2.0) * a),), "Log2", "log2", ufuncs=("log2",)),
+    Op("log10", _xp("log10"), lambda n, a: (1.0 / (math.log(10.0) * a),), "Log10", "log10", ufuncs=("log10",)),
     Op("abs", _xp("abs"), lambda n, a: (_make("sign", a),), "Abs", "fabs", ufuncs=("absolute",)),
     Op("sign", _xp("sign"), _ZERO, "Sign", "sign_", ufuncs=("sign",),
        helper="a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0))"),
     Op("floor", _xp("floor"), _ZERO, "Floor", "floor", ufuncs=("floor",)),
     Op("ceiling", _xp("ceil"), _ZERO, "Ceiling", "ceil", ufuncs=("ceil",)),
+    Op("round", _xp("rint"), _ZERO, "Round", "rint", ufuncs=("rint",)),  # halves to even, as Wolfram's Round
+    Op("integer_part", _xp("trunc"), _ZERO, "IntegerPart", "trunc", ufuncs=("trunc",)),
+    Op("fractional_part", lambda xp, a: a - xp.trunc(a), lambda n, a: (1.0,), "FractionalPart", "fractional_part_",
+       helper="a - trunc(a)"),
+    # Wolfram's Mod[m, n] = m - n Floor[m/n] (the sign of n), as NumPy's remainder computes it
+    Op("mod", _xp2("remainder"), lambda n, a, b: (1.0, -_make("floor", a / b)), "Mod", "mod_", ufuncs=("remainder",),
+       helper="b == T(0) ? fmod(a, b) : (fmod(a, b) == T(0) ? copysign(T(0), b) "
+              ": ((fmod(a, b) < T(0)) != (b < T(0)) ? fmod(a, b) + b : fmod(a, b)))"),
+    Op("unitize", lambda xp, a: _ne(xp, a, 0.0), _ZERO, "Unitize", "unitize_", helper="a != T(0) ? T(1) : T(0)"),
+    Op("kronecker_delta", lambda xp, a: _eq(xp, a, 0.0), _ZERO, "KroneckerDelta", "kronecker_delta_",
+       helper="a == T(0) ? T(1) : T(0)"),
     Op("ramp", lambda xp, a: _maximum(xp, a, 0.0), lambda n, a: (_step(a),), "Ramp", "ramp_",
        helper="a > T(0) ? a : T(0)"),
     Op("logistic_sigmoid", _sigmoid, lambda n, a: (n * (1.0 - n),), "LogisticSigmoid", "sigmoid_",
@@ -441,12 +765,30 @@ OPS: dict[str, Op] = _table(
        helper="(a != a || b != b) ? a + b : (a <= b ? a : b)"),
     Op("gt", _compare(lambda a, b: a > b), _ZERO, "{0} > {1}", "gt_", 5, helper="a > b ? T(1) : T(0)"),
     Op("ge", _compare(lambda a, b: a >= b), _ZERO, "{0} >= {1}", "ge_", 5, helper="a >= b ? T(1) : T(0)"),
+    Op("eq", _eq, _ZERO, "{0} == {1}", "eq_", 5, ("equal",), helper="a == b ? T(1) : T(0)"),
+    Op("ne", _ne, _ZERO, "{0} != {1}", "ne_", 5, ("not_equal",), helper="a != b ? T(1) : T(0)"),
     Op("where", _where, Select(lambda c, a, b: c, (1, 2)), "If", "where_", helper="c != T(0) ? a : b"),
 )
 # fmt: on
 
 # NumPy ufunc name -> operation, for tracing ``numpy.exp(x)`` and friends on expressions
 _NUMPY_UFUNCS: dict[str, str] = {ufunc: op.name for op in OPS.values() for ufunc in op.ufuncs}
+
+# NumPy ufuncs that are an operation with its arguments swapped, or a short expression of them
+_UFUNC_FORMS: dict[str, Callable] = {
+    "arctan2": lambda y, x: _make("arctan2", x, y),
+    "less": lambda a, b: _make("gt", b, a),
+    "less_equal": lambda a, b: _make("ge", b, a),
+    "fabs": lambda a: _make("abs", a),
+    "positive": lambda a: _as_expr(a),
+    "square": lambda a: _make("pow", a, 2.0),
+    "reciprocal": lambda a: _make("div", 1.0, a),
+    "exp2": lambda a: _make("pow", 2.0, a),
+    "float_power": lambda a, b: _make("pow", a, b),
+    "floor_divide": lambda a, b: _make("floor", _make("div", a, b)),
+    "hypot": lambda a, b: _make("sqrt", _make("add", _make("mul", a, a), _make("mul", b, b))),
+}
+assert not set(_UFUNC_FORMS) & set(_NUMPY_UFUNCS), "a ufunc traced twice"
 
 
 # --- public math functions: symbolic on expressions, numeric on numbers and arrays ------
@@ -455,7 +797,8 @@ _NUMPY_UFUNCS: dict[str, str] = {ufunc: op.name for op in OPS.values() for ufunc
 def _apply(op: str, *args: Any) -> Any:
     if any(isinstance(a, Expr) for a in args):
         return _make(op, *args)
-    return OPS[op].evaluate(array_module(*args), *args)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):  # inf and NaN, as traced
+        return OPS[op].evaluate(array_module(*args), *args)
 
 
 def _function(op: str, doc: str) -> Callable:
@@ -488,8 +831,26 @@ tanh = _function("tanh", "Hyperbolic tangent.")
 sin = _function("sin", "Sine.")
 cos = _function("cos", "Cosine.")
 tan = _function("tan", "Tangent.")
-arctan = _function("arctan", "Inverse tangent.")
+sinh = _function("sinh", "Hyperbolic sine.")
+cosh = _function("cosh", "Hyperbolic cosine.")
+arcsin = _function("arcsin", "Inverse sine (Wolfram's ArcSin).")
+arccos = _function("arccos", "Inverse cosine (Wolfram's ArcCos).")
+arcsinh = _function("arcsinh", "Inverse hyperbolic sine (Wolfram's ArcSinh).")
+arccosh = _function("arccosh", "Inverse hyperbolic cosine (Wolfram's ArcCosh).")
+arctanh = _function("arctanh", "Inverse hyperbolic tangent (Wolfram's ArcTanh).")
+cube_root = _function("cube_root", "The real cube root, negative for negative x (Wolfram's CubeRoot).")
+gamma = _function("gamma", "Euler's gamma function (Wolfram's Gamma).")
+log_gamma = _function(
+    "log_gamma", "log|Γ(x)| (Wolfram's LogGamma; for x < 0, where Γ(x) < 0, the real part of Wolfram's complex value)."
+)
 erf = _function("erf", "Error function (Wolfram's Erf).")
+erfc = _function("erfc", "Complementary error function 1 - erf(x), accurate in the tail (Wolfram's Erfc).")
+log2 = _function("log2", "Base-2 logarithm (Wolfram's Log2).")
+log10 = _function("log10", "Base-10 logarithm (Wolfram's Log10).")
+integer_part = _function("integer_part", "x with its fractional part dropped, towards 0 (Wolfram's IntegerPart).")
+fractional_part = _function("fractional_part", "x - integer_part(x), of x's sign (Wolfram's FractionalPart).")
+unitize = _function("unitize", "0 where x is 0, 1 elsewhere (Wolfram's Unitize).")
+kronecker_delta = _function("kronecker_delta", "1 where x is 0, 0 elsewhere (Wolfram's KroneckerDelta[x]).")
 sign = _function("sign", "Sign: -1, 0 or 1.")
 floor = _function("floor", "Largest integer <= x.")
 ceiling = _function("ceiling", "Smallest integer >= x.")
@@ -517,9 +878,92 @@ def where(condition: Any, if_true: Any, if_false: Any) -> Any:
     return _where_fn(condition, if_true, if_false)
 
 
-def clip(x: Any, low: float, high: float) -> Any:
-    """Wolfram's Clip[x, {low, high}]."""
+def clip(x: Any, low: float = -1.0, high: float = 1.0) -> Any:
+    """Wolfram's Clip[x, {low, high}] (Clip[x] is Clip[x, {-1, 1}]).
+
+    Example:
+        >>> from netgraph.symbolic import clip, trace
+        >>> print(trace(lambda x: clip(2 * x, 0, 6)))
+        Clip[2*#, {0, 6}]&
+    """
     return minimum(maximum(x, low), high)
+
+
+def arctan(x: Any, y: Any = None) -> Any:
+    """Wolfram's ArcTan[x] or, with two arguments, ArcTan[x, y]: the angle of the point (x, y).
+
+    NOTE: Wolfram's order, which is the reverse of NumPy's: ``arctan(x, y)`` is ``numpy.arctan2(y, x)``.
+
+    Example:
+        >>> from netgraph.symbolic import arctan, trace
+        >>> print(trace(lambda x, y: arctan(x, y)))
+        ArcTan[#1, #2]&
+        >>> round(float(arctan(-1.0, 0.0)), 6)
+        3.141593
+    """
+    return _apply("arctan", x) if y is None else _apply("arctan2", x, y)
+
+
+def surd(x: Any, n: Any) -> Any:
+    """Wolfram's Surd[x, n]: the real n-th root of x, negative for negative x when n is odd.
+
+    ``n`` is a non-zero integer (or, in a ThreadingLayer function, an input); for even ``n``
+    a negative x has no real root and gives NaN.
+
+    Example:
+        >>> from netgraph.symbolic import surd, trace
+        >>> print(trace(lambda x: surd(x, 3)))
+        Surd[#, 3]&
+        >>> float(surd(-8.0, 3))
+        -2.0
+    """
+    if isinstance(n, numbers.Real) and (not float(n).is_integer() or n == 0):
+        raise (TracingError if isinstance(x, Expr) else ValueError)(f"Surd[x, n] needs a non-zero integer n, not {n!r}")
+    return _apply("surd", x, n)
+
+
+def polygamma(n: int, x: Any) -> Any:
+    """Wolfram's PolyGamma[n, x]: the n-th derivative of the digamma function Γ'(x)/Γ(x).
+
+    ``n`` is an integer from 0 to :data:`MAX_POLYGAMMA_ORDER`; NaN at the poles 0, -1, -2, ...
+
+    Example:
+        >>> from netgraph.symbolic import gamma, polygamma, trace
+        >>> print(trace(lambda x: gamma(x)).derivative(0))
+        Gamma[#]*PolyGamma[0, #]&
+        >>> round(float(polygamma(1, 1.0)), 12) == round(math.pi**2 / 6, 12)
+        True
+    """
+    integral = isinstance(n, numbers.Real) and not isinstance(n, bool) and float(n).is_integer()
+    if not integral or not 0 <= n <= MAX_POLYGAMMA_ORDER:
+        given = "an input of the function" if isinstance(n, Expr) else repr(n)
+        raise (TracingError if isinstance(x, Expr) or isinstance(n, Expr) else ValueError)(
+            f"PolyGamma[n, x] needs an integer order n from 0 to {MAX_POLYGAMMA_ORDER} given as a number, not {given}"
+        )
+    return _apply("polygamma", float(n), x)
+
+
+def mod(m: Any, n: Any, d: Any = 0.0) -> Any:
+    """Wolfram's Mod[m, n] (Python's ``m % n``: the sign of ``n``), or Mod[m, n, d] = m - n Floor[(m - d)/n].
+
+    Example:
+        >>> from netgraph.symbolic import mod, trace
+        >>> print(trace(lambda x: x % 3))
+        Mod[#, 3]&
+        >>> float(mod(-7.0, 3.0)), float(mod(7.0, 3.0, 1.0))
+        (2.0, 1.0)
+    """
+    if isinstance(d, numbers.Real) and d == 0:
+        return _apply("mod", m, n)
+    return _apply("mod", m - d, n) + d
+
+
+def _round(x: Any, digits: int = 0) -> Any:
+    """Wolfram's Round: halves go to the even neighbour (Python's ``round``, NumPy's ``rint``)."""
+    if digits == 0:
+        return _apply("round", x)
+    scale = 10.0**digits
+    return _apply("round", x * scale) / scale
 
 
 def leaky_ramp(x: Any, slope: float = 0.01) -> Any:
@@ -554,6 +998,16 @@ def _format_number(v: float) -> str:
     return repr(v)
 
 
+def _clip_bounds(node: Expr) -> str | None:
+    """ "low, high" when ``node`` is Min[Max[x, low], high] with constants low <= high (what clip() builds)."""
+    if node.op != "minimum" or node.args[0].op != "maximum" or not _is_const(node.args[1]):
+        return None
+    low, high = node.args[0].args[1], node.args[1]
+    if not _is_const(low) or not _value(low) <= _value(high):
+        return None
+    return f"{_format_number(_value(low))}, {_format_number(_value(high))}"
+
+
 def to_wolfram(root: Expr, arity: int = 1) -> str:
     """Print an expression in Wolfram's syntax (without the trailing ``&``)."""
     text: dict[int, tuple[str, int]] = {}
@@ -566,6 +1020,10 @@ def to_wolfram(root: Expr, arity: int = 1) -> str:
             text[id(node)] = (_format_number(v), 100 if v >= 0 else 15)
             continue
         op = OPS[node.op]
+        clipped = _clip_bounds(node)
+        if clipped is not None:  # Min[Max[x, low], high] is Clip[x, {low, high}]
+            text[id(node)] = (f"Clip[{text[id(node.args[0].args[0])][0]}, {{{clipped}}}]", 100)
+            continue
         parts = []
         for i, a in enumerate(node.args):
             s, prec = text[id(a)]
@@ -647,6 +1105,10 @@ def from_json(data: Any, arity: int) -> Expr:
             if len(children) != n_args:
                 raise bad(f"{op} takes {n_args} arguments, got {len(children)}")
             built = Expr(op, tuple(children))
+            try:
+                _check_orders(op, built.args)
+            except TracingError as err:
+                raise bad(str(err)) from None
         else:
             raise bad(f"unknown operation {op!r:.40}")
         stack.pop()
@@ -758,6 +1220,20 @@ class Function:
         if not isinstance(data, dict) or not isinstance(data.get("arity"), int) or not 1 <= data["arity"] <= 64:
             raise TracingError(f"invalid stored elementwise function: {data!r:.80}")
         return Function(from_json(data.get("expr"), data["arity"]), data["arity"])
+
+
+def operation_function(name: str) -> Function:
+    """The operation ``name`` of :data:`OPS` alone, as a function of its arguments (an order, 1).
+
+    Example:
+        >>> print(operation_function("polygamma"), operation_function("mod"))
+        PolyGamma[1, #]& Mod[#1, #2]&
+    """
+    op, args, arity = OPS[name], [], 0
+    for i in range(op.n_args):
+        args.append(const(1.0) if i in op.orders else var(arity))
+        arity += i not in op.orders
+    return Function(Expr(name, tuple(args)), arity)
 
 
 def trace(fn: Callable | Expr, arity: int | None = None) -> Function:

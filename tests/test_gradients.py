@@ -185,13 +185,25 @@ def test_symbolic_gradient(name, data, device):
     check_function(lambda t: apply_function(t, function=function), [x], device=device)
 
 
+# Each named function inside its domain (real values, away from poles); WITH_JUMPS jump at integers or halves.
+ACTIVATION_DOMAINS = {
+    **dict.fromkeys(["Log", "Sqrt", "Gamma", "LogGamma"], (0.2, 3.0)),
+    **dict.fromkeys(["ArcSin", "ArcCos", "ArcTanh"], (-0.9, 0.9)),
+    "ArcCosh": (1.2, 3.0),
+    "Tan": (-1.2, 1.2),
+}
+WITH_JUMPS = {"Round", "Floor", "Ceiling", "Sign", "IntegerPart", "FractionalPart", "Unitize", "KroneckerDelta"}
+
+
 @pytest.mark.parametrize("name", sorted(L.ACTIVATIONS))
 @given(data=st.data())
 def test_named_activation_gradient(name, data, device):
     layer = L.ElementwiseLayer(name, input=(data.draw(dims), data.draw(dims)))
-    low, high = {"Log": (0.2, 3.0), "Sqrt": (0.2, 3.0), "Tan": (-1.2, 1.2)}.get(name, (-3.0, 3.0))
+    low, high = ACTIVATION_DOMAINS.get(name, (-3.0, 3.0))
     x = values(data.draw, (data.draw(batch), *layer.port_shapes["Input"]), low, high)
-    if name not in ("Log", "Sqrt"):
+    if name in WITH_JUMPS:
+        x = np.floor(x) + 0.25  # away from every jump (integers and halves)
+    elif low < 0:
         x = np.where(np.abs(x) < 0.05, 0.1, x)  # away from kinks at 0
         x = np.where(np.abs(np.abs(x) - 1) < 0.05, 1.1 * np.sign(x), x)  # and at ±1 (HardTanh, HardSigmoid)
     check_net(layer, {"Input": x}, device=device)
