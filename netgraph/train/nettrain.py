@@ -157,7 +157,7 @@ from ..ports import All, Automatic
 from .checkpoints import Checkpoints
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
-from .losses import attach_losses, index_targets
+from .losses import attach_losses, index_targets, target_ports
 from .progress import ProgressFunction, Reporter, StoppingCriterion
 from .results import ALIASES, PROPERTIES, NetTrainResults
 from .resume import read_checkpoint, resume
@@ -307,7 +307,14 @@ def _set_up(
     array_rates(train_net, learning_rate_multipliers, () if train_net is net else ("net",))  # checks the keys
     # the data: read, checked against the ports, and the class numbers of classification targets
     training_data = TrainingData.read(
-        train_net, data, validation_set, batch_size, shuffling, processes.rank, processes.size
+        train_net,
+        data,
+        validation_set,
+        batch_size,
+        shuffling,
+        processes.rank,
+        processes.size,
+        targets=target_ports(net, train_net),
     )
     _fit_to_data_and_initialize(train_net, training_data, seed)
     if resume_from is None:
