@@ -59,8 +59,9 @@ def as_columns(net: Layer, data: Any, what: str, targets: dict[str, str] | None 
     elif isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
         if rule is None:
             raise NetError(
-                f"NetTrain: (inputs, targets) needs a net with one input and one target port; the training net has "
-                f"inputs {list(net.input_ports)}{_no_target_note(net, targets)}: give the {what} as a dict keyed by port"
+                "NetTrain: (inputs, targets) needs a net with one input and one target port; the training net has "
+                f"inputs {list(net.input_ports)}{_no_target_note(net, targets)}: give the {what} as a dict keyed "
+                "by port"
             )
         data = {rule[0]: data[0], rule[1]: data[1]}
     if not isinstance(data, dict):

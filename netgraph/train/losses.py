@@ -198,8 +198,8 @@ def _check_loss_layer(port: str, loss: Layer) -> None:
     extra = [p for p in loss.input_ports if p not in ("Input", "Target")]
     if "Input" not in loss.input_ports or extra or not loss.output_ports:
         raise NetError(
-            f"NetTrain: the loss layer for output {port!r} must take the output at \"Input\" and, optionally, the "
-            f"targets at \"Target\", and give a loss; {loss.describe()} has inputs {list(loss.input_ports)} and "
+            f'NetTrain: the loss layer for output {port!r} must take the output at "Input" and, optionally, the '
+            f'targets at "Target", and give a loss; {loss.describe()} has inputs {list(loss.input_ports)} and '
             f"outputs {list(loss.output_ports)}"
         )
 
