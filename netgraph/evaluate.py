@@ -1,5 +1,15 @@
 """Applying a net to data: Wolfram's ``net[data, spec]`` in Python.
 
+One example or a batch? An array of the port's shape is one example, and gives one example back; an
+array with one more, leading, axis is a batch of examples, and gives a batch back (Wolfram's
+``net[x]`` and ``net[{x1, x2, ...}]``). When a port's shape is not fixed, the array is read as one
+example, as the Wolfram Language reads it, and its shape becomes the port's for that call: a
+SummationLayer of a 1×1×3 array gives one number, and a 1×8×8 image through a convolution chain is
+one image. When some ports are fixed, they decide for the open ones. ``batch=True`` reads the first
+axis of every input as counting examples (a batch for a net whose shapes are not fixed), ``batch=False``
+every input as one example; :func:`read_inputs` (and ``NetSummary(net, data)``) says how each input
+was read, and a shape error on an open port says which reading it came from.
+
 Example:
     >>> import numpy as np
     >>> from netgraph import NetPortGradient
@@ -13,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +47,7 @@ def evaluate(
     evaluation_mode: str = "Test",
     random_seeding: int | None = None,
     batch_size: int | None = None,
+    batch: bool | None = None,
 ) -> Any:
     """Evaluate ``net`` on one example or a batch.
 
@@ -52,6 +64,10 @@ def evaluate(
             random layers, or None.
         batch_size: evaluate a large batch in chunks of this size (a
             positive integer), or None for one pass.
+        batch: None (or Automatic): each array is one example or a batch by
+            its port's shape, and one example when the port's shape is not
+            fixed (the module docstring has the rule); True: the first axis
+            of every input counts examples; False: every input is one example.
 
     Returns NumPy arrays: one array, or a dict keyed by port/spec. A single
     example in gives a single example out; a batch gives a batch.
@@ -61,8 +77,8 @@ def evaluate(
     it, the value given and what is accepted.
     """
     random_seeding = _check_options(target_device, working_precision, evaluation_mode, random_seeding, batch_size)
-    net = _with_input_count(net, data)
-    net, inputs, forced, single = _collect_inputs(net, data)
+    reading = read_inputs(net, data, batch)
+    net, inputs, forced, single = reading.net, reading.inputs, reading.forced, reading.single
     specs = spec if isinstance(spec, list) else [spec]
     for s in specs:
         _check_spec(net, s)
@@ -273,7 +289,90 @@ def _with_input_count(net: Layer, data: Any) -> Layer:
     return net
 
 
-def _collect_inputs(net: Layer, data: Any) -> tuple[Layer, dict, dict, bool]:
+@dataclass
+class Reading:
+    """How evaluation reads the data given to a net (:func:`read_inputs`)."""
+
+    net: Layer  # the net, with the shapes of its open ports taken from the data (a copy when any was open)
+    inputs: dict[str, Any]  # port -> its array, with a leading batch axis
+    forced: dict[str, Any] = field(default_factory=dict)  # output -> the gradient forced there, batch axis first
+    single: bool = True  # one example (the answers lose the batch axis again)
+    notes: dict[str, str] = field(default_factory=dict)  # port -> how its array was read, in words
+
+
+def read_inputs(net: Layer, data: Any, batch: Any = None) -> Reading:
+    """Read ``data`` for ``net`` as evaluation does: each input as one example or a batch, the open ports'
+    shapes taken from it. ``batch`` is None (by the ports' shapes; one example for an open port), True or False.
+
+    Example:
+        >>> from layers import SummationLayer
+        >>> reading = read_inputs(SummationLayer(), np.ones((1, 1, 3)))
+        >>> reading.single, reading.net.port_shapes["Input"], reading.notes["Input"]
+        (True, (1, 1, 3), "1×1×3 array: one example (the port's shape is not fixed, so it takes the array's shape)")
+        >>> read_inputs(SummationLayer(), np.ones((1, 1, 3)), batch=True).notes["Input"]
+        "1×1×3 array: a batch of 1 example of shape 1×3 (the port's shape is not fixed, so it takes the examples')"
+    """
+    if batch is Automatic:
+        batch = None
+    if batch is not None and not isinstance(batch, (bool, np.bool_)):
+        raise NetError(
+            "batch must be None (one example or a batch by each port's shape), True (the first axis of every input "
+            f"counts examples) or False (every input is one example); got {batch!r:.60}"
+        )
+    net = _with_input_count(net, data)
+    ports = net.input_ports
+    given, forced = _given(net, data)
+    arrays = {
+        p: v if hasattr(v, "__cuda_array_interface__") else _as_numbers(net, f"port {p!r}", v) for p, v in given.items()
+    }
+    fixed = {p: net.port_shapes[p] for p in ports if net.port_shapes.get(p) is not None}
+    single = _single(net, arrays, fixed, batch)
+    open_ports = {p: a for p, a in arrays.items() if p not in fixed}
+    if open_ports:
+        if not single:
+            scalar = [p for p, a in open_ports.items() if a.ndim == 0]
+            if scalar:
+                raise NetError(
+                    f"{net.describe()} port {scalar[0]!r}: a single number cannot be a batch ({_why_batch(batch)}); "
+                    "give an array whose first axis counts the examples"
+                )
+        net = net.copy()
+        shapes = {p: tuple(a.shape) if single else tuple(a.shape[1:]) for p, a in open_ports.items()}
+        try:
+            net.refine(shapes)
+        except NetError as err:
+            raise type(err)(_open_reading(open_ports, shapes, single, batch, err)) from None
+    inputs: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    for port in ports:
+        array = arrays[port]
+        expected = net.port_shapes.get(port)
+        fits = array.shape == expected if single else array.shape[1:] == expected and array.ndim == len(expected) + 1
+        if not fits:
+            raise NetError(_mismatch(net, port, array, expected, single, batch))
+        inputs[port] = array[None] if single else array
+        notes[port] = _note(array, expected, single, port not in fixed)
+    sizes = {p: v.shape[0] for p, v in inputs.items()}
+    if len(set(sizes.values())) > 1:
+        raise NetError(f"{net.describe()}: input ports have different batch sizes {sizes}")
+    n = next(iter(sizes.values()), 1)
+    for port, g in forced.items():
+        what = f"NetPortGradient({port!r})"
+        g = _as_numbers(net, what, g)
+        g = g[None] if single else g
+        shape = net.port_shapes.get(port)
+        if shape is not None and g.shape != (n, *shape):
+            expected = format_shape(shape) if single else f"{n}×{format_shape(shape)}"
+            raise NetError(
+                f"{net.describe()} {what}: the gradient forced at output {port!r} must have the shape of that "
+                f"output, {expected}; got {format_shape(g.shape[1:] if single else g.shape)}"
+            )
+        forced[port] = g
+    return Reading(net, inputs, forced, single, notes)
+
+
+def _given(net: Layer, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values given for the input ports, and the gradients forced at outputs, keyed by port."""
     ports = net.input_ports
     forced: dict[str, Any] = {}
     if data is None:
@@ -299,50 +398,81 @@ def _collect_inputs(net: Layer, data: Any) -> tuple[Layer, dict, dict, bool]:
     unknown = [p for p in given if p not in ports]
     if missing or unknown:
         raise NetError(f"{net.describe()} takes inputs {list(ports)}; missing {missing}, unknown {unknown}")
-    arrays = {
-        p: v if hasattr(v, "__cuda_array_interface__") else _as_numbers(net, f"port {p!r}", v) for p, v in given.items()
-    }
-    open_ports = {p: a for p, a in arrays.items() if net.port_shapes.get(p) is None}
-    if open_ports:
-        # NOTE: a port whose shape is not fixed takes it from the data: an array of
-        # rank >= 2 is a batch along its first axis, a vector or number one example.
-        net = net.copy()
-        net.refine({p: tuple(a.shape[1:]) if a.ndim >= 2 else tuple(a.shape) for p, a in open_ports.items()})
-    inputs: dict[str, np.ndarray] = {}
-    single: bool | None = None
-    for port in ports:
+    return given, forced
+
+
+def _single(net: Layer, arrays: dict[str, Any], fixed: dict[str, tuple], batch: bool | None) -> bool:
+    """One example (True) or a batch: as ``batch`` says, else as the ports of fixed shape say, else one example."""
+    if batch is not None:
+        return not batch
+    readings: dict[str, bool] = {}
+    for port, expected in fixed.items():
         array = arrays[port]
-        expected = net.port_shapes.get(port)
         if array.shape == expected:
-            is_single = True
+            readings[port] = True
         elif array.shape[1:] == expected and array.ndim == len(expected) + 1:
-            is_single = False
+            readings[port] = False
         else:
-            raise NetError(
-                f"{net.describe()} port {port!r} expects an array of shape {format_shape(expected)} "
-                f"(one example) or N×{format_shape(expected)} (a batch); got {format_shape(array.shape)}"
+            raise NetError(_mismatch(net, port, array, expected, None, None))
+    if len(set(readings.values())) > 1:
+        kinds = {p: "one example" if one else "a batch" for p, one in readings.items()}
+        raise NetError(
+            f"{net.describe()}: mix of single examples and batches across ports {kinds}; give every port one "
+            "example, or every port a batch with the same number of examples"
+        )
+    return next(iter(readings.values()), True)
+
+
+def _why_batch(batch: bool | None) -> str:
+    return "batch=True" if batch else "the ports of fixed shape are given batches"
+
+
+def _open_reading(arrays: dict[str, Any], shapes: dict[str, tuple], single: bool, batch: bool | None, err) -> str:
+    """A shape error on ports whose shapes were taken from the data, with the reading that gave those shapes."""
+    parts = []
+    for port, array in arrays.items():
+        shape = format_shape(shapes[port])
+        if single:
+            how = f"its {format_shape(array.shape)} array was read as one example of shape {shape}"
+            if batch is None and array.ndim >= 1:
+                tail = format_shape(array.shape[1:])
+                how += f" (for a batch of {array.shape[0]} examples of shape {tail}, pass batch=True or fix the shape)"
+        else:
+            how = (
+                f"its {format_shape(array.shape)} array was read as a batch of {array.shape[0]} examples of shape "
+                f"{shape} ({_why_batch(batch)})"
             )
-        if single is not None and single != is_single:
-            raise NetError(f"{net.describe()}: mix of single examples and batches across ports {list(ports)}")
-        single = is_single
-        inputs[port] = array[None] if is_single else array
-    sizes = {p: v.shape[0] for p, v in inputs.items()}
-    if len(set(sizes.values())) > 1:
-        raise NetError(f"{net.describe()}: input ports have different batch sizes {sizes}")
-    n = next(iter(sizes.values()), 1)
-    for port, g in forced.items():
-        what = f"NetPortGradient({port!r})"
-        g = _as_numbers(net, what, g)
-        g = g[None] if single else g
-        shape = net.port_shapes.get(port)
-        if shape is not None and g.shape != (n, *shape):
-            expected = format_shape(shape) if single else f"{n}×{format_shape(shape)}"
-            raise NetError(
-                f"{net.describe()} {what}: the gradient forced at output {port!r} must have the shape of that "
-                f"output, {expected}; got {format_shape(g.shape[1:] if single else g.shape)}"
-            )
-        forced[port] = g
-    return net, inputs, forced, bool(single) if single is not None else True
+        parts.append(f"port {port!r} has no fixed shape, so {how}")
+    return f"{err}; {'; '.join(parts)}"
+
+
+def _mismatch(net: Layer, port: str, array: Any, expected: tuple, single: bool | None, batch: bool | None) -> str:
+    """The error for an array that does not fit its port, with the reading asked for."""
+    got = format_shape(array.shape)
+    if batch is None and single is None:
+        return (
+            f"{net.describe()} port {port!r} expects an array of shape {format_shape(expected)} "
+            f"(one example) or N×{format_shape(expected)} (a batch); got {got}"
+        )
+    if single:
+        reading = "batch=False: one example" if batch is False else "one example, as the other ports are given"
+        return (
+            f"{net.describe()} port {port!r} expects one example of shape {format_shape(expected)} ({reading}); "
+            f"got {got}"
+        )
+    reading = "batch=True" if batch else "a batch, as the other ports are given"
+    return f"{net.describe()} port {port!r} expects a batch N×{format_shape(expected)} ({reading}); got {got}"
+
+
+def _note(array: Any, shape: tuple, single: bool, open_port: bool) -> str:
+    """How one input was read, in words."""
+    if single:
+        note = f"{format_shape(array.shape)} array: one example"
+        return note + (" (the port's shape is not fixed, so it takes the array's shape)" if open_port else "")
+    n = array.shape[0]
+    examples = f"{n} example{'s' if n != 1 else ''}"
+    note = f"{format_shape(array.shape)} array: a batch of {examples} of shape {format_shape(shape)}"
+    return note + (" (the port's shape is not fixed, so it takes the examples')" if open_port else "")
 
 
 def _as_numbers(net: Layer, what: str, value: Any) -> np.ndarray:

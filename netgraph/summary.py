@@ -9,6 +9,20 @@ Example:
     2      ElementwiseLayer  3      3                              0
     3      LinearLayer       3      1       Weights 1×3, Biases 1  4
     total parameters: 13
+
+Where a net's input shapes are not fixed, ``NetSummary(net, data)`` shows the shapes that evaluating
+``net(data)`` would take from the data, and says how each input was read (one example or a batch):
+
+    >>> import numpy as np
+    >>> from layers import ConvolutionLayer, FlattenLayer
+    >>> chain = NetChain([ConvolutionLayer(4, 3), "Ramp", FlattenLayer()])
+    >>> print(NetSummary(chain, np.ones((1, 8, 8))))  # doctest: +NORMALIZE_WHITESPACE
+    layer  type              input  output  arrays                    parameters
+    1      ConvolutionLayer  1×8×8  4×6×6   Weights 4×1×3×3, Biases 4  40
+    2      ElementwiseLayer  4×6×6  4×6×6                              0
+    3      FlattenLayer      4×6×6  144                                0
+    total parameters: 40
+    input 'Input': 1×8×8 array: one example (the port's shape is not fixed, so it takes the array's shape)
 """
 
 from __future__ import annotations
@@ -20,7 +34,14 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from .evaluate import read_inputs
 from .layer import Layer, describe_ports, format_shape, iter_layers
+
+#: what NetSummary says of an input port whose shape is not fixed, when it is given no data
+OPEN_INPUT = (
+    "shape not fixed: an array given here is read as one example and fixes it (batch=True: a batch); "
+    "NetSummary(net, data) shows the shapes the data gives"
+)
 
 
 @dataclass
@@ -36,8 +57,13 @@ class SummaryRow:
 class NetSummary:
     """A table of the leaf layers of ``net``: ports, shapes, arrays and parameter counts.
 
+    With ``data`` (and ``batch``, as for evaluation), the shapes are those that ``net(data, batch=batch)``
+    takes from the data for the ports whose shapes are not fixed.
+
     Attributes:
         rows: one :class:`SummaryRow` per leaf layer.
+        inputs: for each input port given data, how its array is read (one example or a batch); without
+            data, for each input port whose shape is not fixed, that it is.
         total_parameters: the number of learnable elements (Wolfram's
             "ArraysTotalElementCount"); moving statistics are counted in
             ``non_trainable_parameters`` as well.
@@ -45,7 +71,13 @@ class NetSummary:
 
     NON_TRAINABLE = ("MovingMean", "MovingVariance")
 
-    def __init__(self, net: Layer):
+    def __init__(self, net: Layer, data: Any = None, *, batch: Any = None):
+        self.inputs: dict[str, str] = {}
+        if data is not None:
+            reading = read_inputs(net, data, batch)
+            net, self.inputs = reading.net, dict(reading.notes)
+        else:
+            self.inputs = {p: OPEN_INPUT for p in net.input_ports if net.port_shapes.get(p) is None}
         self.rows: list[SummaryRow] = []
         self.total_parameters = 0
         self.non_trainable_parameters = 0
@@ -76,6 +108,7 @@ class NetSummary:
         lines.append(f"total parameters: {self.total_parameters:,}")
         if self.non_trainable_parameters:
             lines.append(f"non-trainable (moving statistics): {self.non_trainable_parameters:,}")
+        lines += [f"input {port!r}: {note}" for port, note in self.inputs.items()]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -80,7 +80,11 @@ def check_net(
             raise ValueError("initialize the net before checking it")
         layer.arrays[name] = layer.arrays[name].astype(np.float64)
     options = dict(
-        target_device=device, working_precision="Real64", random_seeding=seed, evaluation_mode=evaluation_mode
+        target_device=device,
+        working_precision="Real64",
+        random_seeding=seed,
+        evaluation_mode=evaluation_mode,
+        batch=True,  # the inputs are batches, also where a port's shape is not fixed
     )
     base = {p: np.asarray(x, dtype=np.float64) for p, x in inputs.items()}
     outputs = net(base, list(net.output_ports), **options)

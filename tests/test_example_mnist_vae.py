@@ -107,7 +107,7 @@ def test_mnist_vae_net_follows_the_post(mnist_vae):
     ]
     assert vae.input_ports == ("Input",) and vae.port_shapes["Input"] == (1, 28, 28)
     assert vae.vertices["enc"].port_shapes["Output"] == (5184,)
-    kl = mnist_vae.build_latent_loss()
+    kl = mnist_vae.build_latent_loss(8)
     rng = np.random.default_rng(0)
     mn, sd = rng.normal(size=(4, 8)), 0.3 * rng.normal(size=(4, 8))
     closed = 0.5 * (mn**2 + np.exp(2 * sd) - 1 - 2 * sd).sum(axis=1)

@@ -38,7 +38,7 @@ def test_worked_example_of_the_reference():
 def test_matches_closed_form_kl_and_its_gradients(n, d, seed, device):
     rng = np.random.default_rng(seed)
     mn, sd = rng.normal(size=(n, d)), 0.7 * rng.normal(size=(n, d))
-    net = latent_loss()
+    net = build_latent_loss(d)  # "mn" -> d, "sd" -> d, as the post fixes them: n×d is a batch
     kl = net({"mn": mn, "sd": sd}, target_device=device, working_precision="Real64")
     closed = 0.5 * (mn**2 + np.exp(2 * sd) - 1 - 2 * sd).sum(axis=-1)
     np.testing.assert_allclose(kl, closed, rtol=1e-12, atol=1e-12)
@@ -55,7 +55,7 @@ def test_matches_closed_form_kl_and_its_gradients(n, d, seed, device):
 def test_float32_is_the_default_and_close():
     rng = np.random.default_rng(3)
     mn, sd = rng.normal(size=(64, 8)), 0.5 * rng.normal(size=(64, 8))
-    kl = latent_loss()({"mn": mn, "sd": sd})
+    kl = latent_loss()({"mn": mn, "sd": sd}, batch=True)  # the ports' shapes are open: say it is a batch
     assert kl.dtype == np.float32 and kl.shape == (64,)
     np.testing.assert_allclose(kl, 0.5 * (mn**2 + np.exp(2 * sd) - 1 - 2 * sd).sum(1), rtol=1e-5)
 

@@ -32,7 +32,7 @@ def test_total_threading_summation_examples():
 
 
 def test_aggregation_catenate_flatten_reshape():
-    assert L.AggregationLayer("Max")(np.array([[1.0, 5], [3, 2]])[None])[0].tolist() == [5.0, 3.0]
+    assert L.AggregationLayer("Max")(np.array([[1.0, 5], [3, 2]])).tolist() == [5.0, 3.0]
     assert L.CatenateLayer()([np.array([1.0, 2]), np.array([3.0, 4, 5])]).tolist() == [1, 2, 3, 4, 5]
     assert L.FlattenLayer(input=(2, 3, 4)).port_shapes["Output"] == (24,)
     assert L.FlattenLayer(1, input=(2, 3, 4)).port_shapes["Output"] == (6, 4)

@@ -1,5 +1,9 @@
 """Training data: columns keyed by the training net's input ports, generator functions, the validation split.
 
+The data forms (:func:`as_columns`) are Wolfram's, in Python: a dict of columns keyed by port, with the
+targets keyed by their port ("Target") or by the output they are compared with ("Output"); ``(inputs,
+targets)``; a list of ``(input, target)`` pairs; a list of per-example dicts; or one array.
+
 Example:
     >>> import numpy as np
     >>> from layers import LinearLayer
@@ -24,25 +28,61 @@ from ..ports import Automatic, Scaled
 Columns = dict[str, np.ndarray]  # equally long arrays keyed by input port
 
 
-def as_columns(net: Layer, data: Any, what: str) -> Columns:
+def as_columns(net: Layer, data: Any, what: str, targets: dict[str, str] | None = None) -> Columns:
     """Data as a dict of equally long arrays keyed by the training net's input ports.
 
-    ``what`` names the data in error messages ("training data", "validation set", ...).
+    ``what`` names the data in error messages ("training data", "validation set", ...); ``targets`` maps
+    the training net's target ports to the outputs they score (:func:`~netgraph.train.losses.target_ports`),
+    so that the data may key the targets by the output's name (``"Output"``) as well. The forms (Wolfram's in
+    Python): ``{port: examples, ...}``; ``(inputs, targets)`` (``{in1, in2, ...} -> {out1, out2, ...}``); a list
+    of ``(input, target)`` pairs (``{in1 -> out1, in2 -> out2, ...}``); a list of dicts, one per example
+    (``{<|port -> ...|>, ...}``); an array, for a net with one input port.
+
+    Example:
+        >>> from layers import LinearLayer
+        >>> from netgraph.train.losses import attach_losses, target_ports
+        >>> net = LinearLayer(1, input=1)
+        >>> train_net = attach_losses(net, None)[0]
+        >>> columns = as_columns(train_net, [([1.0], [3.0]), ([2.0], [5.0])], "training data")
+        >>> {port: column.tolist() for port, column in columns.items()}
+        {'Input': [[1.0], [2.0]], 'Target': [[3.0], [5.0]]}
+        >>> columns = as_columns(train_net, {"Input": [[1.0]], "Output": [[3.0]]}, "data", target_ports(net, train_net))
+        >>> sorted(columns)
+        ['Input', 'Target']
     """
-    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
-        inputs, targets = data
-        data = {net.input_ports[0] if "Target" != net.input_ports[0] else "Input": inputs, "Target": targets}
-        if not isinstance(inputs, dict) and "Input" not in net.input_ports:
-            data = {[p for p in net.input_ports if p != "Target"][0]: inputs, "Target": targets}
+    targets = targets or {}
+    rule = _rule_ports(net, targets)
+    if _is_examples(data):
+        data = _from_examples(data, what)
+    elif _is_pairs(data) and rule is not None:
+        data = {rule[0]: [pair[0] for pair in data], rule[1]: [pair[1] for pair in data]}
+    elif isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
+        if rule is None:
+            raise NetError(
+                "NetTrain: (inputs, targets) needs a net with one input and one target port; the training net has "
+                f"inputs {list(net.input_ports)}{_no_target_note(net, targets)}: give the {what} as a dict keyed "
+                "by port"
+            )
+        data = {rule[0]: data[0], rule[1]: data[1]}
     if not isinstance(data, dict):
-        ports = [p for p in net.input_ports]
+        ports = list(net.input_ports)
         if len(ports) != 1:
-            raise NetError(f"NetTrain: the net has inputs {ports}; give the {what} as a dict keyed by port")
+            raise NetError(
+                f"NetTrain: the net has inputs {ports}; give the {what} as a dict keyed by port"
+                + (", (inputs, targets) or a list of (input, target) pairs" if rule is not None else "")
+                + f", got {_short(data)}"
+            )
         data = {ports[0]: data}
+    data = _targets_by_port(net, data, targets, what)
     columns = {p: _column(v, p, what) for p, v in data.items() if p in net.input_ports}
     missing = [p for p in net.input_ports if p not in columns]
     if missing:
-        raise NetError(f"NetTrain: the {what} gives no values for input port(s) {missing}; it has keys {list(data)}")
+        named = [f"{p!r} (or {targets[p]!r}, the output it is compared with)" for p in missing if p in targets]
+        raise NetError(
+            f"NetTrain: the {what} gives no values for input port(s) {missing}"
+            + (f"; key the targets {', '.join(named)}" if named else "")
+            + f"; it has keys {list(data)}"
+        )
     sizes = {p: len(v) for p, v in columns.items()}
     if len(set(sizes.values())) != 1:
         raise NetError(
@@ -57,6 +97,56 @@ def as_columns(net: Layer, data: Any, what: str) -> Columns:
                 f"has {format_shape(tuple(column.shape[1:]))}"
             )
     return columns
+
+
+def _rule_ports(net: Layer, targets: dict[str, str]) -> tuple[str, str] | None:
+    """(input port, target port) of the rule forms, for a training net with one input and one target port."""
+    given = [p for p in net.input_ports if p in targets] or [p for p in net.input_ports if p == "Target"]
+    inputs = [p for p in net.input_ports if p not in given]
+    return (inputs[0], given[0]) if len(given) == 1 and len(inputs) == 1 else None
+
+
+def _no_target_note(net: Layer, targets: dict[str, str]) -> str:
+    if not any(p in targets or p == "Target" for p in net.input_ports):
+        return " and no target port (its loss takes no targets)"
+    return ""
+
+
+def _is_pairs(data: Any) -> bool:
+    """A list of (input, target) tuples: Python's form of Wolfram's ``{in1 -> out1, in2 -> out2, ...}``."""
+    return isinstance(data, list) and bool(data) and all(isinstance(d, tuple) and len(d) == 2 for d in data)
+
+
+def _is_examples(data: Any) -> bool:
+    """A list of dicts, one per example: Wolfram's ``{<|port1 -> ..., ...|>, ...}``."""
+    return isinstance(data, list) and bool(data) and all(isinstance(d, dict) for d in data)
+
+
+def _from_examples(data: list[dict], what: str) -> dict[str, list]:
+    """A list of per-example dicts as a dict of per-port lists; every example must have the same keys."""
+    keys = list(data[0])
+    for number, example in enumerate(data, 1):
+        if set(example) != set(keys):
+            raise NetError(
+                f"NetTrain: the {what} is a list of examples with different keys: example {number} has "
+                f"{list(example)}, example 1 has {keys}"
+            )
+    return {key: [example[key] for example in data] for key in keys}
+
+
+def _targets_by_port(net: Layer, data: dict, targets: dict[str, str], what: str) -> dict:
+    """``data`` with targets keyed by the output they score (``"Output"``) keyed by their port (``"Target"``)."""
+    data = dict(data)
+    for port, output in targets.items():
+        if output == port or output not in data or output in net.input_ports:
+            continue
+        if port in data:
+            raise NetError(
+                f"NetTrain: the {what} gives the targets of output {output!r} twice, under {output!r} and under "
+                f"{port!r}; give them once"
+            )
+        data[port] = data.pop(output)
+    return data
 
 
 def _column(values: Any, port: str, what: str) -> np.ndarray:
@@ -184,6 +274,7 @@ class TrainingData:
     classes: dict[str, int | None] = field(default_factory=dict)  # ports of class numbers (check_class_labels)
     rank: int = 0  # this process's rank among ``size`` training together: it takes its share of every batch
     size: int = 1
+    targets: dict[str, str] = field(default_factory=dict)  # target port -> the output it scores (as_columns)
 
     @classmethod
     def read(
@@ -195,15 +286,18 @@ class TrainingData:
         seed: int | None,
         rank: int = 0,
         processes: int = 1,
+        targets: dict[str, str] | None = None,
     ) -> TrainingData:
         """Read NetTrain's ``data`` and ``validation_set`` for the training net ``net``; ``rank`` of
         ``processes`` training together (every rank reads all the data, and the same ``seed`` gives every
-        rank the same validation split and order of examples).
+        rank the same validation split and order of examples). ``targets`` (target port -> the output it
+        scores) lets the data key the targets by the output's name too (see :func:`as_columns`).
 
         A generator is called once here, so that its ports and shapes are checked before training;
         that batch is the first one trained on (with several processes, each asks for its share).
         """
         generator, round_length = read_generator(data)
+        targets = dict(targets or {})
         size = 64 if batch_size is Automatic else int(batch_size)
         if generator is not None:
             if size < processes:
@@ -214,10 +308,10 @@ class TrainingData:
                 )
             info = generator_info(1, 1, 1, size, round_length)
             info = info if processes == 1 else _share_info(info, rank, processes)
-            columns = as_columns(net, generator(info), "generator's batch")
+            columns = as_columns(net, generator(info), "generator's batch", targets)
             examples = round_length or size  # without "RoundLength", one batch makes a round
         else:
-            columns = as_columns(net, data, "training data")
+            columns = as_columns(net, data, "training data", targets)
             examples = len(next(iter(columns.values())))
         rng = np.random.default_rng(seed)
         if isinstance(validation_set, Scaled):
@@ -232,7 +326,7 @@ class TrainingData:
             columns = {p: v[order[held:]] for p, v in columns.items()}
             examples -= held
         else:
-            validation = None if validation_set is None else as_columns(net, validation_set, "validation set")
+            validation = None if validation_set is None else as_columns(net, validation_set, "validation set", targets)
             if validation is not None and not len(next(iter(validation.values()))):
                 raise NetError("NetTrain: the validation set has no examples")
         if examples < 1:
@@ -241,7 +335,18 @@ class TrainingData:
             size = max(1, min(size, examples))
         pending = columns if generator is not None else None
         return cls(
-            net, columns, validation, examples, size, rng, generator, round_length, pending, rank=rank, size=processes
+            net,
+            columns,
+            validation,
+            examples,
+            size,
+            rng,
+            generator,
+            round_length,
+            pending,
+            rank=rank,
+            size=processes,
+            targets=targets,
         )
 
     def check_class_labels(self, classes: dict[str, int | None]) -> None:
@@ -278,7 +383,7 @@ class TrainingData:
         info = generator_info(round_number, batch, absolute_batch, self.batch_size, self.round_length)
         if self.size > 1:
             info = _share_info(info, self.rank, self.size)
-        columns = as_columns(self.net, self.generator(info), "generator's batch")
+        columns = as_columns(self.net, self.generator(info), "generator's batch", self.targets)
         check_class_labels(columns, self.classes, "generator's batch")
         return columns
 

@@ -1,6 +1,14 @@
 """Loss specifications (Wolfram's LossFunction): the training net, with loss layers attached where the
 specification asks for them, and the weight of each loss port in the objective.
 
+A loss layer attached to an output takes that output at its "Input"; its "Target" (when it has one)
+becomes an input port of the training net, named "Target" for the output "Output" and after the output
+otherwise ("Output1", "Mean", ...). The training data may key the targets by that port or, as the
+Wolfram Language does, by the name of the output they are compared with (``{"Input": x, "Output": y}``):
+:func:`target_ports` says which output each target port belongs to. A loss layer without a "Target"
+(one input port) scores the output alone, and one with several outputs adds them all, each reported
+as a loss port of its own.
+
 Example:
     >>> from layers import LinearLayer, SoftmaxLayer
     >>> from netgraph import NetChain
@@ -23,10 +31,13 @@ from ..ports import Automatic, NetPort, Scaled
 
 LossPorts = list[tuple[str, float]]  # (output port of the training net, weight in the objective)
 
+#: the loss layers, whose output Automatic takes as a loss unchanged
+LOSS_LAYERS = (layers.MeanSquaredLossLayer, layers.MeanAbsoluteLossLayer, layers.CrossEntropyLossLayer)
+
 
 FORMS = (
-    'Automatic, an output port ("Loss"), a loss layer, (port, weight), (port, loss layer), a list of these, or a '
-    "dict {port: weight or loss layer}, with weights finite numbers or Scaled(r)"
+    'Automatic, an output port ("Loss"), a loss layer, (port, weight), (port, loss layer), (port, Automatic), a '
+    "list of these, or a dict {port: weight, loss layer or Automatic}, with weights finite numbers or Scaled(r)"
 )
 
 
@@ -35,12 +46,14 @@ def attach_losses(net: Layer, loss_function: Any) -> tuple[Layer, LossPorts]:
 
     The training net is ``net`` itself when its outputs are the losses; otherwise a NetGraph with ``net``
     as vertex "net" and one loss layer per port it scores, whose "Target" ports are inputs of the graph.
+    Automatic uses the output "Loss" when there is one, else attaches the automatic loss of each output
+    (chosen by the layer feeding it); ``(port, Automatic)`` does so for one output.
     Every form and port name is checked here, before any data is read.
     """
     if loss_function is Automatic or loss_function is None:
         if "Loss" in net.output_ports:
             return net, [("Loss", 1.0)]
-        loss_function = _automatic_loss(_last_layer(net))
+        loss_function = [(port, Automatic) for port in net.output_ports]
     if isinstance(loss_function, Layer):
         if len(net.output_ports) != 1:
             raise NetError(
@@ -63,14 +76,38 @@ def attach_losses(net: Layer, loss_function: Any) -> tuple[Layer, LossPorts]:
             raise NetError(
                 f"NetTrain: loss port {port!r} is not an output of the net; its outputs are {list(net.output_ports)}"
             )
+        if weight is Automatic:
+            feeding = _layer_feeding(net, port)
+            weight = 1.0 if isinstance(feeding, LOSS_LAYERS) else _automatic_loss(feeding)
         if isinstance(weight, Layer):
+            _check_loss_layer(port, weight)
             attach.append((port, weight))
-            ports.append((_loss_port(port), 1.0))
+            ports += [(name, 1.0) for name in _loss_ports(port, weight)]
         else:
             ports.append((port, weight))
     if not attach:
         return net, ports
     return _with_loss_layers(net, attach), ports
+
+
+def target_ports(net: Layer, train_net: Layer) -> dict[str, str]:
+    """The input ports of the training net ``train_net`` that feed an attached loss layer's "Target", each
+    with the output of ``net`` it is compared with: the training data may key them by either name.
+
+    Example:
+        >>> from layers import LinearLayer
+        >>> net = LinearLayer(1, input=1)
+        >>> target_ports(net, attach_losses(net, Automatic)[0])
+        {'Target': 'Output'}
+    """
+    if train_net is net or not isinstance(train_net, NetGraph):
+        return {}
+    scored = {key: port for (source, port), (key, inner) in train_net.edges if source == "net" and inner == "Input"}
+    return {
+        port: scored[key]
+        for (source, port), (key, inner) in train_net.edges
+        if source is None and key in scored and inner == "Target"
+    }
 
 
 def _loss_item(item: Any, spec: Any) -> tuple[str, float | Layer]:
@@ -79,14 +116,14 @@ def _loss_item(item: Any, spec: Any) -> tuple[str, float | Layer]:
         return item, 1.0
     if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
         port, weight = item
-        if isinstance(weight, Layer):
+        if isinstance(weight, Layer) or weight is Automatic:
             return port, weight
         ratio = weight.ratio if isinstance(weight, Scaled) else weight
         if isinstance(ratio, numbers.Real) and not isinstance(ratio, bool) and math.isfinite(ratio):
             return port, float(ratio)
         raise NetError(
-            f"NetTrain: the weight of loss port {port!r} must be a finite number, Scaled(r) or a loss layer, "
-            f"got {weight!r}"
+            f"NetTrain: the weight of loss port {port!r} must be a finite number, Scaled(r), a loss layer or "
+            f"Automatic, got {weight!r}"
         )
     raise NetError(f"NetTrain: loss_function must be {FORMS}; got {item!r} in {spec!r}")
 
@@ -131,16 +168,40 @@ def _automatic_loss(last: Layer) -> Layer:
     return layers.MeanSquaredLossLayer()
 
 
-def _last_layer(net: Layer) -> Layer:
-    while isinstance(net, NetGraph) and len(net.outputs) == 1:
-        key = next(iter(net.outputs.values()))[0]
+def _layer_feeding(net: Layer, port: str) -> Layer:
+    """The innermost layer whose output is the output ``port`` of ``net``."""
+    while isinstance(net, NetGraph) and port in net.outputs:
+        key, port = net.outputs[port]
         net = net.vertices[key]
     return net
 
 
 def _loss_port(port: str) -> str:
-    """The training net's port for the loss layer attached to output ``port``."""
+    """The training net's vertex (and loss port) for the loss layer attached to output ``port``."""
     return f"{port}Loss" if port != "Output" else "Loss"
+
+
+def _loss_ports(port: str, loss: Layer) -> list[str]:
+    """The training net's loss ports for ``loss`` attached to output ``port``: one for each of its outputs."""
+    name = _loss_port(port)
+    outputs = loss.output_ports
+    return [name] if len(outputs) == 1 else [f"{name}{out}" for out in outputs]
+
+
+def _target_port(port: str) -> str:
+    """The training net's input port for the targets of output ``port``."""
+    return "Target" if port == "Output" else port
+
+
+def _check_loss_layer(port: str, loss: Layer) -> None:
+    """A loss layer takes the output at "Input" and, optionally, the targets at "Target"."""
+    extra = [p for p in loss.input_ports if p not in ("Input", "Target")]
+    if "Input" not in loss.input_ports or extra or not loss.output_ports:
+        raise NetError(
+            f'NetTrain: the loss layer for output {port!r} must take the output at "Input" and, optionally, the '
+            f'targets at "Target", and give a loss; {loss.describe()} has inputs {list(loss.input_ports)} and '
+            f"outputs {list(loss.output_ports)}"
+        )
 
 
 def _with_loss_layers(net: Layer, attach: list[tuple[str, Layer]]) -> NetGraph:
@@ -153,9 +214,9 @@ def _with_loss_layers(net: Layer, attach: list[tuple[str, Layer]]) -> NetGraph:
     for port, loss in attach:
         name = _loss_port(port)
         vertices[name] = loss
-        wires += [
-            (NetPort("net", port), NetPort(name, "Input")),
-            (NetPort("Target" if port == "Output" else port), NetPort(name, "Target")),
-            (NetPort(name, "Loss"), NetPort(name)),
-        ]
+        wires.append((NetPort("net", port), NetPort(name, "Input")))
+        if "Target" in loss.input_ports:
+            wires.append((NetPort(_target_port(port)), NetPort(name, "Target")))
+        for out, loss_port in zip(loss.output_ports, _loss_ports(port, loss)):
+            wires.append((NetPort(name, out), NetPort(loss_port)))
     return NetGraph(vertices, wires)

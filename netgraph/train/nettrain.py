@@ -8,20 +8,25 @@ still before the first training step. What NetTrain's arguments and options take
 Wolfram Language, in Python's forms):
 
 - data: ``{"Input": images}``, an array for a single-input net,
-    ``(inputs, targets)`` for a net whose loss is attached automatically, or a
-    generator function ``f`` (or ``(f, {"RoundLength": n})``, n examples per round;
+    ``(inputs, targets)`` or a list of ``(input, target)`` pairs for a net whose loss is attached
+    (Wolfram's ``{in1, ...} -> {out1, ...}`` and ``{in1 -> out1, ...}``), a list of per-example dicts,
+    or a generator function ``f`` (or ``(f, {"RoundLength": n})``, n examples per round;
     one batch per round without it). ``f`` is called once per batch with
     ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` (with several
     processes also ``"Rank"`` and ``"WorldSize"``, and "BatchSize" is the rank's share) and returns a
     batch in any of the other forms; resuming from a checkpoint repeats a run exactly
     when ``f`` depends only on its argument. Every port's examples are an array of numbers,
-    the same number of examples for every port. Targets of an "Index" CrossEntropyLossLayer
+    the same number of examples for every port. The targets of an attached loss are keyed by its
+    port ("Target") or by the output they are compared with (``{"Input": x, "Output": y}``, as the
+    Wolfram Language keys them). Targets of an "Index" CrossEntropyLossLayer
     (the automatic loss of a net ending in a SoftmaxLayer) are class numbers 1..n.
 - prop: None (the trained net), a property name such as
     "RoundLossList", a list of names, or "All" for a results object.
 - loss_function: Automatic, an output port ("Loss"), a list of ports
     (summed), ``(port, Scaled(r))`` weights or a dict ``{port: r}`` (r a finite number), or a
-    loss layer (attached to the output; its "Target" comes from data), also as ``(port, layer)``.
+    loss layer (attached to the output; its "Target", if it has one, comes from data), also as
+    ``(port, layer)``, or ``(port, Automatic)`` (the automatic loss of that output). Automatic uses the
+    output "Loss" if there is one, else attaches the automatic loss to every output.
 - batch_size, max_training_rounds: Automatic or a positive integer.
 - time_goal: None (or Automatic) or seconds > 0.
 - method: "ADAM" (default), "SGD", "RMSProp", or ``(name, {sub-options})`` with, in snake_case or
@@ -157,7 +162,7 @@ from ..ports import All, Automatic
 from .checkpoints import Checkpoints
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
-from .losses import attach_losses, index_targets
+from .losses import attach_losses, index_targets, target_ports
 from .progress import ProgressFunction, Reporter, StoppingCriterion
 from .results import ALIASES, PROPERTIES, NetTrainResults
 from .resume import read_checkpoint, resume
@@ -307,7 +312,14 @@ def _set_up(
     array_rates(train_net, learning_rate_multipliers, () if train_net is net else ("net",))  # checks the keys
     # the data: read, checked against the ports, and the class numbers of classification targets
     training_data = TrainingData.read(
-        train_net, data, validation_set, batch_size, shuffling, processes.rank, processes.size
+        train_net,
+        data,
+        validation_set,
+        batch_size,
+        shuffling,
+        processes.rank,
+        processes.size,
+        targets=target_ports(net, train_net),
     )
     _fit_to_data_and_initialize(train_net, training_data, seed)
     if resume_from is None:
