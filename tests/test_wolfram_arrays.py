@@ -333,14 +333,14 @@ def test_flatten_infinity_and_levels():
     x = np.arange(24.0).reshape(2, 3, 4)
     for layer in (L.FlattenLayer(), L.FlattenLayer(math.inf), L.FlattenLayer(np.inf)):
         assert layer.config() == {"n": None}
-        np.testing.assert_array_equal(layer(x[None])[0], x.flatten())  # FlattenLayer[] acts as Flatten
+        np.testing.assert_array_equal(layer(x), x.flatten())  # FlattenLayer[] acts as Flatten
     # the first two levels; the first three of a 2×3×4×5 array; the last three
     assert L.FlattenLayer(1, input=(2, 3, 4)).port_shapes["Output"] == (6, 4)
     assert L.FlattenLayer(2, input=(2, 3, 4, 5)).port_shapes["Output"] == (24, 5)
     assert L.FlattenLayer(-2, input=(2, 3, 4, 5)).port_shapes["Output"] == (2, 60)
     assert L.FlattenLayer(0, input=(2, 3)).port_shapes["Output"] == (2, 3)
     # FlattenLayer[n] is a ReshapeLayer
-    y = RNG.normal(size=(1, 2, 3, 4, 5))
+    y = RNG.normal(size=(2, 3, 4, 5))  # one example: its shape is not fixed
     np.testing.assert_array_equal(L.FlattenLayer(2)(y), L.ReshapeLayer([24, 5])(y))
 
 
@@ -352,12 +352,12 @@ def test_flatten_level_groups():
     out = groups(x)
     assert out.shape == (12, 2)
     np.testing.assert_array_equal(out, x.reshape(2, 12).T)
-    np.testing.assert_array_equal(L.FlattenLayer([[2, 3], [1]])(x[None])[0], out)
+    np.testing.assert_array_equal(L.FlattenLayer([[2, 3], [1]])(x), out)
     # one level per group transposes; a bare level is a group of one
-    np.testing.assert_array_equal(L.FlattenLayer([[2], [1]])(x[None])[0], x.transpose(1, 0, 2))
-    np.testing.assert_array_equal(L.FlattenLayer([2])(x[None])[0], x.transpose(1, 0, 2))
-    np.testing.assert_array_equal(L.FlattenLayer([[1, 2], [3]])(x[None])[0], x.reshape(6, 4))
-    np.testing.assert_array_equal(L.FlattenLayer([[3, 1]])(x[None])[0], x.transpose(2, 0, 1).reshape(8, 3))
+    np.testing.assert_array_equal(L.FlattenLayer([[2], [1]])(x), x.transpose(1, 0, 2))
+    np.testing.assert_array_equal(L.FlattenLayer([2])(x), x.transpose(1, 0, 2))
+    np.testing.assert_array_equal(L.FlattenLayer([[1, 2], [3]])(x), x.reshape(6, 4))
+    np.testing.assert_array_equal(L.FlattenLayer([[3, 1]])(x), x.transpose(2, 0, 1).reshape(8, 3))
 
 
 @pytest.mark.parametrize(
