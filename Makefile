@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-latent test test-gpu lint bench clean
+.PHONY: demo demo-latent test test-gpu lint bench clean system-tools
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 # Fashion-MNIST, installed from Debian's dataset-fashion-mnist when it is missing and we are root.
 HAVE_MNIST := $(BIN)/python -c "from netgraph.datasets import mnist; mnist(download=True)"
 HAVE_FASHION := $(BIN)/python -c "from netgraph.datasets import fashion_mnist; fashion_mnist()"
-demo: $(STAMP)
+demo: $(STAMP) system-tools
 	@if ! $(HAVE_MNIST) >/dev/null 2>&1 && ! $(HAVE_FASHION) >/dev/null 2>&1 \
 	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "MNIST cannot be downloaded and Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist"; \
@@ -31,10 +31,20 @@ demo: $(STAMP)
 demo-latent: $(STAMP)
 	$(BIN)/python examples/latent_loss_demo.py --out out/demo
 
+# Net drawings use Graphviz's dot, and the latent explorer's page is tested in a headless Chromium: both from
+# Debian's packages, installed when missing and we are root (without them those tests skip, saying why).
+SYSTEM_TOOLS := $(if $(shell command -v dot),,graphviz) $(if $(shell command -v chromium),,chromium)
+system-tools:
+	@if [ -n "$(strip $(SYSTEM_TOOLS))" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "apt-get install -y $(strip $(SYSTEM_TOOLS))"; \
+		apt-get install -y $(SYSTEM_TOOLS) >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 \
+		    && apt-get install -y $(SYSTEM_TOOLS) >/dev/null 2>&1) || echo "(apt-get failed: those tests will skip)"; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check netgraph layers examples tests $(wildcard benchmarks)
 
-test: lint
+test: lint system-tools
 	$(BIN)/python -m pytest
 
 # Training speed, netgraph against PyTorch (benchmarks/train_speed.py; about 10 minutes on 2 quiet cores).
