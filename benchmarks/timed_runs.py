@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
@@ -210,7 +211,7 @@ def serve_mpi_ranks(seed: int) -> None:
             connection.send(
                 RuntimeError(
                     f"mpiexec started {launched} ranks, but netgraph.distributed sees a world of {world.size}: "
-                    "mpi4py is not built against the MPI of this mpiexec"
+                    "NETGRAPH_DISTRIBUTED=0 is set, or mpi4py is built against another MPI than this mpiexec's"
                 )
             )
         return
@@ -252,6 +253,9 @@ def serve_ddp_rank(rank: int, ranks: int, address: str, connection: Connection |
     import torch.distributed as dist
 
     torch.set_num_threads(1)
+    # NOTE: the gradient of a convolution with one input channel comes with other (equally valid) strides
+    # than DDP's bucket, which DDP reports once per rank; it then copies those 288 numbers each step.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     try:
         dist.init_process_group("gloo", init_method=address, rank=rank, world_size=ranks)
     except Exception as error:
