@@ -128,14 +128,16 @@ def load_data(data: str | None, limit: int | None, seed: int) -> tuple[np.ndarra
 def batches(train: np.ndarray, batch_size: int, seed: int) -> Any:
     """NetTrain's generator function: the batch ``info["Batch"]`` of round ``info["Round"]`` as [-1, 1] floats, in an
     order drawn from (seed, round), each picture flipped left-right with probability 1/2 drawn from (seed, absolute
-    batch number): a function of ``info`` alone, so that a run resumed from a checkpoint sees the same batches."""
+    batch number): a function of ``info`` alone, so that a run resumed from a checkpoint sees the same batches.
+    Under ``mpiexec`` each process gives its share of the batch (``info["Rank"]`` of ``info["WorldSize"]``)."""
 
     def generate(info: dict[str, Any]) -> dict[str, np.ndarray]:
         order = np.random.default_rng((seed, info["Round"])).permutation(len(train))
         images = train[order[(info["Batch"] - 1) * batch_size : info["Batch"] * batch_size]]
         flip = np.random.default_rng((seed, 1, info["AbsoluteBatch"])).random(len(images)) < 0.5
         images[flip] = images[flip][..., ::-1]
-        return {"Input": to_float(images, range=RANGE)}
+        mine = np.array_split(np.arange(len(images)), info.get("WorldSize", 1))[info.get("Rank", 0)]
+        return {"Input": to_float(images[mine], range=RANGE)}
 
     return generate
 

@@ -57,7 +57,15 @@ def test_options_refuse_nonsense(capsys):
     args = parser.parse_args(["--epochs", "2", "--data", "photos", "--seed", "7"])
     assert vars(args) == {
         **{"epochs": 2, "iterations": None, "batch_size": 16, "kl_weight": 1.0, "learning_rate": 1e-3},
-        **{"data": "photos", "out": "out/demo", "device": "CPU", "seed": 7, "checkpoint": None, "resume": False},
+        **{
+            "data": "photos",
+            "out": "out/demo",
+            "device": "CPU",
+            "seed": 7,
+            "checkpoint": None,
+            "resume": False,
+            "phases": [],
+        },
         "command_line": ("demo.py", ["--epochs", "2", "--data", "photos", "--seed", "7"]),
     }
     for bad in (

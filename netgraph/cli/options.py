@@ -258,6 +258,8 @@ def checkpoint_options(parser: argparse.ArgumentParser, phases: Sequence[str] = 
              "starts from the beginning",
     )  # fmt: skip
 
+    parser.set_defaults(phases=list(phases))  # netgraph.cli.train: the last phase is where other ranks stop
+
     def resume_needs_a_folder(args: argparse.Namespace) -> None:
         if args.resume and not args.checkpoint:
             parser.error("--resume continues from the checkpoints in --checkpoint DIR: give the folder they are in")

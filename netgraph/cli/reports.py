@@ -6,6 +6,9 @@ training, new samples, the time taken and the files written.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +18,7 @@ import numpy as np
 
 from .. import load  # the package's: it registers the layer classes a file may name
 from ..backend import get_xp
+from ..distributed import world
 from ..generate import Decode, Encode, interpolate, reconstruct, sample_prior, slerp_pairs, vae_loss, vae_parts
 from ..images import image_grid, interpolation_strip, loss_plot, save_png
 from ..io import NetFileError
@@ -202,6 +206,9 @@ class Run:
         get_xp(device)
         self.device = device
         self.out = Path(out)
+        if not world().is_root:  # under mpiexec only rank 0 writes the run's files; the others' go nowhere
+            self.out = Path(tempfile.mkdtemp(prefix=f"netgraph-rank{world().rank}-"))
+            atexit.register(shutil.rmtree, self.out, ignore_errors=True)
         self.out.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, str] = {}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -10,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from ..backend import BackendError
+from ..distributed import raised_together, world
 from ..layer import NetError
 
 # --- running -----------------------------------------------------------------------------------------------
@@ -21,7 +24,8 @@ def run_main(
     """Runs a script's ``main()``. Errors a user can act on - bad data, a bad net file, training that
     failed (:class:`NetError`), no usable GPU (:class:`BackendError`), a file that cannot be read or
     written (:class:`OSError`) - end it with one line, ``<script>: <message>``, on stderr and exit status 1;
-    ``hints`` adds a line in parentheses for errors of a given type. Other errors show their traceback.
+    ``hints`` adds a line in parentheses for errors of a given type. Other errors show their traceback. Under
+    ``mpiexec`` the ranks other than 0 print nothing on stdout, and leave an error raised on every rank to rank 0.
 
     Example:
         >>> from netgraph import DatasetError
@@ -34,11 +38,17 @@ def run_main(
         exit status 1
     """
     prog = prog or Path(sys.argv[0]).name
+    ranks = world()
     try:
-        main()
+        quiet = contextlib.nullcontext() if ranks.is_root else contextlib.redirect_stdout(open(os.devnull, "w"))  # noqa: SIM115
+        with quiet:
+            main()
     except (NetError, BackendError, OSError) as err:
+        if not ranks.is_root and raised_together(err):  # rank 0 says it
+            raise SystemExit(1) from None
         hint = next((text for kind, text in (hints or {}).items() if isinstance(err, kind)), None)
-        print(f"{prog}: {err}" + (f"\n  ({hint})" if hint else ""), file=sys.stderr)
+        rank = "" if ranks.is_root else f"rank {ranks.rank}: "
+        print(f"{rank}{prog}: {err}" + (f"\n  ({hint})" if hint else ""), file=sys.stderr)
         raise SystemExit(1) from None
 
 

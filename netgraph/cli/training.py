@@ -13,6 +13,10 @@ failure the last good net kept, with a message a command-line user can act on.
   before the failing batch as ``<net>.last-good.npz`` in the output folder with 64 samples of its decoder, and
   raises :class:`TrainingStoppedError`: one message that says what happened, where the files are and the command
   that resumes (:func:`netgraph.cli.run_main` prints it and exits with status 1, without a traceback).
+
+Under ``mpiexec -n N`` every rank runs the script and trains together (:mod:`netgraph.distributed`); rank 0
+alone prints, writes the files and the checkpoints and decides whether a finished phase is read back, and
+the other ranks end (exit status 0) once the script's last training is over (the last of its phases).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import load  # the package's: it registers the layer classes a file may name
+from ..distributed import world
 from ..generate import sample_prior
 from ..images import image_grid, loss_plot, save_png
 from ..layer import Layer, NetError, iter_arrays
@@ -89,21 +94,29 @@ def train(
     if getattr(args, "resume", False) and not getattr(args, "checkpoint", None):  # a parser other than cli.parser's
         raise NetError("--resume continues from the checkpoints in --checkpoint DIR: give the folder they are in")
     folder = Path(args.checkpoint) / (phase or "") if args is not None and getattr(args, "checkpoint", None) else None
+    ranks = world()  # under mpiexec: rank 0 decides, writes and reports; the others train with it, then end
     if folder is not None:
         record = _Record(folder / "finished", plan)
-        if args.resume and record.matches():
+        if ranks.broadcast_object(bool(args.resume) and record.matches()):
             print(f"{phase or 'training'}: finished in an earlier run; read back from {record.folder} (--resume)")
             return record.read(prop)
-        record.remove()
+        if ranks.is_root:
+            record.remove()
         _checkpoint_options(folder, plan, bool(args.resume), options)
+    if ranks.size > 1:
+        print(f"data-parallel: {ranks.size} processes (mpiexec), each with a share of every batch of {plan.batch_size}")
     try:
         with _quiet():  # NetTrain stops on NaN and Inf itself and says where: no warnings before that
             results = NetTrain(net, data, "All", **options)
     except TrainingError as err:
+        if not ranks.is_root:  # rank 0 keeps the last good net and says how to resume
+            raise SystemExit(1) from None
         raise _stopped(run, err, saved, value_range, folder) from None
+    if not ranks.is_root and phase == (getattr(args, "phases", None) or [phase])[-1]:
+        raise SystemExit(0)  # the last training of the script: what follows is rank 0's (pictures, files)
     if folder is not None and results["ReasonTrainingStopped"] == "UserInterrupt":
         print(f"training interrupted: --resume continues from the newest checkpoint in {folder}/")
-    elif folder is not None:
+    elif folder is not None and ranks.is_root:
         try:
             record.write(results)
         except OSError as err:  # the trained net still goes to the script; only --resume will train the phase again

@@ -4,9 +4,12 @@ The modules, from the top down (each imports only those below it, and the engine
 
 * :mod:`~netgraph.train.nettrain`: ``NetTrain`` itself: reads the options, sets up the run, trains
   it with the loop and returns the trained net or the results asked for.
-* :mod:`~netgraph.train.loop`: the training loop (rounds of batches, the end of each round) and one
-  training step; :func:`~netgraph.train.loop.reduce_and_check` sits between the gradients and the
-  optimiser's update.
+* :mod:`~netgraph.train.loop`: the training loop: rounds of batches, the end of each round, the checks that
+  no array went bad, and what only rank 0 does when there are several processes.
+* :mod:`~netgraph.train.parallel`: the step of several processes (``mpiexec``): shares of the batch, one
+  allreduce of one buffer; the processes themselves are :mod:`netgraph.distributed`'s.
+* :mod:`~netgraph.train.step`: one training step in one process, :func:`~netgraph.train.step.reduce_and_check`
+  between the gradients and the optimiser's update, and the validation loss.
 * :mod:`~netgraph.train.checkpoints`: the checkpointing option, writing checkpoints and what they record.
 * :mod:`~netgraph.train.resume`: reading a checkpoint, checking it against the run and resuming from it.
 * :mod:`~netgraph.train.state`: ``TrainingRun``, the one object a step, a checkpoint and the loop work

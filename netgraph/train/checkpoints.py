@@ -22,7 +22,7 @@ is refused). Nothing is created until the first checkpoint is written; then the 
 temporary files that killed writes left there are removed (:func:`netgraph.files.remove_stale_parts`).
 
 **What a checkpoint records** (its header's ``"setup"``): what an exact continuation depends on:
-``"TrainingExamples"``, ``"ValidationExamples"``, ``"BatchSize"``, ``"WorldSize"`` (processes; 1),
+``"TrainingExamples"``, ``"ValidationExamples"``, ``"BatchSize"``, ``"WorldSize"`` (the processes training together),
 ``"Method"`` and ``"MethodOptions"``, ``"Losses"`` (ports and weights), ``"LearningRateMultipliers"``,
 ``"WorkingPrecision"`` and ``"Architecture"`` (a fingerprint of the training net's layer types,
 settings, port shapes and array shapes).

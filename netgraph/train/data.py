@@ -141,6 +141,19 @@ def generator_info(round_number: int, batch: int, absolute: int, size: int, roun
     }
 
 
+def share(count: int, rank: int, size: int) -> slice:
+    """The contiguous part of ``count`` items that rank ``rank`` of ``size`` takes (``np.array_split``'s
+    parts: the first ``count % size`` ranks take one more).
+
+    Example:
+        >>> [share(10, r, 4) for r in range(4)]
+        [slice(0, 3, None), slice(3, 6, None), slice(6, 8, None), slice(8, 10, None)]
+    """
+    base, extra = divmod(count, size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
 def check_data_options(data: Any, validation_set: Any) -> None:
     """Check what can be checked of ``data`` and ``validation_set`` before reading any example."""
     generator, _ = read_generator(data)
@@ -169,18 +182,39 @@ class TrainingData:
     round_length: int | None = None  # a generator's "RoundLength"
     pending: Columns | None = None  # a generator's first batch, read before training to check it
     classes: dict[str, int | None] = field(default_factory=dict)  # ports of class numbers (check_class_labels)
+    rank: int = 0  # this process's rank among ``size`` training together: it takes its share of every batch
+    size: int = 1
 
     @classmethod
-    def read(cls, net: Layer, data: Any, validation_set: Any, batch_size: Any, seed: int | None) -> TrainingData:
-        """Read NetTrain's ``data`` and ``validation_set`` for the training net ``net``.
+    def read(
+        cls,
+        net: Layer,
+        data: Any,
+        validation_set: Any,
+        batch_size: Any,
+        seed: int | None,
+        rank: int = 0,
+        processes: int = 1,
+    ) -> TrainingData:
+        """Read NetTrain's ``data`` and ``validation_set`` for the training net ``net``; ``rank`` of
+        ``processes`` training together (every rank reads all the data, and the same ``seed`` gives every
+        rank the same validation split and order of examples).
 
         A generator is called once here, so that its ports and shapes are checked before training;
-        that batch is the first one trained on.
+        that batch is the first one trained on (with several processes, each asks for its share).
         """
         generator, round_length = read_generator(data)
         size = 64 if batch_size is Automatic else int(batch_size)
         if generator is not None:
-            columns = as_columns(net, generator(generator_info(1, 1, 1, size, round_length)), "generator's batch")
+            if size < processes:
+                raise NetError(
+                    f"NetTrain: batch_size {size} is smaller than the {processes} processes training together; "
+                    "each asks the generator for its share of every batch, so give a batch_size of at least "
+                    f"{processes}"
+                )
+            info = generator_info(1, 1, 1, size, round_length)
+            info = info if processes == 1 else _share_info(info, rank, processes)
+            columns = as_columns(net, generator(info), "generator's batch")
             examples = round_length or size  # without "RoundLength", one batch makes a round
         else:
             columns = as_columns(net, data, "training data")
@@ -206,7 +240,9 @@ class TrainingData:
         if generator is None:
             size = max(1, min(size, examples))
         pending = columns if generator is not None else None
-        return cls(net, columns, validation, examples, size, rng, generator, round_length, pending)
+        return cls(
+            net, columns, validation, examples, size, rng, generator, round_length, pending, rank=rank, size=processes
+        )
 
     def check_class_labels(self, classes: dict[str, int | None]) -> None:
         """Check the class numbers of the ports in ``classes`` now (the training data and the validation set),
@@ -233,11 +269,35 @@ class TrainingData:
         a generator is asked for them with Wolfram's keys."""
         if self.generator is None:
             index = order[(batch - 1) * self.batch_size : batch * self.batch_size]
+            if self.size > 1:
+                index = index[share(len(index), self.rank, self.size)]
             return {p: v[index] for p, v in self.columns.items()}
         if self.pending is not None:
             chosen, self.pending = self.pending, None
             return chosen
         info = generator_info(round_number, batch, absolute_batch, self.batch_size, self.round_length)
+        if self.size > 1:
+            info = _share_info(info, self.rank, self.size)
         columns = as_columns(self.net, self.generator(info), "generator's batch")
         check_class_labels(columns, self.classes, "generator's batch")
         return columns
+
+    def planned_count(self, batch: int) -> int:
+        """The examples in batch ``batch`` (counted from 1) of a round, over all ranks: the batch size, or
+        what is left of the round for its last batch (a generator's batch counts as the batch size)."""
+        if self.generator is not None:
+            return self.batch_size
+        return min(self.batch_size, self.examples - (batch - 1) * self.batch_size)
+
+    def validation_share(self) -> Columns | None:
+        """This rank's contiguous share of the validation set (all of it in one process)."""
+        if self.validation is None or self.size == 1:
+            return self.validation
+        part = share(self.validation_examples, self.rank, self.size)
+        return {p: v[part] for p, v in self.validation.items()}
+
+
+def _share_info(info: dict, rank: int, size: int) -> dict:
+    """A generator's info dict for rank ``rank`` of ``size``: "BatchSize" is the rank's share of the batch."""
+    part = share(info["BatchSize"], rank, size)
+    return {**info, "BatchSize": part.stop - part.start, "Rank": rank, "WorldSize": size}

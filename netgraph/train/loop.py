@@ -1,39 +1,36 @@
 """The training loop: rounds of batches, one training step per batch, and the end of each round
 (validation, the best arrays, progress, checkpoints and the stopping rules).
 
-One training step: a batch goes through the training net (the net with its loss layers attached), the
-objective Σ_i r_i · mean_over_batch(loss_i) is differentiated by the autograd engine, the loss values and
-gradients are checked (:func:`reduce_and_check`), and the optimiser updates the arrays in place on the
-device.
-
 No net with NaN or ±Inf in its arrays leaves the loop unannounced. The arrays are checked (one pass over
 them, one transfer) at the end of every round, before every checkpoint and every call of the
 progress function, and when training stops; when a batch's loss or gradient is not finite, the arrays are
 checked too, to tell whether the update before it was the cause. A non-finite validation loss stops
 training as well. Each time the arrays pass, a host copy of them is kept (:attr:`TrainingLoop.good`): a
 TrainingError carries it as ``last_good_net`` when the arrays themselves go bad.
+
+The steps themselves are :mod:`netgraph.train.step`'s (one process) and :mod:`netgraph.train.parallel`'s
+(several processes, ``mpiexec -n N``).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..autograd import Tape, Tensor, backward
 from ..backend import to_numpy
-from ..layer import Context
+from ..distributed import describe, mark_together
 from ..paths import iter_arrays
-from .checkpoints import Checkpoints
-from .data import Columns
+from .checkpoints import SECONDS, Checkpoints
+from .parallel import start_together, train_step_together, validation_loss_together
 from .progress import ProgressFunction, Reporter
 from .results import TrainingError
-from .state import ArrayKey, ArrayPath, TrainingRun
-
-Gradients = list[tuple[ArrayPath, Any, Any]]  # (array path, the array, its gradient), on the device
+from .state import ArrayKey, TrainingRun
+from .step import non_finite_arrays, train_step, validation_loss
 
 
 @dataclass
@@ -54,6 +51,8 @@ class TrainingLoop:
         Raises a TrainingError when a loss, a gradient, the arrays or the validation loss hold NaN or ±Inf.
         """
         state = self.run.state
+        if self.run.world.size > 1:
+            start_together(self.run)
         if state.step:  # resumed from a checkpoint
             self._verify("in the checkpoint resumed from")
         self._keep_good("the net before training" if not state.step else f"the net resumed at round {state.round}")
@@ -77,6 +76,8 @@ class TrainingLoop:
                     return reason
             return "MaxTrainingRounds"
         except KeyboardInterrupt:
+            if run.world.size > 1:  # the ranks stop at different points: the job ends (resume from a checkpoint)
+                raise
             return "UserInterrupt"  # keep the checkpoints and return what was trained
 
     def _train_round(self) -> bool:
@@ -84,25 +85,61 @@ class TrainingLoop:
         run, state = self.run, self.run.state
         while state.batch < run.data.batches_per_round:
             self._train_batch()
-            checkpoint = self.checkpoints.due("Batches", state.step)
+            checkpoint = self._checkpoint_due("Batches", state.step)
             call = self.progress_function.due("Batches", state.step)
             if checkpoint or call:  # neither sees arrays that are not finite
                 when = f"round {state.round}, batch {state.batch}"
                 self._verify(f"after {when}")
                 self._keep_good(f"the net after {when}")
             if checkpoint:
-                self.checkpoints.write(run)
+                self._on_root(lambda: self.checkpoints.write(run))
             if call:
-                if self.progress_function.stops(state.progress(run.data.batch_size), run.user_net()):
+                progress = state.progress(run.data.batch_size)
+                if self._on_root(lambda: self.progress_function.stops(progress, run.user_net())):  # noqa: B023
                     return False
         return True
 
+    def _checkpoint_due(self, unit: str, count: int) -> bool:
+        """Whether a checkpoint falls due; rank 0 decides when that depends on time."""
+        due = self.checkpoints.due(unit, count)
+        timed = self.checkpoints.unit in SECONDS or self.checkpoints.minimum > 0
+        if self.run.world.size > 1 and self.checkpoints.kind is not None and timed:
+            return bool(self.run.world.broadcast_object(due))
+        return due
+
+    def _on_root(self, work: Callable[[], Any]) -> Any:
+        """``work()`` (writing a checkpoint, calling the progress function, a decision): in one process just
+        run; with several, run on rank 0 only, and its result, or the exception it raised, sent to every rank
+        (rank 0 raises its own; the others a TrainingError naming it)."""
+        world = self.run.world
+        if world.size == 1:
+            return work()
+        result, error = None, None
+        if world.is_root:
+            try:
+                result = work()
+            except Exception as err:  # noqa: BLE001 - handed to every rank below
+                error = err
+        result, text = world.broadcast_object((result, None if error is None else describe(error)))
+        if error is not None:
+            raise mark_together(error)
+        if text is not None:
+            raise mark_together(TrainingError(f"NetTrain: rank 0 (of {world.size}) failed: {text}"))
+        return result
+
     def _train_batch(self) -> None:
         run, state = self.run, self.run.state
-        examples = run.data.batch(state.order, state.round, state.batch + 1, state.step + 1)
-        count = len(next(iter(examples.values())))
         try:
-            loss = train_step(run, examples)
+            if run.world.size > 1:
+                loss, count = train_step_together(
+                    run,
+                    lambda: run.data.batch(state.order, state.round, state.batch + 1, state.step + 1),
+                    run.data.planned_count(state.batch + 1),
+                )
+            else:
+                examples = run.data.batch(state.order, state.round, state.batch + 1, state.step + 1)
+                count = len(next(iter(examples.values())))
+                loss = train_step(run, examples)
         except TrainingError as err:  # the arrays are unchanged; were they already bad before this batch?
             where = f"round {state.round}, batch {state.batch}" if state.batch else f"batch {state.step}"
             self._verify(f"after the update of {where} (the next batch's loss or gradient was not finite)", err)
@@ -120,17 +157,22 @@ class TrainingLoop:
         state.finish_round()
         if run.rounds is None and state.round == 1:  # Automatic: about 20 s of training
             per_round = time.perf_counter() - run.started
-            run.rounds = max(1, min(10000, int(20.0 / max(per_round, 1e-6))))
+            run.rounds = self._on_root(lambda: max(1, min(10000, int(20.0 / max(per_round, 1e-6)))))
         self._verify(f"at the end of round {state.round}")
         if run.data.validation is not None:
-            value = validation_loss(run, run.data.validation)
+            if run.world.size > 1:
+                value = validation_loss_together(run)
+            else:
+                value = validation_loss(run, run.data.validation)
             if not math.isfinite(value):
-                raise TrainingError(
-                    f"NetTrain: the validation loss is {value} after round {state.round} (loss ports "
-                    f"{[p for p, _ in run.losses]}), although the arrays are finite: the net's outputs on the "
-                    f"validation set overflow or leave the loss's domain; {self.good_when}, the last with finite "
-                    "arrays and losses, is in .last_good_net",
-                    self._good_net(),
+                raise mark_together(
+                    TrainingError(
+                        f"NetTrain: the validation loss is {value} after round {state.round} (loss ports "
+                        f"{[p for p, _ in run.losses]}), although the arrays are finite: the net's outputs on the "
+                        f"validation set overflow or leave the loss's domain; {self.good_when}, the last with "
+                        "finite arrays and losses, is in .last_good_net",
+                        self._good_net(),
+                    )
                 )
             state.validation_losses.append(value)
         self._keep_good(f"the net after round {state.round}")
@@ -139,15 +181,15 @@ class TrainingLoop:
             run.keep_if_best(measured)
         progress = state.progress(run.data.batch_size)
         self.reporter.round(progress, state.examples)
-        stop = run.criterion.should_stop(progress, run.data.validation is not None)
-        if self.checkpoints.due("Rounds", state.round):
-            self.checkpoints.write(run)
+        stop = self._on_root(lambda: run.criterion.should_stop(progress, run.data.validation is not None))
+        if self._checkpoint_due("Rounds", state.round):
+            self._on_root(lambda: self.checkpoints.write(run))
         if self.progress_function.due("Rounds", state.round):
-            if self.progress_function.stops(progress, run.user_net()):
+            if self._on_root(lambda: self.progress_function.stops(progress, run.user_net())):
                 return "TrainingProgressFunction"
         if stop:
             return "TrainingStoppingCriterion"
-        if self.time_goal is not None and time.perf_counter() - run.started >= self.time_goal:
+        if self.time_goal is not None and self._on_root(lambda: time.perf_counter() - run.started >= self.time_goal):
             return "TimeGoal"
         return None
 
@@ -160,11 +202,13 @@ class TrainingLoop:
         prefix = len(run.prefix)
         names = ", ".join("/".join(str(part) for part in path[prefix:]) for path in bad[:5])
         rate = run.optimizer.options["learning_rate"]
-        raise TrainingError(
-            f"NetTrain: the arrays {names}{' and others' if len(bad) > 5 else ''} hold NaN or Inf {where}: the "
-            f"updates diverged ({run.optimizer.name}, learning rate {rate:.3g}; a smaller learning rate or "
-            f"gradient clipping may help); {self.good_when}, the last with finite arrays, is in .last_good_net",
-            self._good_net(),
+        raise mark_together(  # the arrays are the same on every rank, and so is this error
+            TrainingError(
+                f"NetTrain: the arrays {names}{' and others' if len(bad) > 5 else ''} hold NaN or Inf {where}: the "
+                f"updates diverged ({run.optimizer.name}, learning rate {rate:.3g}; a smaller learning rate or "
+                f"gradient clipping may help); {self.good_when}, the last with finite arrays, is in .last_good_net",
+                self._good_net(),
+            )
         ) from cause
 
     def _keep_good(self, when: str) -> None:
@@ -183,96 +227,3 @@ class TrainingLoop:
 
     def _good_net(self) -> Any:
         return self.run.user_net(self.good)
-
-
-def non_finite_arrays(run: TrainingRun) -> list[ArrayPath]:
-    """The paths of the arrays holding NaN or ±Inf (usually none): one ``isfinite(...).all()`` per array on
-    the device, the flags brought to the host in one transfer."""
-    xp, store = run.xp, run.store
-    if not store:
-        return []
-    flags = to_numpy(xp.stack([xp.isfinite(t.data).all() for t in store.values()]))
-    return [run.paths[key] for key, ok in zip(store, flags) if not ok]
-
-
-def train_step(run: TrainingRun, examples: Columns) -> float:
-    """One batch forward and backward, then the optimiser's update; returns the batch's objective."""
-    xp, state = run.xp, run.state
-    ctx = run.step_context(len(next(iter(examples.values()))))
-    with Tape() as tape:
-        outputs = run.train_net.forward({p: Tensor(xp.asarray(v, dtype=run.dtype)) for p, v in examples.items()}, ctx)
-    n = ctx.batch_size
-    seeds, values = {}, []
-    for port, weight in run.losses:
-        if weight == 0:  # a switched-off loss (say KL weight 0) adds nothing, not even 0 * inf
-            continue
-        out = outputs[port]
-        values.append(weight * out.data.reshape(n, -1).sum(axis=1, dtype=xp.float64).mean())
-        if out.requires_grad:
-            seeds[out] = xp.full(out.shape, weight / n, dtype=ctx.dtype)
-    grads = backward(tape, seeds)
-    gradients: Gradients = []
-    for path, layer, name in run.trainable:
-        tensor = run.store.get((id(layer), name))
-        g = None if tensor is None else grads.get(id(tensor))
-        if g is not None:
-            gradients.append((path, tensor.data, g))
-    value = reduce_and_check(run, values, gradients)
-    run.optimizer.update(gradients, state.step + 1, run.estimated_total, run.rates)
-    return value
-
-
-def reduce_and_check(run: TrainingRun, values: list, gradients: Gradients) -> float:
-    """Between the gradients and the optimiser's update: the batch's objective, checked with the gradients.
-
-    ``values`` are the weighted mean losses of the batch (device scalars). Today, in one process, they and
-    a finiteness flag per gradient travel to the host in one transfer (the only synchronisation of a step
-    on a GPU); NaN or Inf in either raises a TrainingError before any array is changed.
-
-    Training across several processes belongs here: the gradients are reduced (averaged) across the
-    processes in place, and the loss values and finiteness flags are packed into that same reduction, so
-    that every process sees the same objective and stops on the same bad numbers.
-    """
-    xp = run.xp
-    finite = [xp.isfinite(g).all().astype(xp.float64) for _, _, g in gradients]  # (one pass, cheaper than a sum)
-    checks = to_numpy(xp.stack(values + finite))
-    value = float(checks[: len(values)].sum())
-    if not math.isfinite(value):
-        raise TrainingError(
-            f"NetTrain: the loss became {value} in round {run.state.round}, batch {run.state.batch + 1} "
-            f"(loss ports {[p for p, _ in run.losses]}); the net before this batch is in .last_good_net"
-        )
-    if not checks[len(values) :].all():
-        _raise_for_bad_gradients(run, gradients)
-    return value
-
-
-def _raise_for_bad_gradients(run: TrainingRun, gradients: Gradients) -> None:
-    """Raise a TrainingError naming the arrays whose gradients hold NaN or ±Inf."""
-    bad = [path for path, _, g in gradients if not bool(run.xp.isfinite(g).all())]
-    if not bad:
-        return
-    names = ", ".join("/".join(str(part) for part in path[len(run.prefix) :]) for path in bad[:5])
-    raise TrainingError(
-        f"NetTrain: the gradient of {names}{' and others' if len(bad) > 5 else ''} holds NaN or Inf in round "
-        f"{run.state.round}, batch {run.state.batch + 1} (loss ports {[p for p, _ in run.losses]}); the arrays "
-        "were not updated and the net before this batch is in .last_good_net"
-    )
-
-
-def validation_loss(run: TrainingRun, columns: Columns) -> float:
-    """The objective over ``columns`` (the validation set), in batches, with the arrays as they are."""
-    xp, dtype, size = run.xp, run.dtype, run.data.batch_size
-    n = len(next(iter(columns.values())))
-    total = 0.0
-    for start in range(0, n, size):
-        batch = {p: Tensor(xp.asarray(v[start : start + size], dtype=dtype)) for p, v in columns.items()}
-        count = len(next(iter(batch.values())).data)
-        ctx = Context(
-            xp=xp, dtype=dtype, batch_size=count, training=False, rng=xp.random.default_rng(0), arrays=dict(run.store)
-        )
-        outputs = run.train_net.forward(batch, ctx)
-        for port, weight in run.losses:
-            if weight != 0:
-                total += weight * float(outputs[port].data.reshape(count, -1).sum(axis=1).sum())
-    return total / n

@@ -11,7 +11,8 @@ Wolfram Language, in Python's forms):
     ``(inputs, targets)`` for a net whose loss is attached automatically, or a
     generator function ``f`` (or ``(f, {"RoundLength": n})``, n examples per round;
     one batch per round without it). ``f`` is called once per batch with
-    ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` and returns a
+    ``{"BatchSize", "Round", "Batch", "AbsoluteBatch", "BatchesPerRound"}`` (with several
+    processes also ``"Rank"`` and ``"WorldSize"``, and "BatchSize" is the rank's share) and returns a
     batch in any of the other forms; resuming from a checkpoint repeats a run exactly
     when ``f`` depends only on its argument. Every port's examples are an array of numbers,
     the same number of examples for every port. Targets of an "Index" CrossEntropyLossLayer
@@ -43,7 +44,8 @@ Wolfram Language, in Python's forms):
     or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
 - training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``, n >= 1;
     ``f(progress)`` may return "StopTraining".
-- target_device: "CPU", "GPU" or ("GPU", n); working_precision: "Real32" or "Real64".
+- target_device: "CPU", "GPU", ("GPU", n) or ("GPU", All) (under mpiexec: one GPU per process, by its
+    rank on its machine; in one process, one GPU); working_precision: "Real32" or "Real64".
 - random_seeding: Automatic or a whole number >= 0, which makes initialisation, shuffling and random
     layers reproducible.
 - training_progress_checkpointing: ``("File", path)`` or ``("Directory", dir)``, optionally
@@ -60,8 +62,55 @@ Wolfram Language, in Python's forms):
     Data of another length, another batch size, net, losses or precision are an error
     naming each difference; ``(path, {"Exact": False})`` continues with them instead. A changed
     learning rate, method options or multipliers apply from the resumed step on, with a warning
-    (see :mod:`netgraph.train.resume`). Ctrl-C stops cleanly and returns the
-    net trained so far.
+    (see :mod:`netgraph.train.resume`). Another number of processes than the checkpoint's
+    ("WorldSize") is such a difference: refused, or continued with ``{"Exact": False}`` (the
+    batches are then split over the processes there are, and random layers draw other numbers).
+    Ctrl-C stops cleanly and returns the net trained so far (with several processes it ends the job:
+    resume from a checkpoint).
+
+**Several processes (data-parallel).** Under ``mpiexec -n N python script.py`` (``pip install
+netgraph[mpi]``; see :mod:`netgraph.distributed` for launching, machines and GPUs) every process runs the
+script, and NetTrain trains the N of them together with no change to the call (every rank must call it,
+with the same arguments and data):
+
+- ``batch_size`` stays the global batch: each step cuts it into N contiguous shares (the first
+  ``B % N`` ranks take one more; a rank whose share is empty sits the step out), every rank computes the
+  forward and backward pass of its share with the loss divided by the global batch's count, and one
+  allreduce of one buffer sums the gradients, the loss values, the examples counted, a flag for an
+  exception and the moving statistics (:mod:`netgraph.train.parallel`). The learning rate needs no rescaling,
+  and an uneven last batch is weighted exactly by its global count.
+- Every rank reads the whole data set; the same seed gives every rank the same validation split and the
+  same order of examples each round (with random_seeding Automatic, rank 0 draws the seed and sends it).
+  A generator is called on every rank, for the rank's share, with "Rank" and "WorldSize" in its
+  argument: it should give each rank other examples (say by seeding with both "AbsoluteBatch" and
+  "Rank").
+- Before the first step (and after a resume) every rank takes rank 0's arrays, optimiser state,
+  counters and random states; after each step all ranks hold the same arrays, bit for bit, and every rank
+  returns the same trained net (and the same results, but for the times).
+- Only rank 0 reports progress, writes the progress log and checkpoints, calls the progress function and
+  the stopping criterion, and decides what depends on time (the Automatic number of rounds, a
+  checkpoint interval in seconds, time_goal); its decisions are sent to the others, so that all stop
+  together. The validation loss is computed on each rank's share of the validation set and summed.
+- A non-finite loss or gradient on any rank, or an exception in a rank's step (its generator, its forward
+  or backward pass), raises the same TrainingError on every rank, naming the rank; an uncaught one is
+  shown once (by rank 0). A mistake that every rank meets alike before training (an option, the data)
+  raises the usual error on every rank. An exception that escapes on one rank only (a failing disk on
+  rank 0, a bug) is printed with its rank and ends the whole job (``MPI_Abort``): no rank is left
+  waiting.
+
+What is exact and what is not, against one process training on the same global batch:
+
+- The same: the data order, the batches, the weighting of the loss, the optimiser's update rule, the
+  checkpoints (a resumed N-process run equals an uninterrupted one, bit for bit, on the CPU).
+- Equal to rounding: the gradients are sums of per-rank partial sums (another order of float
+  additions), and the loss values travel in the working precision (float32 by default), so losses and
+  arrays agree with one process to float32 rounding (about 1e-7 relative per step), not bit for bit;
+  NCCL's sums may round differently again.
+- Different by design: batch normalisation uses each rank's own batch statistics while training (as
+  PyTorch's DistributedDataParallel does by default; its moving statistics are averaged over the ranks
+  after every step, so all ranks keep the same net), and random layers (dropout, a VAE's sampling) draw
+  from per-rank streams made from (seed, step, rank), so their numbers differ from one process's while
+  staying reproducible and resumable. Any layer whose output depends on the whole batch sees its share.
 
 NetTrain never hands back a net with NaN or ±Inf in its arrays without saying so. Training stops with a
 TrainingError (a NetError) when a batch's loss or gradient is not finite (the arrays are then not
@@ -90,6 +139,7 @@ import difflib
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,12 +147,13 @@ from typing import Any
 import numpy as np
 
 from ..backend import DEVICES, BackendError, cpu_work, get_dtype, get_xp
+from ..distributed import World, guard_rank, world
 from ..images import loss_plot
 from ..initialize import initialize_in_place
 from ..layer import Layer, NetError
 from ..optimizers import make_optimizer
 from ..paths import iter_arrays
-from ..ports import Automatic
+from ..ports import All, Automatic
 from .checkpoints import Checkpoints
 from .data import TrainingData, check_data_options
 from .loop import TrainingLoop
@@ -138,9 +189,95 @@ def NetTrain(  # noqa: N802 - the Wolfram name
 ) -> Any:
     """Train ``net`` on ``data`` and return the trained net (or ``prop`` of the results), as Wolfram's
     ``NetTrain[net, data, prop, opts]``: the options are Wolfram's in snake_case, listed with their forms in
-    this module's docstring (``help(netgraph.train.nettrain)``).
+    this module's docstring (``help(netgraph.train.nettrain)``). Under ``mpiexec -n N`` the N processes
+    train together, data-parallel (see the module docstring).
     """
     started = time.perf_counter()
+    options = {
+        "loss_function": loss_function,
+        "batch_size": batch_size,
+        "max_training_rounds": max_training_rounds,
+        "time_goal": time_goal,
+        "method": method,
+        "learning_rate": learning_rate,
+        "learning_rate_multipliers": learning_rate_multipliers,
+        "validation_set": validation_set,
+        "training_stopping_criterion": training_stopping_criterion,
+        "training_progress_reporting": training_progress_reporting,
+        "training_progress_function": training_progress_function,
+        "target_device": target_device,
+        "random_seeding": random_seeding,
+        "working_precision": working_precision,
+        "training_progress_checkpointing": training_progress_checkpointing,
+        "resume_from": resume_from,
+    }
+    processes = world()
+    if processes.size == 1:
+        return _train(net, data, prop, started, processes, None, options)
+    try:  # several processes: an exception not raised alike on every rank ends the job (distributed.guard_rank)
+        seed = processes.broadcast_object(int(np.random.SeedSequence().entropy) % 2**63 if processes.is_root else None)
+        with warnings.catch_warnings():
+            if not processes.is_root:  # every rank would warn alike: rank 0 speaks for all
+                warnings.simplefilter("ignore")
+            return _train(net, data, prop, started, processes, seed, options)
+    except BaseException as err:
+        guard_rank(processes, err)
+        raise
+
+
+def _train(
+    net: Any, data: Any, prop: Any, started: float, processes: World, shared_seed: int | None, options: dict
+) -> Any:
+    """NetTrain's work; ``shared_seed`` is rank 0's random seed, for the data order and random layers of an
+    Automatic random_seeding when several processes train together."""
+    try:
+        run, loop = _set_up(net, data, prop, started, processes, shared_seed, **options)
+    except Exception as err:
+        if processes.size == 1:
+            raise
+        processes.raise_together(err, lambda summary: NetError(f"NetTrain: {summary} (before training)"))
+        raise  # (raise_together has raised)
+    processes.raise_together(None, NetError)  # (a collective: every rank is ready)
+    reason = loop.train()
+    files = processes.broadcast_object(loop.checkpoints.files)
+    results = NetTrainResults(_properties(run, reason, files))
+    loop.reporter.done(results.properties)
+    if prop is None:
+        return results["TrainedNet"]
+    if prop == "All":
+        return results
+    if isinstance(prop, list):
+        return [results[p] for p in prop]
+    return results[prop]
+
+
+def _set_up(
+    net: Any,
+    data: Any,
+    prop: Any,
+    started: float,
+    processes: World,
+    shared_seed: int | None,
+    *,
+    loss_function: Any,
+    batch_size: Any,
+    max_training_rounds: Any,
+    time_goal: Any,
+    method: Any,
+    learning_rate: Any,
+    learning_rate_multipliers: Any,
+    validation_set: Any,
+    training_stopping_criterion: Any,
+    training_progress_reporting: Any,
+    training_progress_function: Any,
+    target_device: Any,
+    random_seeding: Any,
+    working_precision: Any,
+    training_progress_checkpointing: Any,
+    resume_from: Any,
+) -> tuple[TrainingRun, TrainingLoop]:
+    """Check the options, read the data, make the training run and its loop (resumed from a checkpoint when
+    asked): everything before the first step."""
     _check_options(
         net,
         data,
@@ -157,16 +294,21 @@ def NetTrain(  # noqa: N802 - the Wolfram name
     )
     # the options that make objects, each checked as it is made; nothing is read, trained or written yet
     seed = None if random_seeding is Automatic or random_seeding is None else int(random_seeding)
+    shuffling = seed if seed is not None or processes.size == 1 else shared_seed  # the same order on every rank
     optimizer = make_optimizer(method, None if learning_rate is Automatic else learning_rate)
     criterion = StoppingCriterion(training_stopping_criterion)
     progress_function = ProgressFunction(training_progress_function)
     xp = get_xp(target_device)  # a BackendError here when the GPU asked for cannot be used
+    if xp is not np and processes.size > 1:
+        processes.use_gpu()  # one GPU per rank, by its rank on its machine
     checkpoints, checkpoint = Checkpoints(training_progress_checkpointing), read_checkpoint(resume_from)
     net = net.copy()
     train_net, losses = attach_losses(net, loss_function)
     array_rates(train_net, learning_rate_multipliers, () if train_net is net else ("net",))  # checks the keys
     # the data: read, checked against the ports, and the class numbers of classification targets
-    training_data = TrainingData.read(train_net, data, validation_set, batch_size, seed)
+    training_data = TrainingData.read(
+        train_net, data, validation_set, batch_size, shuffling, processes.rank, processes.size
+    )
     _fit_to_data_and_initialize(train_net, training_data, seed)
     if resume_from is None:
         _check_arrays_finite(train_net, () if train_net is net else ("net",))
@@ -180,30 +322,22 @@ def NetTrain(  # noqa: N802 - the Wolfram name
         dtype=get_dtype(working_precision),
         optimizer=optimizer,
         learning_rate_multipliers=learning_rate_multipliers,
-        device_rng=DeviceRandom(xp, seed),
+        device_rng=DeviceRandom(xp, shuffling, processes.rank if processes.size > 1 else None),
         criterion=criterion,
         rounds=None if max_training_rounds is Automatic else int(max_training_rounds),
         started=started,
+        world=processes,
     )
     loop = TrainingLoop(
         run,
-        reporter=Reporter(training_progress_reporting),
+        reporter=Reporter(training_progress_reporting if processes.is_root else None),
         progress_function=progress_function,
         checkpoints=checkpoints,
         time_goal=None if time_goal is Automatic else time_goal,
     )
     if checkpoint is not None:
         resume(run, checkpoint)
-    reason = loop.train()
-    results = NetTrainResults(_properties(run, reason, loop.checkpoints.files))
-    loop.reporter.done(results.properties)
-    if prop is None:
-        return results["TrainedNet"]
-    if prop == "All":
-        return results
-    if isinstance(prop, list):
-        return [results[p] for p in prop]
-    return results[prop]
+    return run, loop
 
 
 def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
@@ -232,11 +366,14 @@ def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
     if seed is not Automatic and seed is not None and not (_is_int(seed) and seed >= 0):
         raise NetError(f"NetTrain: random_seeding must be a whole number >= 0 or Automatic, got {_short(seed)}")
     device = options["target_device"]
-    if isinstance(device, (tuple, list)) and len(device) == 2 and _is_int(device[1]) and device[1] >= 0:
+    if isinstance(device, (tuple, list)) and len(device) == 2 and (_is_int(device[1]) and device[1] >= 0):
+        device = device[0]
+    elif isinstance(device, (tuple, list)) and len(device) == 2 and device[1] is All:
         device = device[0]
     if not (isinstance(device, str) and device in DEVICES):
         raise NetError(
-            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {_short(options["target_device"])}'
+            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {_short(options["target_device"])} '
+            '(or ("GPU", All): one process per GPU under mpiexec)'
         )
     precision = options["working_precision"]
     try:

@@ -15,7 +15,10 @@ part-way starts again from its first batch when the data's length or the batch s
 the net's arrays must have the same shapes and the method the same name (its state carries over), and
 the loss layers must be attached alike. A checkpoint written before checkpoints recorded their setup is
 read with a warning: only what it holds is checked (the arrays, and the length of an interrupted
-round's data).
+round's data). The number of processes that trained together (``"WorldSize"``, under ``mpiexec``) is
+part of the setup: another number is refused by default, because the shares of every batch and the
+random layers' per-rank numbers would differ; ``{"Exact": False}`` continues with the processes there
+are. Every rank reads the checkpoint (a shared file system), then takes rank 0's state.
 
 In a directory, checkpoints are tried newest first (by their names' start time and counter; files not
 named like checkpoints come last). A damaged one, or a net file that is not a checkpoint, is skipped with

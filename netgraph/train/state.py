@@ -18,6 +18,7 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..backend import seeded_rng, to_numpy
+from ..distributed import ONE_PROCESS, World
 from ..layer import Context, Layer, NetError
 from ..optimizers import Optimizer
 from ..paths import iter_arrays
@@ -98,14 +99,21 @@ class TrainingState:
 
 class DeviceRandom:
     """The random numbers of random layers while training: each step's generator is made from
-    (base seed, step), so a checkpoint only needs the base seed (CuPy's states cannot be saved)."""
+    (base seed, step), so a checkpoint only needs the base seed (CuPy's states cannot be saved).
 
-    def __init__(self, xp: Any, seed: int | None):
+    With several processes training together (``rank`` given), each rank's generator is made from
+    (base seed, step, rank): every rank draws its own numbers for its share of the batch, and a resumed run
+    still draws what an uninterrupted one would.
+    """
+
+    def __init__(self, xp: Any, seed: int | None, rank: int | None = None):
         self.xp = xp
         self.base_seed = int(np.random.SeedSequence(seed).entropy) % 2**63
+        self.rank = rank
 
     def for_step(self, step: int) -> Any:
-        return seeded_rng(self.xp, [self.base_seed, step])
+        key = [self.base_seed, step] if self.rank is None else [self.base_seed, step, self.rank]
+        return seeded_rng(self.xp, key)
 
 
 @dataclass
@@ -130,6 +138,8 @@ class TrainingRun:
     started: float  # time.perf_counter() when NetTrain was called
     state: TrainingState = field(default_factory=TrainingState)
     store: dict[ArrayKey, Tensor] = field(default_factory=dict)  # the device arrays, filled by the first step
+    world: World = ONE_PROCESS  # the processes training together (netgraph.distributed)
+    step_buffer: Any = None  # with several processes: the buffer their steps sum (loop.StepBuffer), made once
     rates: dict[ArrayPath, float] = field(init=False)  # learning-rate multiplier per array path (default 1)
     paths: dict[ArrayKey, ArrayPath] = field(init=False)
     trainable: list[tuple[ArrayPath, Layer, str]] = field(init=False)  # arrays with a nonzero rate
@@ -146,6 +156,20 @@ class TrainingRun:
     def prefix(self) -> tuple:
         """The path of the user's net inside the training net."""
         return () if self.train_net is self.net else ("net",)
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes training together (checkpoints record it)."""
+        return self.world.size
+
+    def fill_store(self) -> None:
+        """Put every array of the training net on the device now (the first step would, array by array, as
+        the forward pass meets them); with several processes every rank then holds the same arrays in the
+        same order, whether or not its share of a batch is empty."""
+        for _, layer, name in iter_arrays(self.train_net):
+            key = (id(layer), name)
+            if key not in self.store and layer.arrays[name] is not None:
+                self.store[key] = Tensor(self.xp.asarray(layer.arrays[name], dtype=self.dtype), key in self.grad_keys)
 
     @property
     def total_batches(self) -> int | None:
