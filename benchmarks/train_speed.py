@@ -61,7 +61,8 @@ Every configuration trains on the same global batches; the time of a group is th
 its loss the global batch's. The ratio column then compares each configuration with the fastest
 PyTorch one, and the summary names netgraph's fastest. Without --nets, --ranks times seed001
 (batches of 32 and 128) and mlp. In a checkout without netgraph.distributed, or without mpi4py,
-the script says so and leaves netgraph's ranks out.
+the script says so and leaves netgraph's ranks out. With --ranks 2 a full run takes about 20 minutes
+on 2 cores, --quick about 3.
 
 --profile adds, per net and batch size, a profile of one netgraph training step (the mean over a few
 steps after two warm-up steps), from netgraph.profile.timings(): the phases (forward, backward,
