@@ -49,13 +49,15 @@ test: lint system-tools
 
 # Training speed, netgraph against PyTorch (benchmarks/train_speed.py; about 10 minutes on 2 quiet cores).
 # PyTorch stays out of .venv: without it the script times netgraph alone. To compare, install torch in an
-# environment of its own and point BENCH_PYTHON at it; BENCH_ARGS passes options (--quick, --profile, --nets ...).
+# environment of its own and point BENCH_PYTHON at it; BENCH_ARGS passes options (--quick, --profile, --nets ...;
+# --ranks 2 adds netgraph under mpiexec and PyTorch DDP, which need `pip install mpi4py mpich` in that environment).
+# The tree goes on PYTHONPATH, so that environment needs no install of netgraph.
 BENCH_PYTHON ?= $(BIN)/python
 BENCH_ARGS ?=
 bench: $(STAMP)
 	@$(BENCH_PYTHON) -c "import torch" 2>/dev/null || echo "PyTorch is not in $(BENCH_PYTHON), so netgraph \
 	is timed alone; install torch as the script says below, then: make bench BENCH_PYTHON=torchenv/bin/python"
-	$(BENCH_PYTHON) benchmarks/train_speed.py $(BENCH_ARGS)
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BENCH_PYTHON) benchmarks/train_speed.py $(BENCH_ARGS)
 
 # On a machine with CUDA and CuPy already installed (no network needed): the whole
 # suite with every GPU variant, failing if the GPU cannot be used.

@@ -25,24 +25,44 @@ backward, the update and the loop's own work, and the first step (warm-up) is le
 frameworks take turns, the order rotating, --repeats runs each; the figures are medians over the
 runs. Printed per net and batch size:
 
-  ms/step, images/s      per framework
-  ng/torch               netgraph's time per step over PyTorch's
+  ms/step, images/s      per configuration (framework, processes × threads)
+  /torch                 the time per step over that of the fastest PyTorch configuration
   peak RSS               peak resident memory of one more run of --steps batches, in a fresh
                          process (VmHWM, reset once the data is loaded, so the imports and the data
-                         count but the loading's temporaries do not)
+                         count but the loading's temporaries do not); for ranks, the largest
+                         rank's during its first run
   GFLOP/s, of matmul     the matrix-product work of a step (2 flops per multiply-add of every
                          convolution, deconvolution and linear layer, forward and both gradients)
                          per second, and that as a share of one 2048×2048 float32 matrix product
                          timed in the same worker (NumPy's BLAS, or torch.matmul)
+  loss                   the mean training loss over the last half of the steps of the first run
 
-After the timed steps it compares the two frameworks' mean training loss over the last half of
-the steps (the same batches in both) and flags a difference above --tolerance: a fast engine that
-computes the wrong thing must not win. The noise alone moves that mean by a few percent (five
+After the timed steps it compares each configuration's loss with PyTorch's in one process (the
+same batches in all) and flags a difference above --tolerance: a fast engine that computes the
+wrong thing must not win. The noise alone moves that mean by a few percent (five
 PyTorch runs of the seed-001 net at batch 32, alike but for the noise, gave 71.1 to 74.8 after 100
 steps), so the default tolerance is 5%; a wrong gradient shows as a much larger gap.
 
 A full run (the defaults: 100 steps for seed001, 200 for mlp, 10 for augment, 5 runs each) takes
 about 10 minutes on 2 cores; --quick checks that everything works in about 3.
+
+--ranks N adds two data-parallel configurations to each table, N processes of one thread each
+(OPENBLAS/OMP/MKL/NETGRAPH_NUM_THREADS=1, torch.set_num_threads(1)), next to the one-process ones of
+--threads threads (benchmarks/timed_runs.py runs them):
+
+  netgraph N×1 mpiexec   `mpiexec -n N` on this same Python, each rank making the very NetTrain call
+                         of the one-process run: under mpiexec NetTrain trains data-parallel, and
+                         batch_size stays the global batch (netgraph.distributed; it needs mpi4py and
+                         an MPI, `pip install mpi4py mpich`, the mpiexec next to this Python first)
+  torch N×1 DDP gloo     PyTorch's DistributedDataParallel over the gloo backend, N spawned
+                         processes, each training on its contiguous share of every global batch
+
+Every configuration trains on the same global batches; the time of a group is that of its rank 0,
+its loss the global batch's. The ratio column then compares each configuration with the fastest
+PyTorch one, and the summary names netgraph's fastest. Without --nets, --ranks times seed001
+(batches of 32 and 128) and mlp. In a checkout without netgraph.distributed, or without mpi4py,
+the script says so and leaves netgraph's ranks out. With --ranks 2 a full run takes about 20 minutes
+on 2 cores, --quick about 3.
 
 --profile adds, per net and batch size, a profile of one netgraph training step (the mean over a few
 steps after two warm-up steps), from netgraph.profile.timings(): the phases (forward, backward,
@@ -71,13 +91,14 @@ import re
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import training_nets as nets
+from timed_runs import THREAD_VARIABLES, Case, DDPGroup, MPIGroup, mpi_missing, netgraph_run, torch_run
 
 from netgraph.backend import cpu_work
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 INSTALL = (
     "PyTorch is not installed here; to compare, install its CPU build in a separate environment:\n"
     "    python3 -m venv torchenv && torchenv/bin/pip install torch numpy networkx pillow\n"
@@ -86,48 +107,12 @@ INSTALL = (
 )
 STEPS = {"seed001": 100, "mlp": 200, "augment": 10}  # per run, when --steps is not given
 QUICK_STEPS = {"seed001": 8, "mlp": 16, "augment": 3}
+RANK_NETS = ("seed001", "mlp")  # the nets of --ranks when --nets is not given
 PROFILE_WARMUP = 2
 MATMUL_SIZE = 2048
 
 
-# --- one training run in each framework -----------------------------------------------------------------
-
-
-class Case:
-    """One net at one batch size in a worker: the initial net, the training images, the rounds."""
-
-    def __init__(self, name: str, batch: int, steps: int, seed: int) -> None:
-        self.spec = nets.SPECS[name]
-        self.batch, self.steps, self.seed = batch, steps, seed
-        self.net = nets.build_netgraph(name, seed)
-        n, self.rounds = nets.plan_data(self.spec, batch, steps)
-        self.images = nets.training_images(name, n)
-
-
-def netgraph_run(case: Case) -> dict[str, Any]:
-    """One NetTrain run; step times from the ends of the optimiser's updates."""
-    from netgraph.optimizers import Optimizer
-
-    stamps: list[float] = []
-    update = Optimizer.update
-
-    def stamped(self, *args, **kwargs):
-        update(self, *args, **kwargs)
-        stamps.append(time.perf_counter())
-
-    Optimizer.update = stamped
-    try:
-        results = nets.netgraph_fit(case.net, case.images, case.spec, case.batch, case.steps, case.rounds, case.seed)
-    finally:
-        Optimizer.update = update
-    return {"stamps": stamps, "losses": list(results["BatchLossList"])}
-
-
-def torch_run(case: Case) -> dict[str, Any]:
-    """The same run in PyTorch, from a fresh twin of the initial net."""
-    model = nets.torch_twin(case.spec.name, case.net)
-    losses, stamps = nets.torch_fit(model, case.images, case.spec, case.batch, case.steps, case.seed)
-    return {"stamps": stamps, "losses": losses}
+# --- profiling netgraph's step ---------------------------------------------------------------------------
 
 
 def netgraph_profile(case: Case, steps: int) -> dict[str, Any]:
@@ -308,39 +293,74 @@ def memory_run(framework: str, threads: int, seed: int, name: str, batch: int, s
     return before, nets.peak_rss_mb(), reset
 
 
-class Workers:
-    """One worker process per framework; ``ask`` waits ``pause`` seconds, then sends a request."""
+@dataclass(frozen=True)
+class Configuration:
+    """One way to train: a framework, on how many processes (ranks), each with how many threads."""
 
-    def __init__(self, frameworks: list[str], threads: int, seed: int, pause: float) -> None:
+    key: str  # "netgraph", "torch" (one process), "netgraph-mpi", "torch-ddp" (ranks)
+    framework: str
+    ranks: int
+    threads: int
+
+    @property
+    def label(self) -> str:
+        launch = {"netgraph-mpi": " mpiexec", "torch-ddp": " DDP gloo"}.get(self.key, "")
+        return f"{self.framework} {self.ranks}×{self.threads}{launch}"
+
+
+class Workers:
+    """One worker process per one-process configuration and one group per ranked one; ``ask`` waits
+    ``pause`` seconds, then sends a request."""
+
+    def __init__(self, configurations: list[Configuration], seed: int, pause: float) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # fresh interpreters: netgraph's never imports torch
-        self.pause, self.threads, self.seed = pause, threads, seed
-        self.connections, self.processes = {}, []
-        for framework in frameworks:
+        self.pause, self.seed = pause, seed
+        self.threads = {c.key: c.threads for c in configurations}
+        self.connections: dict[str, Any] = {}
+        self.groups: dict[str, MPIGroup | DDPGroup] = {}
+        self.processes = []
+        for c in configurations:
+            if c.ranks > 1:
+                continue
             parent, child = context.Pipe()
-            process = context.Process(target=worker, args=(child, framework, threads, seed), daemon=True)
+            process = context.Process(target=worker, args=(child, c.framework, c.threads, seed), daemon=True)
             process.start()
-            self.connections[framework] = parent
+            self.connections[c.key] = parent
             self.processes.append(process)
         for connection in self.connections.values():  # every import done before anything is timed
             nets.answer(connection)
+        self.configurations = [c for c in configurations if c.ranks == 1]
+        for c in configurations:
+            if c.ranks == 1:
+                continue
+            try:
+                self.groups[c.key] = (MPIGroup if c.key == "netgraph-mpi" else DDPGroup)(c.ranks, seed, pause)
+            except Exception as error:  # the others are still timed
+                print(f"  {c.label}: not timed, the ranks did not start: {error}")
+                continue
+            self.configurations.append(c)
 
-    def ask(self, framework: str, *request: Any) -> Any:
+    def ask(self, key: str, *request: Any) -> Any:
+        if key in self.groups:
+            return self.groups[key].ask(*request)
         time.sleep(self.pause)
-        self.connections[framework].send(request)
-        return nets.answer(self.connections[framework])
+        self.connections[key].send(request)
+        return nets.answer(self.connections[key])
 
-    def memory(self, framework: str, name: str, batch: int, steps: int) -> tuple[float | None, float, bool]:
+    def memory(self, c: Configuration, name: str, batch: int, steps: int) -> tuple[float | None, float, bool]:
         """:func:`memory_run` in a fresh process."""
         time.sleep(self.pause)
-        return nets.run_in_process(memory_run, framework, self.threads, self.seed, name, batch, steps)
+        return nets.run_in_process(memory_run, c.framework, c.threads, self.seed, name, batch, steps)
 
     def close(self) -> None:
         for connection in self.connections.values():
             connection.send(("stop",))
         for process in self.processes:
             process.join()
+        for group in self.groups.values():
+            group.close()
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -350,14 +370,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="train_speed.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--nets", nargs="+", default=list(nets.SPECS), choices=list(nets.SPECS), help="nets to train")
+    parser.add_argument(
+        "--nets",
+        nargs="+",
+        choices=list(nets.SPECS),
+        help=f"nets to train (default {' '.join(nets.SPECS)}; with --ranks {' '.join(RANK_NETS)})",
+    )
     parser.add_argument(
         "--steps",
         type=int,
         help="batches per run (default " + ", ".join(f"{k} {v}" for k, v in STEPS.items()) + ")",
     )
-    parser.add_argument("--repeats", type=int, default=5, help="runs per framework and case (default 5)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per configuration and case (default 5)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of each framework")
+    parser.add_argument(
+        "--ranks",
+        type=int,
+        help="also time each framework data-parallel on this many processes of one thread each: netgraph "
+        "under mpiexec, PyTorch DDP (gloo)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -373,15 +404,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats = min(args.repeats, 2)
-    for name in ("steps", "repeats", "threads", "profile_steps"):
-        value = getattr(args, name)
-        if value is not None and value < (2 if name == "steps" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be at least {2 if name == 'steps' else 1}, got {value}")
+    for name in ("steps", "repeats", "threads", "profile_steps", "ranks"):
+        value, least = getattr(args, name), {"steps": 2, "ranks": 2}.get(name, 1)
+        if value is not None and value < least:
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
+    if args.nets is None:
+        args.nets = list(RANK_NETS if args.ranks else nets.SPECS)
     return args
 
 
 def steps_for(args: argparse.Namespace, name: str) -> int:
     return args.steps or (QUICK_STEPS if args.quick else STEPS)[name]
+
+
+def configurations_for(args: argparse.Namespace, has_torch: bool) -> list[Configuration]:
+    """The configurations to time; says which of those asked for cannot be, and why."""
+    configurations = [Configuration("netgraph", "netgraph", 1, args.threads)]
+    if has_torch:
+        configurations.append(Configuration("torch", "torch", 1, args.threads))
+    if args.ranks:
+        missing = mpi_missing()
+        if missing:
+            print(f"netgraph on {args.ranks} ranks is not timed: {missing}")
+        else:
+            configurations.append(Configuration("netgraph-mpi", "netgraph", args.ranks, 1))
+        if has_torch:
+            configurations.append(Configuration("torch-ddp", "torch", args.ranks, 1))
+    return configurations
+
+
+def timed(c: Configuration, runs: list[dict], steps: int) -> list[float]:
+    """Seconds per step of each run, from its end-of-update times (the first step left out)."""
+    for run in runs:
+        if len(run["stamps"]) != steps:
+            raise RuntimeError(
+                f"{c.label}: {len(run['stamps'])} optimiser updates were timed in a run of {steps} steps"
+            )
+    return [(r["stamps"][-1] - r["stamps"][0]) / (len(r["stamps"]) - 1) for r in runs]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -392,18 +451,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     has_torch = importlib.util.find_spec("torch") is not None
     if not has_torch:
         print(INSTALL)
-    frameworks = ["netgraph"] + (["torch"] if has_torch else [])
     started = time.perf_counter()
     print(
         f"threads: {args.threads} of {os.cpu_count()} cores; "
         + ", ".join(f"{v}={args.threads}" for v in THREAD_VARIABLES)
+        + (f"; on ranks, 1 thread each ({', '.join(f'{v}=1' for v in THREAD_VARIABLES)})" if args.ranks else "")
     )
-    workers = Workers(frameworks, args.threads, args.seed, args.pause)
+    workers = Workers(configurations_for(args, has_torch), args.seed, args.pause)
+    configurations = workers.configurations
     rates = {}
-    for framework in frameworks:
-        print(f"  {framework}: {workers.ask(framework, 'describe')}")
-        rates[framework] = workers.ask(framework, "matmul")
-    print("  float32 matmul 2048×2048: " + ", ".join(f"{f} {r:.0f} GFLOP/s" for f, r in rates.items()))
+    for c in configurations:
+        print(f"  {c.label}: {workers.ask(c.key, 'describe')}")
+        if c.ranks == 1:
+            rates[c.framework] = workers.ask(c.key, "matmul")
+    print("  float32 matmul 2048×2048, one process: " + ", ".join(f"{f} {r:.0f} GFLOP/s" for f, r in rates.items()))
 
     cases = [(name, batch) for name in args.nets for batch in nets.SPECS[name].batch_sizes]
     results: dict[tuple[str, int], dict] = {}
@@ -417,16 +478,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         ordered = workers.ask("netgraph", "check", name, batch, steps)
         print(f"  batch order: NetTrain's first batches are the ones the PyTorch loop is given: {ordered}")
-        runs: dict[str, list] = {f: [] for f in frameworks}
+        runs: dict[str, list] = {c.key: [] for c in configurations}
         for repeat in range(args.repeats):
-            turn = frameworks[repeat % len(frameworks) :] + frameworks[: repeat % len(frameworks)]
-            for framework in turn:
-                runs[framework].append(workers.ask(framework, "run", name, batch, steps))
+            shift = repeat % len(configurations)
+            for c in configurations[shift:] + configurations[:shift]:
+                runs[c.key].append(workers.ask(c.key, "run", name, batch, steps))
         row: dict[str, Any] = {"flops": flops, "order_checked": ordered}
-        for framework, done in runs.items():
-            per_run = [(r["stamps"][-1] - r["stamps"][0]) / (len(r["stamps"]) - 1) for r in done]
-            before, peak, reset = workers.memory(framework, name, batch, steps)
-            row[framework] = {
+        for c in configurations:
+            done = runs[c.key]
+            per_run = timed(c, done, steps)
+            if c.ranks == 1:
+                before, peak, reset = workers.memory(c, name, batch, steps)
+            else:  # measured by the ranks during their first run
+                before, peak, reset = done[0]["rss_before"], done[0]["peak_rss"], done[0]["peak_reset"]
+            row[c.key] = {
+                "label": c.label,
                 "seconds": statistics.median(per_run),
                 "fastest": min(per_run),
                 "slowest": max(per_run),
@@ -438,9 +504,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.profile:
             row["profile"] = workers.ask("netgraph", "profile", name, batch, steps, args.profile_steps)
         results[(name, batch)] = row
-        report_case(args, name, batch, row, rates, frameworks)
+        report_case(args, name, batch, row, rates, configurations)
     workers.close()
-    summary(results, frameworks, rates)
+    summary(results, configurations)
     print(f"\ntime taken: {time.perf_counter() - started:.0f} s")
     return {"results": results, "matmul": rates}
 
@@ -448,40 +514,58 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 # --- printing ---------------------------------------------------------------------------------------------------
 
 
-def report_case(args: argparse.Namespace, name: str, batch: int, row: dict, rates: dict, frameworks: list[str]) -> None:
+def fastest(row: dict, configurations: list[Configuration], framework: str) -> Configuration | None:
+    """The configuration of ``framework`` with the shortest median step in ``row``."""
+    own = [c for c in configurations if c.framework == framework and c.key in row]
+    return min(own, key=lambda c: row[c.key]["seconds"]) if own else None
+
+
+def report_case(
+    args: argparse.Namespace, name: str, batch: int, row: dict, rates: dict, configurations: list[Configuration]
+) -> None:
     """The table rows, the loss check and the profile of one case."""
+    best_torch = fastest(row, configurations, "torch")
+    width = max(len(c.label) for c in configurations)
+    half = max(1, len(row["netgraph"]["losses"]) // 2)
     print(
-        f"  {'framework':<9} {'ms/step':>9} {'(min-max)':>19} {'images/s':>9} {'ng/torch':>8}"
-        f" {'peak RSS MB':>11} {'GFLOP/s':>8} {'of matmul':>9}"
+        f"  {'configuration':<{width}} {'ms/step':>9} {'(min-max)':>19} {'images/s':>9} {'/torch':>7}"
+        f" {'peak RSS MB':>11} {'GFLOP/s':>8} {'of matmul':>9} {'loss':>9}"
     )
-    reference = row["torch"]["seconds"] if "torch" in row else None
-    for framework in frameworks:
-        r = row[framework]
-        ratio = f"{r['seconds'] / reference:>7.2f}x" if reference else f"{'':>8}"
+    for c in configurations:
+        r = row[c.key]
+        r["loss"] = sum(r["losses"][-half:]) / half
+        ratio = f"{r['seconds'] / row[best_torch.key]['seconds']:>6.2f}x" if best_torch else f"{'':>7}"
         rate = row["flops"] / r["seconds"] / 1e9
         spread = f"({r['fastest'] * 1e3:.1f}-{r['slowest'] * 1e3:.1f})"
         print(
-            f"  {framework:<9} {r['seconds'] * 1e3:>9.1f} {spread:>19} {batch / r['seconds']:>9.0f} {ratio}"
-            f" {r['peak_rss']:>11.0f} {rate:>8.1f} {rate / rates[framework]:>9.0%}"
+            f"  {c.label:<{width}} {r['seconds'] * 1e3:>9.1f} {spread:>19} {batch / r['seconds']:>9.0f} {ratio}"
+            f" {r['peak_rss']:>11.0f} {rate:>8.1f} {rate / rates[c.framework]:>9.0%} {r['loss']:>9.3f}"
         )
-    for framework in frameworks:
-        r = row[framework]
+    for c in configurations:
+        r = row[c.key]
         before = f"{r['rss_before']:.0f} MB resident before training" if r["rss_before"] is not None else ""
+        if c.ranks > 1:
+            before += " (the largest rank; peak RSS: that rank's, during its first run)"
         if not r["peak_reset"]:
             before += " (peak not reset after loading: it includes the set-up)"
-        print(f"    {framework}: {before}")
+        print(f"    {c.label}: {before}")
+    if best_torch:
+        print(f"  /torch: the time of a step over that of the fastest PyTorch configuration, {best_torch.label}")
+    print(f"  loss: the mean training loss of the last {half} steps of the first run (the same batches in all)")
     if "torch" in row:
-        losses = {f: row[f]["losses"] for f in frameworks}
-        last = max(1, len(losses["netgraph"]) // 2)
-        means = {f: sum(v[-last:]) / last for f, v in losses.items()}
-        difference = abs(means["netgraph"] - means["torch"]) / abs(means["torch"])
-        verdict = "same" if difference <= args.tolerance else f"DIFFERENT: more than {args.tolerance:.0%} apart"
-        print(
-            f"  training loss, mean of the last {last} steps: netgraph {means['netgraph']:.3f}, torch "
-            f"{means['torch']:.3f} ({difference:.1%} apart: {verdict}); first step {losses['netgraph'][0]:.3f} and "
-            f"{losses['torch'][0]:.3f}"
-        )
-        row["loss_difference"] = difference
+        reference = row["torch"]["loss"]
+        row["loss_differences"] = {}
+        for c in configurations:
+            if c.key == "torch":
+                continue
+            difference = abs(row[c.key]["loss"] - reference) / abs(reference)
+            row["loss_differences"][c.key] = difference
+            verdict = "same" if difference <= args.tolerance else f"DIFFERENT: more than {args.tolerance:.0%} apart"
+            print(
+                f"    {c.label} against {row['torch']['label']}: {difference:.1%} apart ({verdict}); first step "
+                f"{row[c.key]['losses'][0]:.3f} and {row['torch']['losses'][0]:.3f}"
+            )
+        row["loss_difference"] = row["loss_differences"]["netgraph"]
     if "profile" in row:
         print_profile(name, batch, row["profile"])
 
@@ -520,15 +604,26 @@ def print_profile(name: str, batch: int, profile: dict) -> None:
     )
 
 
-def summary(results: dict, frameworks: list[str], rates: dict) -> None:
-    print("\nsummary: ms per step (median of the runs), images/s, netgraph over PyTorch")
+def summary(results: dict, configurations: list[Configuration]) -> None:
+    print("\nsummary: ms per step (median of the runs), images/s, time over the fastest PyTorch configuration's")
+    width = max(len(c.label) for c in configurations)
     for (name, batch), row in results.items():
-        cells = [f"{f} {row[f]['seconds'] * 1e3:.1f} ms {batch / row[f]['seconds']:.0f} img/s" for f in frameworks]
-        ratio = f"  ng/torch {row['netgraph']['seconds'] / row['torch']['seconds']:.2f}x" if "torch" in row else ""
-        check = ""
-        if "loss_difference" in row:
-            check = f"  losses {row['loss_difference']:.1%} apart"
-        print(f"  {name:<8} {batch:>4}  " + ";  ".join(cells) + ratio + check)
+        best_torch = fastest(row, configurations, "torch")
+        print(f"  {name} batch {batch}")
+        for c in configurations:
+            r = row[c.key]
+            ratio = f"{r['seconds'] / row[best_torch.key]['seconds']:>6.2f}x" if best_torch else ""
+            check = f"  loss {r['loss']:.3f}"
+            if c.key in row.get("loss_differences", {}):
+                check += f" ({row['loss_differences'][c.key]:.1%} from {row['torch']['label']})"
+            figures = f"{r['seconds'] * 1e3:>8.1f} ms {batch / r['seconds']:>7.0f} img/s"
+            print(f"    {c.label:<{width}} {figures} {ratio}{check}")
+        best = fastest(row, configurations, "netgraph")
+        if best is not None and len([c for c in configurations if c.framework == "netgraph"]) > 1:
+            against = (
+                f", {row[best.key]['seconds'] / row[best_torch.key]['seconds']:.2f}x the time of {best_torch.label}"
+            )
+            print(f"    fastest netgraph: {best.label}{against if best_torch else ''}")
 
 
 if __name__ == "__main__":
