@@ -215,15 +215,15 @@ def test_a_picture_that_is_no_image_is_an_error_naming_the_option(notebook):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("panel", "training_progress_reporting must be Automatic, None, \"Print\", \"ProgressIndicator\", \"Panel\""),
+        ("panel", 'training_progress_reporting must be Automatic, None, "Print", "ProgressIndicator", "Panel"'),
         (("Panel", ["Picture"]), "training_progress_reporting's panel options are a dict with keys among"),
         (("Panel", {"Pictures": print}), "keys among \\['Picture', 'Interval', 'MinimumInterval'\\]"),
-        (("Panel", {"Picture": 3}), "\"Picture\" must be a function f\\(progress\\) returning an image, got 3"),
-        (("Panel", {"Interval": ("Rounds", 0)}), "training_progress_reporting's \"Interval\" must be"),
-        (("Panel", {"Interval": "Rounds"}), "training_progress_reporting's \"Interval\" must be"),
-        (("Panel", {"MinimumInterval": -1}), "\"MinimumInterval\" must be a number of seconds >= 0, got -1"),
-        (("Panel", {"MinimumInterval": float("inf")}), "\"MinimumInterval\" must be a number of seconds >= 0"),
-        (("Panel", {"MinimumInterval": True}), "\"MinimumInterval\" must be a number of seconds >= 0"),
+        (("Panel", {"Picture": 3}), '"Picture" must be a function f\\(progress\\) returning an image, got 3'),
+        (("Panel", {"Interval": ("Rounds", 0)}), 'training_progress_reporting\'s "Interval" must be'),
+        (("Panel", {"Interval": "Rounds"}), 'training_progress_reporting\'s "Interval" must be'),
+        (("Panel", {"MinimumInterval": -1}), '"MinimumInterval" must be a number of seconds >= 0, got -1'),
+        (("Panel", {"MinimumInterval": float("inf")}), '"MinimumInterval" must be a number of seconds >= 0'),
+        (("Panel", {"MinimumInterval": True}), '"MinimumInterval" must be a number of seconds >= 0'),
     ],
 )
 def test_bad_panel_forms_are_refused_before_any_work(notebook, spec, message):
