@@ -14,8 +14,10 @@ The modules, from the top down (each imports only those below it, and the engine
 * :mod:`~netgraph.train.resume`: reading a checkpoint, checking it against the run and resuming from it.
 * :mod:`~netgraph.train.state`: ``TrainingRun``, the one object a step, a checkpoint and the loop work
   on, and ``TrainingState``, the counters a checkpoint saves.
-* :mod:`~netgraph.train.progress`: the progress reporter (a tqdm bar in a terminal, plain lines
-  elsewhere, or a log file), the user's progress function and the stopping criterion.
+* :mod:`~netgraph.train.progress`: the progress reporter (a tqdm bar in a terminal, the live panel in a
+  notebook, plain lines elsewhere, or a log file), the user's progress function and the stopping criterion.
+* :mod:`~netgraph.train.panel`: the notebook's live panel (tqdm's notebook bar, the loss plot updated in
+  place, a picture of the user's beside it).
 * :mod:`~netgraph.train.data`: training data as columns, generator functions, the validation split.
 * :mod:`~netgraph.train.losses`: loss specifications, and the loss layers attached for them.
 * :mod:`~netgraph.train.results`: the results object and ``TrainingError``.

@@ -44,9 +44,15 @@ Wolfram Language, in Python's forms):
     "InitialPatience": m, "Improvement": ("AbsoluteChange"|"RelativeChange", v)}`` (n, m whole
     numbers >= 0, v >= 0), or a callable of the progress dict returning True to stop (also as
     ``{"Criterion": f}``).
-- training_progress_reporting: Automatic (a tqdm bar per round in a terminal, else
-    lines every few seconds), "ProgressIndicator" (the bar), "Print" (the lines), None,
-    or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round.
+- training_progress_reporting: Automatic (in a notebook the live panel, in a terminal a tqdm bar per
+    round, else lines every few seconds), "Panel", "ProgressIndicator" (the bar), "Print" (the lines),
+    None, or ``("File", "log.csv")`` / ``("File", "log.jsonl")`` for one line per round. The panel
+    (:mod:`netgraph.train.panel`; IPython needed, ``pip install netgraph[notebook]``) is a tqdm
+    notebook bar over a loss plot of the batch, round and validation losses, updated in place after every
+    round; ``("Panel", {"Picture": f, "Interval": ("Rounds"|"Batches", n), "MinimumInterval": s})``
+    shows ``f(progress)`` beside the plot (``progress`` as the progress function's, with "Net"; ``f``
+    returns a Pillow image, an array of pixels, PNG bytes or None), every n rounds or batches (default:
+    every round), redrawing at most once per s seconds (default 0.5; the last state is always drawn).
 - training_progress_function: ``f`` or ``(f, {"Interval": ("Rounds"|"Batches", n)})``, n >= 1;
     ``f(progress)`` may return "StopTraining".
 - target_device: "CPU", "GPU", ("GPU", n) or ("GPU", All) (under mpiexec: one GPU per process, by its
@@ -342,7 +348,11 @@ def _set_up(
     )
     loop = TrainingLoop(
         run,
-        reporter=Reporter(training_progress_reporting if processes.is_root else None),
+        reporter=Reporter(
+            training_progress_reporting if processes.is_root else None,
+            progress=lambda: run.state.progress(run.data.batch_size),
+            net=run.user_net,
+        ),
         progress_function=progress_function,
         checkpoints=checkpoints,
         time_goal=None if time_goal is Automatic else time_goal,

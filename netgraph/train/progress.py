@@ -22,26 +22,47 @@ from typing import Any
 
 from ..layer import Layer, NetError
 from ..ports import Automatic
+from .panel import PanelOptions, TrainingPanel, has_ipython, in_notebook
 
 
 class Reporter:
     """Progress a person can read (Wolfram's TrainingProgressReporting).
 
-    * Automatic: a live tqdm bar per round when stderr is a terminal (batch, loss, validation
+    * Automatic: in a notebook (an IPython kernel), the live panel of :mod:`netgraph.train.panel`;
+      elsewhere a live tqdm bar per round when stderr is a terminal (batch, loss, validation
       loss, examples/s, the round's ETA and the whole run's), plain lines every few seconds
-      otherwise (CI, logs); "ProgressIndicator" and "Print" choose one of the two.
+      otherwise (CI, logs); "Panel", "ProgressIndicator" and "Print" choose one of the three.
+    * ``("Panel", {"Picture": f, "Interval": ("Rounds"|"Batches", n), "MinimumInterval": s})``: the
+      panel with the picture ``f(progress)`` beside the loss plot (``progress`` holds the progress
+      function's keys, "Net" included), made every n rounds or batches (default every round), and at
+      least s seconds (default 0.5) between two redraws of the panel; every key is optional.
     * None: nothing.
     * ``("File", "log.csv" | "log.jsonl")``: one line per round in a file (and nothing on screen).
+
+    Args:
+        spec: the option's value.
+        progress: gives the current progress dict, for a panel redrawn within a round.
+        net: gives the net being trained, for the panel's picture function.
     """
 
     FIELDS = ("Round", "RoundLoss", "ValidationLoss", "AbsoluteBatch", "ExamplesPerSecond", "Seconds")
-    MODES = (Automatic, None, "Print", "ProgressIndicator")
+    MODES = (Automatic, None, "Print", "ProgressIndicator", "Panel")
+    PANEL_KEYS = ("Picture", "Interval", "MinimumInterval")
+    FORMS = (
+        'Automatic, None, "Print", "ProgressIndicator", "Panel", ("Panel", {"Picture": f, "Interval": '
+        '("Rounds"|"Batches", n), "MinimumInterval": seconds}) or ("File", "log.csv"|"log.jsonl")'
+    )
 
-    def __init__(self, spec: Any):
+    def __init__(self, spec: Any, progress: Callable[[], dict] | None = None, net: Callable[[], Layer] | None = None):
         self.log: Path | None = self.check(spec)
         self.bar: Any = None
+        self.panel: TrainingPanel | None = None
         self.mode = "lines"
-        if self.log is not None:
+        panel = self.panel_options(spec)
+        if panel is not None or (spec is Automatic and in_notebook()):
+            self.mode = "panel"
+            self.panel = TrainingPanel(panel or PanelOptions(), progress, net)
+        elif self.log is not None:
             self.mode = "silent"
             self.log.parent.mkdir(parents=True, exist_ok=True)
             if self.log.suffix == ".csv":
@@ -67,17 +88,53 @@ class Reporter:
             if log.is_dir():
                 raise NetError(f"NetTrain: the progress log {str(log)!r} is a directory; give a file name")
             return log
-        if not any(spec is mode or (isinstance(spec, str) and spec == mode) for mode in cls.MODES):
-            raise NetError(
-                'NetTrain: training_progress_reporting must be Automatic, None, "Print", "ProgressIndicator" '
-                f'or ("File", "log.csv"|"log.jsonl"), got {spec!r}'
-            )
+        if cls.panel_options(spec) is None and not any(
+            spec is mode or (isinstance(spec, str) and spec == mode) for mode in cls.MODES
+        ):
+            raise NetError(f"NetTrain: training_progress_reporting must be {cls.FORMS}, got {spec!r}")
         return None
+
+    @classmethod
+    def panel_options(cls, spec: Any) -> PanelOptions | None:
+        """The checked options of "Panel" or ``("Panel", {...})``; None for the other forms."""
+        if isinstance(spec, str) and spec == "Panel":
+            options: Any = {}
+        elif isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str) and spec[0] == "Panel":
+            options = spec[1]
+        else:
+            return None
+        if not isinstance(options, dict) or not all(isinstance(k, str) and k in cls.PANEL_KEYS for k in options):
+            raise NetError(
+                f"NetTrain: training_progress_reporting's panel options are a dict with keys among "
+                f'{list(cls.PANEL_KEYS)}, as in ("Panel", {{"Picture": f}}), got {options!r}'
+            )
+        picture = options.get("Picture")
+        if picture is not None and not callable(picture):
+            raise NetError(
+                'NetTrain: training_progress_reporting\'s "Picture" must be a function f(progress) returning an '
+                f"image, got {picture!r}"
+            )
+        unit, every = interval(options.get("Interval", ("Rounds", 1)), "training_progress_reporting")
+        minimum = options.get("MinimumInterval", PanelOptions.minimum)
+        if not (isinstance(minimum, numbers.Real) and not isinstance(minimum, bool) and 0 <= minimum < math.inf):
+            raise NetError(
+                'NetTrain: training_progress_reporting\'s "MinimumInterval" must be a number of seconds >= 0, '
+                f"got {minimum!r}"
+            )
+        if not has_ipython():
+            raise NetError(
+                'NetTrain: training_progress_reporting "Panel" shows its panel with IPython, which is not '
+                'installed: pip install "netgraph[notebook]" (or use Automatic, "Print" or "ProgressIndicator")'
+            )
+        return PanelOptions(picture, unit, every, float(minimum))
 
     def batch(
         self, round_number: int, batch: int, batches: int, loss: float, rate: float, step: int, total: int | None
     ) -> None:
         """After batch ``batch`` of ``batches`` in a round, step ``step`` of ``total`` (None: not known yet)."""
+        if self.panel is not None:
+            self.panel.batch(round_number, batch, batches, loss, rate, step, total)
+            return
         if self.mode == "bar":
             if self.bar is None:
                 self.bar = _tqdm()(
@@ -115,7 +172,9 @@ class Reporter:
                 else:
                     stream.write(json.dumps(row) + "\n")
         val = progress["ValidationLoss"]
-        if self.mode == "bar" and self.bar is not None:
+        if self.panel is not None:
+            self.panel.round(progress, examples / max(seconds, 1e-9))
+        elif self.mode == "bar" and self.bar is not None:
             postfix = {"loss": f"{progress['RoundLoss']:.4g}"}
             if val is not None:
                 postfix["validation"] = f"{val:.4g}"
@@ -127,6 +186,8 @@ class Reporter:
             print(f"round {progress['Round']}: loss {progress['RoundLoss']:.5g}{extra}", file=sys.stderr)
 
     def close(self) -> None:
+        if self.panel is not None:
+            self.panel.close()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -134,7 +195,9 @@ class Reporter:
     def done(self, properties: dict) -> None:
         """After training, with NetTrain's result properties."""
         self.close()
-        if self.mode != "silent":
+        if self.panel is not None:
+            self.panel.done(properties)
+        elif self.mode != "silent":
             print(
                 f"training stopped ({properties['ReasonTrainingStopped']}) after {properties['TotalRounds']} rounds, "
                 f"{properties['TotalTrainingTime']:.1f} s",
