@@ -245,7 +245,7 @@ def _dot(picture: Picture, direction: str | None) -> str:
     lines = [
         "digraph net {",
         f'  graph [rankdir={rankdir}, bgcolor="white", fontname="{_FONT}", fontsize=11, nodesep=0.3, ranksep=0.4, '
-        'pad=0.15, labeljust=l];',
+        "pad=0.15, labeljust=l];",
         f'  node [shape=box, style="rounded,filled", fontname="{_FONT}", fontsize=11, color="#555555", '
         'margin="0.12,0.05", height=0.3];',
         f'  edge [fontname="{_FONT}", fontsize=9, color="#666666", fontcolor="#8b1a1a", arrowsize=0.7];',
@@ -289,22 +289,22 @@ def _dot(picture: Picture, direction: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-class DotFailed(Exception):
+class DotError(Exception):
     """``dot`` ran but gave no picture (an internal signal: the Pillow drawing is used instead)."""
 
 
 def run_dot(program: str, source: str, fmt: str, scale: int = 1) -> bytes:
-    """``dot -T<fmt>`` on ``source``: the SVG or PNG it writes; DotFailed if it fails or takes too long."""
+    """``dot -T<fmt>`` on ``source``: the SVG or PNG it writes; DotError if it fails or takes too long."""
     command = [program, f"-T{fmt}"] + ([f"-Gdpi={96 * scale}"] if fmt == "png" else [])
     try:
         done = subprocess.run(command, input=source.encode("utf-8"), capture_output=True, timeout=DOT_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise DotFailed(f"dot took more than {DOT_TIMEOUT} s") from None
+        raise DotError(f"dot took more than {DOT_TIMEOUT} s") from None
     except OSError as err:
-        raise DotFailed(f"dot could not run: {err}") from None
+        raise DotError(f"dot could not run: {err}") from None
     if done.returncode != 0 or not done.stdout:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DotFailed(f"dot failed (exit {done.returncode}): {message[-1] if message else 'no output'}")
+        raise DotError(f"dot failed (exit {done.returncode}): {message[-1] if message else 'no output'}")
     return done.stdout
 
 
@@ -325,6 +325,23 @@ def _font(size: int) -> tuple[Any, bool]:
         return ImageFont.load_default(size=size), False
     except TypeError:  # Pillow before 10.1: the fixed bitmap font
         return ImageFont.load_default(), False
+
+
+def _generations(graph: nx.DiGraph, picture: Picture) -> list[list[str]]:
+    """The boxes in columns: each after the boxes that feed it, the graph's outputs last; within a column,
+    in the order of the boxes that feed them (two barycentre sweeps), to cross fewer wires."""
+    order = {b.id: i for i, b in enumerate(picture.boxes)}
+    outputs = [b.id for b in picture.boxes if b.kind == "output"]
+    generations = [[k for k in g if k not in outputs] for g in nx.topological_generations(graph)]
+    generations = [g for g in generations if g] + ([outputs] if outputs else [])
+    generations = [sorted(g, key=order.__getitem__) for g in generations]
+    for _ in range(2):
+        rank = {k: i for g in generations for i, k in enumerate(g)}
+        for g in generations[1:]:
+            mean = {k: sum(rank[p] for p in graph.predecessors(k)) / max(1, graph.in_degree(k)) for k in g}
+            g.sort(key=lambda k: (mean[k], order[k]))
+            rank.update({k: i for i, k in enumerate(g)})
+    return generations
 
 
 def pillow_png(picture: Picture, scale: int = 1) -> bytes:
@@ -353,8 +370,7 @@ def pillow_png(picture: Picture, scale: int = 1) -> bytes:
     for key, content in contents.items():
         left, top, right, bottom = pen.multiline_textbbox((0, 0), content, font=font, spacing=spacing)
         sizes[key] = (right - min(left, 0) + 2 * pad, bottom - min(top, 0) + 2 * pad)
-    order = {b.id: i for i, b in enumerate(picture.boxes)}
-    generations = [sorted(g, key=order.__getitem__) for g in nx.topological_generations(graph)]
+    generations = _generations(graph, picture)
     across = len(generations) > 8  # a long net goes down the page, its generations as rows
     gap_main, gap_side = 60 * scale, 18 * scale
     where: dict[str, tuple[int, int]] = {}
@@ -428,7 +444,7 @@ def render(net: Layer, fmt: str | None = None, *, scale: int = 1, expand: bool |
         try:
             data = run_dot(program, _dot(picture, direction), fmt or "svg", scale)
             return Drawing(data.decode("utf-8") if (fmt or "svg") == "svg" else data, fmt or "svg")
-        except DotFailed as err:
+        except DotError as err:
             note = f"{err}; drawn with Pillow instead"
     if fmt == "svg":
         raise NetError(f"draw: an SVG drawing needs Graphviz's dot ({note}); draw to PNG instead (format='png')")

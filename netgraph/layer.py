@@ -17,14 +17,14 @@ Shapes are per example, without the batch axis: ``()`` is a scalar
 
 This module is the ground floor of the house: it imports only the autograd
 core below it. Walking a net (:func:`iter_layers`, :func:`iter_arrays`), the
-one-line ``repr`` of a layer (and the hooks of Jupyter's rich display, which draw it), the register of layer classes by name (which
-:mod:`netgraph.io` reads to rebuild saved nets) and the documented size limits
-(:data:`LIMITS`, checked as layers are built and initialized and as files are read)
-live here too. Three calls
+one-line ``repr`` of a layer and the hooks of Jupyter's rich display, the
+register of layer classes by name (which :mod:`netgraph.io` reads to rebuild
+saved nets) and the documented size limits (:data:`LIMITS`, checked as layers
+are built and initialized and as files are read) live here too. Three calls
 reach upward on purpose, each a single import inside one method: ``net(data)``
 runs :func:`netgraph.evaluate.evaluate`, ``net.save(path)`` runs
-:func:`netgraph.io.save`, and Jupyter's display of a net runs
-:func:`netgraph.summary.display`; those modules build on this one.
+:func:`netgraph.io.save`, and Jupyter's display of a net (its drawing and
+summary) runs :func:`netgraph.summary.display`; those modules build on this one.
 """
 
 from __future__ import annotations

@@ -179,14 +179,14 @@ def draw(
         >>> draw(NetChain([LinearLayer(3), "Ramp"], input=2), format="png").format
         'png'
     """
+    fmt = format
     if path is not None:
-        suffix = Path(path).suffix.lower().lstrip(".")
-        if suffix not in FORMATS:
+        fmt = Path(path).suffix.lower().lstrip(".")
+        if fmt not in FORMATS:
             raise NetError(f"draw: the file must end in .svg or .png, got {str(path)!r}")
-        if format is not None and format != suffix:
-            raise NetError(f"draw: format={format!r} but the file {str(path)!r} is a .{suffix}")
-        format = suffix
-    drawing = render(net, format, scale=scale, expand=expand, direction=direction)
+        if format is not None and format != fmt:
+            raise NetError(f"draw: format={format!r} but the file {str(path)!r} is a .{fmt}")
+    drawing = render(net, fmt, scale=scale, expand=expand, direction=direction)
     if drawing.note:
         warn_user(f"draw: {drawing.note}")
     return drawing if path is None else drawing.save(path)
