@@ -1,5 +1,11 @@
 """Looking at nets: ``repr``/``print``, a Keras-like summary table, and a drawing.
 
+In a terminal a net prints as text. In Jupyter it shows as its drawing (Graphviz's ``dot`` when it is
+installed, else a Pillow drawing with a note on how to get ``dot``; see :mod:`netgraph.drawing`) above a
+one-line summary that unfolds into the :class:`NetSummary` table: the ``_repr_*_`` hooks of
+:class:`~netgraph.layer.Layer` call :func:`display`. ``NetSummary`` itself shows as an HTML table, and
+:func:`draw` writes a drawing to an .svg or .png file or returns it (Jupyter shows it inline).
+
 Example:
     >>> from netgraph import NetChain, NetSummary
     >>> from layers import LinearLayer
