@@ -34,6 +34,7 @@ Where a net's input shapes are not fixed, ``NetSummary(net, data)`` shows the sh
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -128,11 +129,11 @@ class NetSummary:
     def _repr_html_(self) -> str:
         """The table as HTML (Jupyter shows it so), every cell escaped; at most :data:`HTML_ROWS` rows."""
         header = ("layer", "type", "input", "output", "arrays", "parameters")
-        cells = "".join(f"<th style='text-align:left'>{h}</th>" for h in header)
+        cells = "".join(f"<th style='text-align:left;padding:0 0.6em 0 0'>{h}</th>" for h in header)
         rows = [f"<tr>{cells}</tr>"]
         for r in self.rows[:HTML_ROWS]:
             texts = (r.path, r.kind, r.inputs, r.outputs, r.arrays)
-            row = "".join(f"<td style='text-align:left'>{escape(t)}</td>" for t in texts)
+            row = "".join(f"<td style='text-align:left;padding:0 0.6em 0 0'>{escape(t)}</td>" for t in texts)
             rows.append(f"<tr>{row}<td style='text-align:right'>{r.parameters:,}</td></tr>")
         foot = [f"total parameters: {self.total_parameters:,}"]
         if len(self.rows) > HTML_ROWS:
@@ -145,9 +146,10 @@ class NetSummary:
 
     def headline(self, net: Layer) -> str:
         """One line: the net's kind, layers, parameters and port shapes."""
-        count = len(self.rows)
+        leaves, top = len(self.rows), len(getattr(net, "vertices", ())) or 1
+        count = f"{top} layer{'s' * (top != 1)}" + (f" ({leaves} in all)" if leaves != top else "")
         return (
-            f"{type(net).__name__}: {count} layer{'s' * (count != 1)}, {self.total_parameters:,} parameters; "
+            f"{type(net).__name__}: {count}, {self.total_parameters:,} parameters; "
             f"inputs {describe_ports(net, net.input_ports) or '–'}; outputs {describe_ports(net, net.output_ports)}"
         )
 
@@ -200,9 +202,9 @@ def draw(
 
 def _inline(drawing: Drawing) -> str:
     """The drawing as HTML: the SVG element itself, or the PNG as a data URL."""
-    if drawing.format == "svg":
+    if drawing.format == "svg":  # dot sizes it in points: a point a pixel keeps it within a notebook's width
         svg = str(drawing.data)
-        return svg[svg.find("<svg") :]
+        return re.sub(r'(<svg width="[\d.]+)pt" height="([\d.]+)pt"', r'\1px" height="\2px"', svg[svg.find("<svg") :])
     return f"<img src='data:image/png;base64,{base64.b64encode(bytes(drawing.data)).decode()}'/>"
 
 
