@@ -7,6 +7,10 @@ for one picture, ``(N, C, H, W)`` for a list. The decoder turns such arrays back
 into Pillow images. Sizes are given as the Wolfram Language gives them, **width
 then height**; shapes come back as ``(channels, height, width)``.
 
+Every picture made here (decoded images, grids, strips, loss plots) is a Pillow image, which Jupyter shows
+inline (Pillow gives it ``_repr_png_``). The generation helpers of :mod:`netgraph.generate` return arrays,
+batches to compute on; ``image_grid(sample_prior(decode, 64))`` makes them one picture to look at.
+
 Example:
     >>> import numpy as np
     >>> from netgraph.images import NetEncoder, NetDecoder

@@ -17,13 +17,14 @@ Shapes are per example, without the batch axis: ``()`` is a scalar
 
 This module is the ground floor of the house: it imports only the autograd
 core below it. Walking a net (:func:`iter_layers`, :func:`iter_arrays`), the
-one-line ``repr`` of a layer, the register of layer classes by name (which
-:mod:`netgraph.io` reads to rebuild saved nets) and the documented size limits
-(:data:`LIMITS`, checked as layers are built and initialized and as files are read)
-live here too. Two calls
+one-line ``repr`` of a layer and the hooks of Jupyter's rich display, the
+register of layer classes by name (which :mod:`netgraph.io` reads to rebuild
+saved nets) and the documented size limits (:data:`LIMITS`, checked as layers
+are built and initialized and as files are read) live here too. Three calls
 reach upward on purpose, each a single import inside one method: ``net(data)``
-runs :func:`netgraph.evaluate.evaluate` and ``net.save(path)`` runs
-:func:`netgraph.io.save`; both modules build on this one.
+runs :func:`netgraph.evaluate.evaluate`, ``net.save(path)`` runs
+:func:`netgraph.io.save`, and Jupyter's display of a net (its drawing and
+summary) runs :func:`netgraph.summary.display`; those modules build on this one.
 """
 
 from __future__ import annotations
@@ -364,6 +365,27 @@ class Layer:
         from .evaluate import evaluate  # the evaluation API sits above the protocol
 
         return evaluate(self, data, spec, **options)
+
+    # -- Jupyter's rich display: the drawing and a summary; a terminal keeps repr -------------------------
+    def _display(self, formats: Any) -> dict[str, Any]:
+        from .summary import display  # deliberate: drawing and summarising build on this protocol
+
+        return display(self, formats)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Jupyter's display of a net: "text/html" (the drawing above the summary), "image/svg+xml" (or the
+        "image/png" fallback without Graphviz) and "text/plain" (``repr``); see :func:`netgraph.summary.display`."""
+        formats = {"text/plain", "text/html", "image/svg+xml", "image/png"}
+        return self._display((formats & set(include or formats)) - set(exclude or ()))
+
+    def _repr_html_(self) -> str | None:
+        return self._display(("text/html",)).get("text/html")
+
+    def _repr_svg_(self) -> str | None:
+        return self._display(("image/svg+xml",)).get("image/svg+xml")
+
+    def _repr_png_(self) -> bytes | None:
+        return self._display(("image/png",)).get("image/png")
 
     def __repr__(self) -> str:
         """One line: the kind, its defining option (its ``__str__``, if it has one), and its port shapes."""

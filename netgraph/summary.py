@@ -1,5 +1,11 @@
 """Looking at nets: ``repr``/``print``, a Keras-like summary table, and a drawing.
 
+In a terminal a net prints as text. In Jupyter it shows as its drawing (Graphviz's ``dot`` when it is
+installed, else a Pillow drawing with a note on how to get ``dot``; see :mod:`netgraph.drawing`) above a
+one-line summary that unfolds into the :class:`NetSummary` table: the ``_repr_*_`` hooks of
+:class:`~netgraph.layer.Layer` call :func:`display`. ``NetSummary`` itself shows as an HTML table, and
+:func:`draw` writes a drawing to an .svg or .png file or returns it (Jupyter shows it inline).
+
 Example:
     >>> from netgraph import NetChain, NetSummary
     >>> from layers import LinearLayer
@@ -27,15 +33,21 @@ Where a net's input shapes are not fixed, ``NetSummary(net, data)`` shows the sh
 
 from __future__ import annotations
 
+import base64
+import re
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
+from .drawing import FORMATS, Drawing, dot_program, render
 from .evaluate import read_inputs
-from .layer import Layer, describe_ports, format_shape, iter_layers
+from .layer import Layer, NetError, describe_ports, format_shape, iter_layers, warn_user
+
+#: rows of NetSummary's HTML table, beyond which it says how many more there are
+HTML_ROWS = 500
 
 #: what NetSummary says of an input port whose shape is not fixed, when it is given no data
 OPEN_INPUT = (
@@ -114,78 +126,117 @@ class NetSummary:
     def __repr__(self) -> str:
         return str(self)
 
+    def _repr_html_(self) -> str:
+        """The table as HTML (Jupyter shows it so), every cell escaped; at most :data:`HTML_ROWS` rows."""
+        header = ("layer", "type", "input", "output", "arrays", "parameters")
+        cells = "".join(f"<th style='text-align:left;padding:0 0.6em 0 0'>{h}</th>" for h in header)
+        rows = [f"<tr>{cells}</tr>"]
+        for r in self.rows[:HTML_ROWS]:
+            texts = (r.path, r.kind, r.inputs, r.outputs, r.arrays)
+            row = "".join(f"<td style='text-align:left;padding:0 0.6em 0 0'>{escape(t)}</td>" for t in texts)
+            rows.append(f"<tr>{row}<td style='text-align:right'>{r.parameters:,}</td></tr>")
+        foot = [f"total parameters: {self.total_parameters:,}"]
+        if len(self.rows) > HTML_ROWS:
+            foot.insert(0, f"… {len(self.rows) - HTML_ROWS:,} more layers (print(summary) shows them all)")
+        if self.non_trainable_parameters:
+            foot.append(f"non-trainable (moving statistics): {self.non_trainable_parameters:,}")
+        foot += [f"input {port!r}: {note}" for port, note in self.inputs.items()]
+        lines = "".join(f"<div>{escape(line)}</div>" for line in foot)
+        return f"<div class='netgraph-summary'><table>{''.join(rows)}</table>{lines}</div>"
 
-def _plain(shape: Any) -> str:
-    return format_shape(shape).replace("×", "x")  # the default bitmap font has no "×"
-
-
-def draw(net: Layer, path: str | Path, *, scale: int = 1) -> Path:
-    """Draw ``net`` (its top-level vertices) to a PNG: layers as boxes in
-    topological layers, graph ports as rounded boxes, shapes on the edges."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    vertices = dict(net.children()) or {"net": net}
-    edges = getattr(net, "edges", [])
-    outputs = getattr(net, "outputs", {})
-    graph = nx.DiGraph()
-    nodes: dict[Any, str] = {}
-    for port in net.input_ports:
-        nodes[("in", port)] = f"{port}\n{_plain(net.port_shapes.get(port))}"
-    for key, layer in vertices.items():
-        label = str(layer) if type(layer).__str__ is not object.__str__ else ""
-        nodes[("v", key)] = f"{key}: {type(layer).__name__}" + (f"\n{label[:28]}" if label else "")
-    for port in net.output_ports:
-        nodes[("out", port)] = f"{port}\n{_plain(net.port_shapes.get(port))}"
-    graph.add_nodes_from(nodes)
-    labels: dict[tuple, str] = {}
-
-    def node_of(end: tuple, side: str) -> Any:
-        return (side, end[1]) if end[0] is None else ("v", end[0])
-
-    for src, dst in edges:
-        a, b = node_of(src, "in"), node_of(dst, "out")
-        graph.add_edge(a, b)
-        shape = vertices[dst[0]].port_shapes.get(dst[1]) if dst[0] is not None else None
-        labels[(a, b)] = _plain(shape)
-    for name, src in outputs.items():
-        a = node_of(src, "in")
-        graph.add_edge(a, ("out", name))
-        labels[(a, ("out", name))] = _plain(net.port_shapes.get(name))
-    if not edges and hasattr(net, "input_ports") and "net" in vertices:
-        for port in net.input_ports:
-            graph.add_edge(("in", port), ("v", "net"))
-        for port in net.output_ports:
-            graph.add_edge(("v", "net"), ("out", port))
-    columns = list(nx.topological_generations(graph))
-    font = ImageFont.load_default()
-    box_w, box_h, gap_x, gap_y = 200 * scale, 44 * scale, 90 * scale, 26 * scale
-    width = len(columns) * (box_w + gap_x) + gap_x
-    height = max(len(c) for c in columns) * (box_h + gap_y) + gap_y
-    image = Image.new("RGB", (width, height), "white")
-    pen = ImageDraw.Draw(image)
-    where: dict[Any, tuple[int, int]] = {}
-    for ci, column in enumerate(columns):
-        column = sorted(column, key=lambda n: list(nodes).index(n))
-        for ri, node in enumerate(column):
-            where[node] = (gap_x + ci * (box_w + gap_x), gap_y + ri * (box_h + gap_y))
-    for a, b in graph.edges:
-        (ax, ay), (bx, by) = where[a], where[b]
-        start, end = (ax + box_w, ay + box_h // 2), (bx, by + box_h // 2)
-        pen.line([start, end], fill=(90, 90, 90), width=scale)
-        pen.polygon([end, (end[0] - 7, end[1] - 4), (end[0] - 7, end[1] + 4)], fill=(90, 90, 90))
-        text = labels.get((a, b), "")
-        if text:
-            pen.text(
-                ((start[0] + end[0]) // 2 - 20, (start[1] + end[1]) // 2 - 12), text, fill=(160, 40, 40), font=font
-            )
-    for node, (x, y) in where.items():
-        kind = node[0]
-        fill = {"in": (220, 235, 255), "out": (220, 255, 225), "v": (250, 245, 225)}[kind]
-        pen.rounded_rectangle(
-            [x, y, x + box_w, y + box_h], radius=12 if kind != "v" else 3, outline=(60, 60, 60), fill=fill, width=scale
+    def headline(self, net: Layer) -> str:
+        """One line: the net's kind, layers, parameters and port shapes."""
+        leaves, top = len(self.rows), len(getattr(net, "vertices", ())) or 1
+        count = f"{top} layer{'s' * (top != 1)}" + (f" ({leaves} in all)" if leaves != top else "")
+        return (
+            f"{type(net).__name__}: {count}, {self.total_parameters:,} parameters; "
+            f"inputs {describe_ports(net, net.input_ports) or '–'}; outputs {describe_ports(net, net.output_ports)}"
         )
-        pen.multiline_text((x + 8, y + 6), nodes[node], fill="black", font=font, spacing=4)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out)
-    return out
+
+
+def draw(
+    net: Layer,
+    path: str | Path | None = None,
+    *,
+    format: str | None = None,  # noqa: A002 - the name matplotlib and Graphviz give it
+    scale: int = 1,
+    expand: bool | int = False,
+    direction: str | None = None,
+) -> Path | Drawing:
+    """Draw ``net``: its graph ports with their shapes, its vertices, and wires labelled with the shapes they
+    carry (see :mod:`netgraph.drawing`). Graphviz's ``dot`` lays it out when it is installed; without it, a
+    Pillow drawing (PNG only) is made, with a warning that says how to get ``dot``.
+
+    Args:
+        net: a layer or a net.
+        path: a file to write (".svg" or ".png"); None returns the :class:`~netgraph.drawing.Drawing`, which
+            Jupyter shows inline.
+        format: "svg" or "png"; by default the path's suffix, else SVG when ``dot`` is installed, else PNG.
+        scale: PNG resolution multiplier (1 to 8).
+        expand: draw nested nets as clusters of their own layers, to this depth (True: all); by default
+            each nested net is one box.
+        direction: "LR" (left to right) or "TB" (top to bottom); by default left to right unless the net
+            is more than 10 boxes long.
+
+    Returns:
+        The path written, or the drawing.
+
+    Example:
+        >>> from netgraph import NetChain
+        >>> from layers import LinearLayer
+        >>> draw(NetChain([LinearLayer(3), "Ramp"], input=2), format="png").format
+        'png'
+    """
+    fmt = format
+    if path is not None:
+        fmt = Path(path).suffix.lower().lstrip(".")
+        if fmt not in FORMATS:
+            raise NetError(f"draw: the file must end in .svg or .png, got {str(path)!r}")
+        if format is not None and format != fmt:
+            raise NetError(f"draw: format={format!r} but the file {str(path)!r} is a .{fmt}")
+    drawing = render(net, fmt, scale=scale, expand=expand, direction=direction)
+    if drawing.note:
+        warn_user(f"draw: {drawing.note}")
+    return drawing if path is None else drawing.save(path)
+
+
+def _inline(drawing: Drawing) -> str:
+    """The drawing as HTML: the SVG element itself, or the PNG as a data URL."""
+    if drawing.format == "svg":  # dot sizes it in points: a point a pixel keeps it within a notebook's width
+        svg = str(drawing.data)
+        return re.sub(r'(<svg width="[\d.]+)pt" height="([\d.]+)pt"', r'\1px" height="\2px"', svg[svg.find("<svg") :])
+    return f"<img src='data:image/png;base64,{base64.b64encode(bytes(drawing.data)).decode()}'/>"
+
+
+#: What :func:`display` can give: the MIME types of Jupyter's rich display.
+MIME_TYPES = ("text/plain", "text/html", "image/svg+xml", "image/png")
+
+
+def display(net: Layer, formats: Any = MIME_TYPES) -> dict[str, Any]:
+    """What Jupyter shows of ``net`` (``Layer._repr_mimebundle_`` and the ``_repr_*_`` hooks), for the MIME
+    types ``formats``: "text/html" is the drawing (SVG with ``dot``, else PNG) above a one-line summary that
+    unfolds into the :class:`NetSummary` table; "image/svg+xml" is the drawing where ``dot`` is installed,
+    "image/png" the Pillow drawing where it is not (a fallback: nothing where the SVG exists);
+    "text/plain" is ``repr(net)``, as in a terminal. Nothing is drawn unless a wanted type needs it."""
+    wanted = set(formats)
+    bundle: dict[str, Any] = {"text/plain": repr(net)} if "text/plain" in wanted else {}
+    dot = dot_program() is not None
+    if not ("text/html" in wanted or ("image/svg+xml" in wanted and dot) or ("image/png" in wanted and not dot)):
+        return bundle
+    try:
+        drawing: Drawing | None = render(net)
+        note = drawing.note
+    except NetError as err:  # too big to draw: the summary alone says what it is
+        drawing, note = None, str(err)
+    if drawing is not None:
+        bundle["image/svg+xml" if drawing.format == "svg" else "image/png"] = drawing.data
+    if "text/html" in wanted:
+        summary = NetSummary(net)
+        parts = ["<div class='netgraph-net'>"]
+        if drawing is not None:
+            parts.append(f"<div style='overflow-x:auto'>{_inline(drawing)}</div>")
+        if note:
+            parts.append(f"<div style='font-size:smaller;color:#666'>{escape(note)}</div>")
+        parts.append(f"<details><summary>{escape(summary.headline(net))}</summary>{summary._repr_html_()}</details>")
+        bundle["text/html"] = "".join(parts) + "</div>"
+    return {kind: value for kind, value in bundle.items() if kind in wanted}
