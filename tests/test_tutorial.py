@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from netgraph.datasets import write_idx
+from scripts import load_example
 
 nbformat = pytest.importorskip("nbformat", reason="the notebook extra (nbformat) is not installed")
 
@@ -109,3 +111,36 @@ def test_the_notebook_runs_from_top_to_bottom(tmp_path, monkeypatch):
     assert len(pictures) >= 5, pictures  # the data, the loss plot, samples, reconstructions, interpolations
     assert "3 batches of 32" in next(outputs_of(cell) for cell in cells if "NetTrain(" in cell.source)
     assert (tmp_path / "out" / "vae.npz").is_file()
+
+
+# --- the README's pictures (examples/make_pictures.py) ----------------------------------------------------------
+
+
+def test_the_committed_pictures_are_small():
+    pictures = sorted((ROOT / "docs" / "pictures").glob("*.png"))
+    assert pictures, "docs/pictures/ has no pictures: make pictures"
+    assert [(p.name, p.stat().st_size) for p in pictures if p.stat().st_size > 200_000] == []
+    readme = (ROOT / "README.md").read_text()
+    assert [p.name for p in pictures if f"docs/pictures/{p.name}" not in readme] == []
+
+
+def test_a_big_picture_is_written_under_200_kb(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, size=(500, 700, 3), dtype=np.uint8)
+    path = load_example("make_pictures").small_png(Image.fromarray(noise), tmp_path / "noise.png")
+    assert 0 < path.stat().st_size <= 200_000
+    assert Image.open(path).width >= 200
+
+
+def test_make_pictures_draws_the_net_samples_and_the_panel(tmp_path, capsys):
+    """From a (tiny) trained seed-001 net where a quick run leaves it: no training in make_pictures itself."""
+    work = tmp_path / "work"
+    argv = ["--data", str(idx_files(tmp_path / "idx")), "--iterations", "3", "--batch-size", "8"]
+    load_example("mnist_vae").main([*argv, "--out", str(work / "mnist_vae")])
+    pictures = load_example("make_pictures")
+    folders = ["--out", str(tmp_path / "pictures"), "--trained", str(tmp_path / "none"), "--work", str(work)]
+    written = pictures.main(["--only", "net", "samples", "panel", "--examples", "mnist_vae", *folders])
+    assert sorted(p.name for p in written) == ["net.png", "panel.png", "samples_mnist_vae.png"]
+    assert f"the quick run's net {work / 'mnist_vae' / 'vae.npz'}" in capsys.readouterr().out
+    for path in written:
+        assert 0 < path.stat().st_size <= 200_000 and Image.open(path).width > 100
+    assert Image.open(tmp_path / "pictures" / "samples_mnist_vae.png").size == (8 * 58 + 2, 4 * 58 + 2)
