@@ -33,7 +33,7 @@ demo-latent: $(STAMP)
 
 # The README's pictures (examples/make_pictures.py) into docs/pictures/: the net drawing, samples of each seed
 # example (its trained net from out/ when there is one, else a quick run's), the training panel's loss plot and the
-# latent explorer's page in headless Chromium. About 5 minutes on 2 CPU cores the first time.
+# latent explorer's page in headless Chromium. About 3 minutes on 2 CPU cores the first time.
 pictures: $(STAMP) system-tools
 	$(BIN)/python examples/make_pictures.py --out docs/pictures
 

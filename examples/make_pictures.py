@@ -9,7 +9,7 @@
 - explorer.png: the latent-space explorer's page (python -m netgraph.explore on the seed-001 net) in headless
   Chromium; skipped, saying why, when netgraph.explore or Chromium is missing.
 
-    python examples/make_pictures.py                    # every picture: about 5 minutes on 2 CPU cores
+    python examples/make_pictures.py                    # every picture: about 3 minutes on 2 CPU cores
     python examples/make_pictures.py --only net panel   # some of them
     python examples/make_pictures.py --retrain          # quick runs again, even where out/ has trained nets
 
