@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-latent test test-gpu lint bench clean system-tools
+.PHONY: demo demo-latent pictures test test-gpu lint bench clean system-tools
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ demo: $(STAMP) system-tools
 # The latentLoss graph alone, checked against the closed-form KL divergence and drawn.
 demo-latent: $(STAMP)
 	$(BIN)/python examples/latent_loss_demo.py --out out/demo
+
+# The README's pictures (examples/make_pictures.py) into docs/pictures/: the net drawing, samples of each seed
+# example (its trained net from out/ when there is one, else a quick run's), the training panel's loss plot and the
+# latent explorer's page in headless Chromium. About 3 minutes on 2 CPU cores the first time.
+pictures: $(STAMP) system-tools
+	$(BIN)/python examples/make_pictures.py --out docs/pictures
 
 # Net drawings use Graphviz's dot, and the latent explorer's page is tested in a headless Chromium: both from
 # Debian's packages, installed when missing and we are root (without them those tests skip, saying why).
