@@ -161,7 +161,10 @@ function buildEnd(name, first) {
     file.addEventListener("change", async () => {
       const f = file.files[0];
       if (!f) return;
-      if (f.size > info.upload_limit) { say(name + ": " + f.name + " is larger than " + info.upload_limit + " bytes"); return; }
+      if (f.size > info.upload_limit) {
+        say(name + ": " + f.name + " is larger than " + info.upload_limit + " bytes");
+        return;
+      }
       try {
         const answer = await fetch("encode", { method: "POST", body: f });
         if (!answer.ok) throw new Error((await answer.text()).trim());
@@ -205,19 +208,22 @@ async function selfTest() {
   slider.dispatchEvent(new Event("input", { bubbles: true }));
   await idle();
   const after = pixelHash($("picture"));
-  $("test-result").textContent = JSON.stringify({ before, after, changed: before !== after, z, strip: $("strip").naturalWidth });
+  const strip = $("strip").naturalWidth;
+  $("test-result").textContent = JSON.stringify({ before, after, changed: before !== after, z, strip });
 }
 
 async function start() {
   try { info = await get("info", true); } catch (e) { say("cannot reach the explorer: " + e.message); return; }
-  $("net").textContent = info.net + ": latent size " + info.latent_size + ", pictures " + info.image_shape.join("\u00d7") +
+  $("net").textContent = info.net + ": latent size " + info.latent_size +
+    ", pictures " + info.image_shape.join("\u00d7") +
     (info.images ? ", " + info.images + " pictures to interpolate between" : "");
   z = new Array(info.latent_size).fill(0);
   $("steps").max = Math.min(16, info.max_steps);
   buildSliders();
   redraw();
   $("sample").addEventListener("click", async () => {
-    try { setSliders((await get("sample?temperature=" + $("temperature").value, true)).z); } catch (e) { say(e.message); }
+    const url = "sample?temperature=" + $("temperature").value;
+    try { setSliders((await get(url, true)).z); } catch (e) { say(e.message); }
   });
   $("origin").addEventListener("click", () => setSliders(new Array(info.latent_size).fill(0)));
   $("temperature").addEventListener("input", () => {

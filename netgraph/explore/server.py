@@ -1,4 +1,4 @@
-"""The explorer as a small local web page: ``python -m netgraph.explore NET.npz`` (see :mod:`netgraph.explore.__main__`).
+"""The explorer as a small local web page, ``python -m netgraph.explore NET.npz`` (:mod:`netgraph.explore.__main__`).
 
 The server is the standard library's :class:`http.server.ThreadingHTTPServer`: the page is one file of
 HTML and JavaScript (:mod:`netgraph.explore.page`) and a few endpoints that answer PNG or JSON, so no web
@@ -301,7 +301,12 @@ def _png(explorer: Explorer, array: Any, scale: int) -> bytes:
 
 
 def make_server(
-    explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, *, upload_limit: int = UPLOAD_LIMIT, quiet: bool = False
+    explorer: Explorer,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    upload_limit: int = UPLOAD_LIMIT,
+    quiet: bool = False,
 ) -> ExplorerServer:
     """An :class:`ExplorerServer` bound to ``host``:``port`` (port 0: a free one; see ``.url``), not yet serving.
 

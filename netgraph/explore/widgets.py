@@ -88,8 +88,14 @@ def explore(
     picture = widgets.Image(format="png", value=explorer.decode_png(z, scale))
     sliders = [
         widgets.FloatSlider(
-            value=0.0, min=-SLIDER_RANGE, max=SLIDER_RANGE, step=SLIDER_STEP, description=f"z{i + 1}",
-            continuous_update=True, readout_format=".2f", layout=widgets.Layout(width="320px"),
+            value=0.0,
+            min=-SLIDER_RANGE,
+            max=SLIDER_RANGE,
+            step=SLIDER_STEP,
+            description=f"z{i + 1}",
+            continuous_update=True,
+            readout_format=".2f",
+            layout=widgets.Layout(width="320px"),
         )  # fmt: skip
         for i in range(n)
     ]
@@ -140,8 +146,8 @@ def explore(
         parts: dict[str, Any] = {"thumb": widgets.Image(format="png", width=str(explorer.image_shape[2] * scale))}
         row = [widgets.Label(name), parts["thumb"]]
         if explorer.images is not None:
-            parts["index"] = widgets.BoundedIntText(value=first, min=0, max=len(explorer.images) - 1,
-                                                    description="picture", layout=widgets.Layout(width="160px"))  # fmt: skip
+            last, width = len(explorer.images) - 1, widgets.Layout(width="160px")
+            parts["index"] = widgets.BoundedIntText(value=first, min=0, max=last, description="picture", layout=width)
 
             def chosen(_change: Any = None) -> None:
                 i = parts["index"].value
