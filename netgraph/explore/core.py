@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..datasets import DatasetError, fashion_mnist, image_folder, load_mnist_format, mnist, read_idx, to_float
+from ..datasets import DatasetError, fashion_mnist, image_folder, mnist, read_idx, to_float
 from ..generate import interpolate, sample_prior, vae_parts
 from ..images import ImageError, NetDecoder, NetEncoder, interpolation_strip
 from ..io import load
@@ -179,10 +179,9 @@ def _read_pictures(source: str | os.PathLike, channels: int, height: int, width:
         return read_idx(path)
     if not path.is_dir():
         raise DatasetError(f'images: {path}: no such file or folder (give "test", an IDX file or a folder)')
-    names = [p.name for p in path.iterdir()]
-    if any("idx3-ubyte" in name for name in names):
-        kind = "test" if any(name.startswith("t10k-images") for name in names) else "train"
-        return load_mnist_format(path, kind=kind)[0]
+    idx = sorted(p for p in path.iterdir() if "idx3-ubyte" in p.name and p.is_file())
+    if idx:  # MNIST-format files: the test pictures (t10k-images-...) first, no labels needed
+        return read_idx(next((p for p in idx if p.name.startswith("t10k-images")), idx[0]))
     space = "Grayscale" if channels == 1 else "RGB"
     return image_folder(path, (width, height), color_space=space).images
 

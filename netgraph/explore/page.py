@@ -63,7 +63,6 @@ PAGE = r"""<!doctype html>
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
-const SCALE = 6;
 let info = null, z = [], busy = false, pending = false;
 const codes = { A: null, B: null };
 
@@ -76,12 +75,16 @@ async function get(url, json) {
   return json ? answer.json() : answer.blob();
 }
 
+// drawn sizes in CSS pixels: the picture about 224 wide, the ends 56, the strip 3 pixels per pixel
+const WIDTHS = { picture: (w) => Math.max(1, Math.round(224 / w)) * w, strip: (w) => Math.min(3 * w, 940) };
+
 function show(img, blob) {
   return new Promise((resolve) => {
     const old = img.src;
     img.onload = () => {
       if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-      img.style.width = img.naturalWidth * SCALE + "px";
+      const width = WIDTHS[img.id] || ((w) => Math.max(1, Math.round(56 / w)) * w);
+      img.style.width = width(img.naturalWidth) + "px";
       resolve();
     };
     img.onerror = () => resolve();
