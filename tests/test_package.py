@@ -131,7 +131,8 @@ def test_no_import_inside_a_function_except_the_two_deliberate_ones():
 
 @pytest.mark.parametrize("statement", ["import netgraph", "import layers", "import layers.linear"])
 def test_importing_the_package_loads_nothing_heavy(statement):
-    heavy = ("PIL", "networkx", "tqdm", "netgraph.datasets", "netgraph.train", "netgraph.generate", "netgraph.images")
+    heavy = ("PIL", "networkx", "tqdm", "netgraph.datasets", "netgraph.train", "netgraph.generate", "netgraph.images",
+             "netgraph.explore", "ipywidgets")  # fmt: skip
     code = f"import sys; {statement}; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == "[]", loaded.stdout
