@@ -148,6 +148,7 @@ def test_importing_the_package_loads_nothing_heavy(statement):
         "netgraph.images",
         "netgraph.summary",
         "netgraph.drawing",
+        "netgraph.explore",
     )
     code = f"import sys; {statement}; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
