@@ -4,8 +4,8 @@
 - samples_<example>.png: pictures decoded from z ~ N(0, I) by each seed example's trained net: the one in
   out/<example>/ when `make demo` or the example itself has trained it, else a quick run's, trained here into
   out/pictures/<example>/ on the example's stand-in data (and kept there for the next time);
-- panel.png: NetTrain's loss plot of that seed-001 run (batch, round and validation losses): the plot of the
-  live panel that NetTrain shows in Jupyter;
+- panel.png: the image of NetTrain's live panel in Jupyter for that seed-001 run: its loss plot (batch, round
+  and validation losses) with the run's samples beside it, as a "Picture" callback shows them;
 - explorer.png: the latent-space explorer's page (python -m netgraph.explore on the seed-001 net) in headless
   Chromium; skipped, saying why, when netgraph.explore or Chromium is missing.
 
@@ -39,6 +39,7 @@ from PIL import Image
 
 from netgraph import NetExtract, cli, draw, load
 from netgraph.images import image_grid
+from netgraph.train.panel import beside
 
 HERE = Path(__file__).resolve().parent
 MOST_BYTES = 200_000
@@ -194,9 +195,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
         if "samples" in args.only and name in args.examples:
             written.append(samples(name, nets[name], out, args.seed))
     if "panel" in args.only:
-        plot = nets["mnist_vae"].parent / "loss.png"
-        if plot.is_file():
-            written.append(small_png(Image.open(plot), out / "panel.png"))
+        plot, picture = nets["mnist_vae"].parent / "loss.png", nets["mnist_vae"].parent / "samples.png"
+        if plot.is_file():  # the panel's image: the loss plot, and the run's samples beside it as a callback shows them
+            shown = beside(
+                Image.open(plot).convert("RGB"), Image.open(picture).convert("RGB") if picture.is_file() else None
+            )
+            written.append(small_png(shown, out / "panel.png"))
         else:
             print(f"panel.png skipped: {plot} is missing (--retrain makes it)")
     if "explorer" in args.only and (shot := explorer_picture(nets["mnist_vae"], out)):
