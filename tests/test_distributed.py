@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_trust_examples import idx_folder  # 48 + 12 MNIST-format pictures, for an example
 
 from netgraph import All, NetError, NetTrain
 from netgraph.distributed import ONE_PROCESS, launched_size, world
 from netgraph.train.data import TrainingData, share
+from scripts import idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "mpi_scripts" / "worker.py"

@@ -16,9 +16,8 @@ from PIL import Image
 
 from layers import LinearLayer
 from netgraph import NetChain, cli, load
-from netgraph.datasets import write_idx
 from netgraph.layer import iter_arrays
-from scripts import load_example
+from scripts import idx_folder, load_example
 
 EXPLODES = ["--learning-rate", "1e6"]  # the first update blows the arrays up: the next batch's loss is not finite
 
@@ -32,20 +31,6 @@ def pictures(folder: Path, n: int, size: tuple[int, int] = (48, 40), seed: int =
         top, left = rng.integers(2, min(size) // 2, size=2)
         picture[top : top + 12, left : left + 12] = rng.integers(80, 256, size=3)
         Image.fromarray(picture).save(folder / f"{i:02d}.png")
-    return folder
-
-
-def idx_folder(folder: Path) -> Path:
-    """MNIST-format files: 48 training and 12 test pictures."""
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for kind, n in (("train", 48), ("t10k", 12)):
-        images = np.zeros((n, 28, 28), dtype=np.uint8)
-        for image in images:
-            top, left = rng.integers(2, 14, size=2)
-            image[top : top + 10, left : left + 10] = rng.integers(128, 256)
-        write_idx(folder / f"{kind}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{kind}-labels-idx1-ubyte.gz", np.zeros(n, dtype=np.uint8))
     return folder
 
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from netgraph.datasets import write_idx
-from scripts import load_example
+from scripts import idx_folder, load_example
 
 nbformat = pytest.importorskip("nbformat", reason="the notebook extra (nbformat) is not installed")
 
@@ -47,20 +46,6 @@ def test_the_notebook_shows_the_posts_nets():
     assert {"parameters", "explore"} <= tags
 
 
-def idx_files(folder: Path) -> Path:
-    """MNIST-format files: 40 training and 12 test pictures, a bright square each."""
-    folder.mkdir()
-    rng = np.random.default_rng(2)
-    for kind, n in (("train", 40), ("t10k", 12)):
-        images = np.zeros((n, 28, 28), dtype=np.uint8)
-        for image in images:
-            top, left = rng.integers(2, 14, size=2)
-            image[top : top + 10, left : left + 10] = rng.integers(128, 256)
-        write_idx(folder / f"{kind}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{kind}-labels-idx1-ubyte.gz", np.zeros(n, dtype=np.uint8))
-    return folder
-
-
 def kernel_of_this_python(folder: Path) -> Path:
     """A kernelspec in ``folder`` that starts this interpreter's ipykernel (for JUPYTER_PATH)."""
     spec = folder / "kernels" / KERNEL
@@ -87,7 +72,7 @@ def test_the_notebook_runs_from_top_to_bottom(tmp_path, monkeypatch):
     pytest.importorskip("ipykernel", reason="the notebook extra (ipykernel) is not installed")
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_of_this_python(tmp_path / "jupyter")))
     monkeypatch.setenv("NETGRAPH_TUTORIAL_ITERATIONS", "3")
-    monkeypatch.setenv("NETGRAPH_TUTORIAL_DATA", str(idx_files(tmp_path / "idx")))
+    monkeypatch.setenv("NETGRAPH_TUTORIAL_DATA", str(idx_folder(tmp_path / "idx")))
     monkeypatch.setenv("NETGRAPH_TUTORIAL_OUT", str(tmp_path / "out"))
     monkeypatch.setenv("NETGRAPH_NUM_THREADS", "1")
     notebook = read_notebook()
@@ -134,7 +119,7 @@ def test_a_big_picture_is_written_under_200_kb(tmp_path):
 def test_make_pictures_draws_the_net_samples_and_the_panel(tmp_path, capsys):
     """From a (tiny) trained seed-001 net where a quick run leaves it: no training in make_pictures itself."""
     work = tmp_path / "work"
-    argv = ["--data", str(idx_files(tmp_path / "idx")), "--iterations", "3", "--batch-size", "8"]
+    argv = ["--data", str(idx_folder(tmp_path / "idx")), "--iterations", "3", "--batch-size", "8"]
     load_example("mnist_vae").main([*argv, "--out", str(work / "mnist_vae")])
     pictures = load_example("make_pictures")
     folders = ["--out", str(tmp_path / "pictures"), "--trained", str(tmp_path / "none"), "--work", str(work)]
