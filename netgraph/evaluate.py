@@ -57,7 +57,7 @@ def evaluate(
             list of arrays for a multi-input layer such as TotalLayer.
         spec: None (all outputs), an output name, ``All``, a ``NetPort`` for an
             internal value, a ``NetPortGradient`` for a gradient, or a list.
-        target_device: "CPU", "GPU" or ("GPU", n). working_precision:
+        target_device: "CPU", "GPU", ("GPU", n) or ("GPU", All) (one GPU when evaluating). working_precision:
             "Real32"/"Real64" (or NumPy float32/float64).
         evaluation_mode: "Test" (default) or "Train" (dropout and batch
             statistics on). random_seeding: a seed (an integer >= 0) for
@@ -112,20 +112,19 @@ def evaluate(
 
 def _check_options(target_device, working_precision, evaluation_mode, random_seeding, batch_size) -> int | None:
     """Refuse a bad option before any work, naming it, the value given and what is accepted; the seed to use."""
-    if isinstance(target_device, (tuple, list)):  # Wolfram's {"GPU", n}
+    if isinstance(target_device, (tuple, list)):  # Wolfram's {"GPU", n}, or {"GPU", All}: one GPU in one process
         index = target_device[1] if len(target_device) == 2 else None
         device_ok = (
             len(target_device) == 2
             and target_device[0] in DEVICES
-            and isinstance(index, (int, np.integer))
-            and not isinstance(index, bool)
-            and index >= 0
+            and (index is All or isinstance(index, (int, np.integer)) and not isinstance(index, bool) and index >= 0)
         )
     else:
         device_ok = isinstance(target_device, str) and target_device in DEVICES
     if not device_ok:
         raise NetError(
-            f'target_device must be "CPU", "GPU" or ("GPU", n) with n a device number >= 0; got {target_device!r}'
+            f'target_device must be "CPU", "GPU", ("GPU", n) with n a device number >= 0, or ("GPU", All); got '
+            f"{target_device!r}"
         )
     if isinstance(working_precision, str):
         precision_ok = working_precision in PRECISIONS

@@ -8,6 +8,7 @@ import pytest
 import layers as L
 from netgraph import (
     All,
+    BackendError,
     NetChain,
     NetDrop,
     NetError,
@@ -19,6 +20,7 @@ from netgraph import (
     NetReplacePart,
     NetTake,
     ShapeError,
+    gpu_available,
 )
 
 # -- graph outputs: never dropped, never overwritten -------------------------------------------------
@@ -269,6 +271,15 @@ def test_evaluation_batch_size_in_chunks_still_works(net):
 def test_evaluation_target_device(net, value):
     with pytest.raises(NetError, match="target_device must be"):
         net(np.zeros(2), target_device=value)
+
+
+def test_evaluation_takes_gpu_all_as_one_gpu(net):
+    x = np.random.default_rng(0).normal(size=(3, 2))
+    if gpu_available():
+        np.testing.assert_allclose(net(x, target_device=("GPU", All)), net(x), rtol=1e-5)
+    else:  # the form is accepted; the missing GPU is what is said
+        with pytest.raises(BackendError, match='target_device="GPU"'):
+            net(x, target_device=("GPU", All))
 
 
 @pytest.mark.parametrize("value", ["Real16", "float32", 32, None])
