@@ -153,9 +153,9 @@ def explorer_picture(net_file: Path, out: Path) -> Path | None:
             raise SystemExit(f"make_pictures.py: python -m netgraph.explore printed no address:\n{''.join(said)}")
         with tempfile.TemporaryDirectory() as folder:
             shot = Path(folder) / "explorer.png"
-            command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                       f"--user-data-dir={folder}/profile", "--window-size=1100,800", "--virtual-time-budget=5000",
-                       f"--screenshot={shot}", address]  # fmt: skip
+            command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                       "--hide-scrollbars", f"--user-data-dir={folder}/profile", "--window-size=1100,800",
+                       "--virtual-time-budget=5000", f"--screenshot={shot}", address]  # fmt: skip
             subprocess.run(command, capture_output=True, timeout=120, check=False)
             if not shot.is_file():
                 raise SystemExit(f"make_pictures.py: {Path(browser).name} took no screenshot of {address}")

@@ -32,7 +32,7 @@ def chromium(url: str, *what: str, profile: Path) -> subprocess.CompletedProcess
     command = [
         CHROMIUM, "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
         "--hide-scrollbars", "--window-size=1000,700", f"--user-data-dir={profile}",
-        "--virtual-time-budget=10000", *what, url,
+        "--disable-dev-shm-usage", "--virtual-time-budget=10000", *what, url,
     ]  # fmt: skip
     if os.geteuid() == 0:
         command.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
