@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 import os
 import sys
 import warnings
@@ -58,6 +59,28 @@ class NetError(ValueError):
 #: the files whose frames a warning skips to reach the user's code: netgraph's own, and contextlib's (the
 #: decorators made with it, such as ``cpu_work``)
 _INNER_FILES = (os.path.dirname(os.path.abspath(__file__)) + os.sep, os.path.abspath(contextlib.__file__))
+
+
+def is_whole(value: Any) -> bool:
+    """Whether an option's value is a whole number (Python's or NumPy's; True and False are not numbers here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """Whether an option's value is a real number (Python's or NumPy's; True and False are not numbers here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def brief(value: Any, width: int = 60, *, text_as_is: bool = False) -> str:
+    """A value as an error message shows it: its ``repr`` (a string as it is, with ``text_as_is``), cut to
+    ``width`` characters, since a mistaken option may be a large array.
+
+    Example:
+        >>> brief(list(range(100)), 20)
+        '[0, 1, 2, 3, 4, 5...'
+    """
+    text = value if text_as_is and isinstance(value, str) else repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:

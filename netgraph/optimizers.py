@@ -11,12 +11,11 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 from .backend import array_module, in_parallel
-from .layer import NetError
+from .layer import NetError, is_real
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "ADAM": {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-5},
@@ -62,7 +61,7 @@ class Optimizer:
             rate *= math.sqrt(1.0 - min(step, total_steps) / (total_steps + 1))
         elif callable(schedule):
             factor = schedule(step, total_steps)
-            if not _is_real(factor) or not math.isfinite(factor) or factor < 0:
+            if not is_real(factor) or not math.isfinite(factor) or factor < 0:
                 raise NetError(
                     f"NetTrain: the learning_rate_schedule returned {factor!r} for step {step} of {total_steps}; "
                     "it must return a finite multiplier >= 0 of the learning rate"
@@ -199,17 +198,13 @@ def check_option(method: str, key: str, value: Any, option: str | None = None) -
     low, high, low_ok, none_ok = RANGES[key]
     if value is None and none_ok:
         return None
-    if _is_real(value) and math.isfinite(value) and (low < value or (low_ok and low == value)) and value < high:
+    if is_real(value) and math.isfinite(value) and (low < value or (low_ok and low == value)) and value < high:
         return float(value)
     if math.isinf(high):
         accepted = f"a finite number {'>=' if low_ok else '>'} {low:g}"
     else:
         accepted = f"a number in {'[' if low_ok else '('}{low:g}, {high:g})"
     raise NetError(f"NetTrain: {where} must be {accepted}{' or None' if none_ok else ''}, got {value!r}")
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 Schedule = Callable[[int, int], float]

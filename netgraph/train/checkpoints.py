@@ -47,7 +47,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..files import remove_stale_parts
 from ..io import encode_layer, save
-from ..layer import Layer, NetError, warn_user
+from ..layer import Layer, NetError, is_real, is_whole, warn_user
 from .state import TrainingRun, TrainingState
 
 CHECKPOINT_KIND = "netgraph-training-checkpoint"
@@ -169,9 +169,9 @@ def _interval(value: Any) -> tuple[str, float]:
     ok = isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
     ok = ok and value[0] in COUNTED + tuple(SECONDS)
     if ok and value[0] in COUNTED:
-        ok = _is_whole(value[1]) and value[1] >= 1
+        ok = is_whole(value[1]) and value[1] >= 1
     elif ok:
-        ok = _is_real(value[1]) and math.isfinite(value[1]) and value[1] > 0
+        ok = is_real(value[1]) and math.isfinite(value[1]) and value[1] > 0
     if not ok:
         raise NetError(
             "NetTrain: training_progress_checkpointing's 'Interval' must be ('Rounds'|'Batches', n) with a whole "
@@ -181,7 +181,7 @@ def _interval(value: Any) -> tuple[str, float]:
 
 
 def _minimum_interval(value: Any) -> float:
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
+    if not is_real(value) or not math.isfinite(value) or value < 0:
         raise NetError(
             "NetTrain: training_progress_checkpointing's 'MinimumInterval' must be a number of seconds >= 0; "
             f"got {value!r:.100}"
@@ -192,7 +192,7 @@ def _minimum_interval(value: Any) -> float:
 def _maximum_checkpoints(value: Any, kind: str) -> int | None:
     if value is None:
         return None
-    if not _is_whole(value) or value < 1:
+    if not is_whole(value) or value < 1:
         raise NetError(
             "NetTrain: training_progress_checkpointing's 'MaximumCheckpoints' must be a whole number >= 1 (or None "
             f"for all); got {value!r:.100}"
@@ -203,14 +203,6 @@ def _maximum_checkpoints(value: Any, kind: str) -> int | None:
             "checkpointing; ('File', path) keeps one file"
         )
     return int(value)
-
-
-def _is_whole(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_target(kind: str, target: Path) -> None:

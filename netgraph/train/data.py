@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layer import Layer, NetError, format_shape
+from ..layer import Layer, NetError, brief, format_shape
 from ..ports import Automatic, Scaled
 
 Columns = dict[str, np.ndarray]  # equally long arrays keyed by input port
@@ -70,7 +70,7 @@ def as_columns(net: Layer, data: Any, what: str, targets: dict[str, str] | None 
             raise NetError(
                 f"NetTrain: the net has inputs {ports}; give the {what} as a dict keyed by port"
                 + (", (inputs, targets) or a list of (input, target) pairs" if rule is not None else "")
-                + f", got {_short(data)}"
+                + f", got {brief(data)}"
             )
         data = {ports[0]: data}
     data = _targets_by_port(net, data, targets, what)
@@ -160,14 +160,9 @@ def _column(values: Any, port: str, what: str) -> np.ndarray:
     if column.ndim == 0 or column.dtype.kind not in "biuf":
         raise NetError(
             f"NetTrain: the {what} for port {port!r} must be an array of numbers with one example per row, got "
-            f"{'a single value' if column.ndim == 0 else f'an array of {column.dtype}'} ({_short(values)})"
+            f"{'a single value' if column.ndim == 0 else f'an array of {column.dtype}'} ({brief(values)})"
         )
     return column
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_class_labels(columns: Columns, classes: dict[str, int | None], what: str) -> None:

@@ -147,8 +147,6 @@ Example:
 from __future__ import annotations
 
 import difflib
-import math
-import numbers
 import time
 import warnings
 from collections.abc import Callable
@@ -161,7 +159,7 @@ from ..backend import DEVICES, BackendError, cpu_work, get_dtype, get_xp
 from ..distributed import World, guard_rank, world
 from ..images import loss_plot
 from ..initialize import initialize_in_place
-from ..layer import Layer, NetError
+from ..layer import Layer, NetError, brief, is_real, is_whole
 from ..optimizers import make_optimizer
 from ..paths import iter_arrays
 from ..ports import All, Automatic
@@ -374,27 +372,27 @@ def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
     arrays, :func:`~netgraph.train.state.array_rates`) and training_progress_checkpointing.
     """
     if not isinstance(net, Layer):
-        raise NetError(f"NetTrain: the first argument must be a net or layer, got {_short(net)}")
+        raise NetError(f"NetTrain: the first argument must be a net or layer, got {brief(net, 80)}")
     check_data_options(data, options["validation_set"])
     _check_prop(prop)
     for option in ("batch_size", "max_training_rounds"):
         value = options[option]
-        if value is not Automatic and not (_is_int(value) and value >= 1):
-            raise NetError(f"NetTrain: {option} must be a positive integer or Automatic, got {_short(value)}")
+        if value is not Automatic and not (is_whole(value) and value >= 1):
+            raise NetError(f"NetTrain: {option} must be a positive integer or Automatic, got {brief(value, 80)}")
     time_goal = options["time_goal"]
-    if time_goal is not None and time_goal is not Automatic and not (_is_real(time_goal) and time_goal > 0):
-        raise NetError(f"NetTrain: time_goal must be a number of seconds > 0 (or None), got {_short(time_goal)}")
+    if time_goal is not None and time_goal is not Automatic and not (is_real(time_goal) and time_goal > 0):
+        raise NetError(f"NetTrain: time_goal must be a number of seconds > 0 (or None), got {brief(time_goal, 80)}")
     seed = options["random_seeding"]
-    if seed is not Automatic and seed is not None and not (_is_int(seed) and seed >= 0):
-        raise NetError(f"NetTrain: random_seeding must be a whole number >= 0 or Automatic, got {_short(seed)}")
+    if seed is not Automatic and seed is not None and not (is_whole(seed) and seed >= 0):
+        raise NetError(f"NetTrain: random_seeding must be a whole number >= 0 or Automatic, got {brief(seed, 80)}")
     device = options["target_device"]
-    if isinstance(device, (tuple, list)) and len(device) == 2 and (_is_int(device[1]) and device[1] >= 0):
+    if isinstance(device, (tuple, list)) and len(device) == 2 and (is_whole(device[1]) and device[1] >= 0):
         device = device[0]
     elif isinstance(device, (tuple, list)) and len(device) == 2 and device[1] is All:
         device = device[0]
     if not (isinstance(device, str) and device in DEVICES):
         raise NetError(
-            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {_short(options["target_device"])} '
+            f'NetTrain: target_device must be "CPU", "GPU" or ("GPU", n), got {brief(options["target_device"], 80)} '
             '(or ("GPU", All): one process per GPU under mpiexec)'
         )
     precision = options["working_precision"]
@@ -403,7 +401,7 @@ def _check_options(net: Any, data: Any, prop: Any, **options: Any) -> None:
     except (BackendError, TypeError, ValueError):
         raise NetError(
             f'NetTrain: working_precision must be "Real32" or "Real64" (or numpy.float32/float64), got '
-            f"{_short(precision)}"
+            f"{brief(precision, 80)}"
         ) from None
     Reporter.check(options["training_progress_reporting"])
     # resume_from (a path, or (path, {"Exact": ...})) is checked by read_checkpoint, right after these
@@ -420,23 +418,9 @@ def _check_prop(prop: Any) -> None:
             close = difflib.get_close_matches(name, names, n=3) if isinstance(name, str) else []
             guess = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
             raise NetError(
-                f"NetTrain: there is no property {_short(name)}; {guess}prop must be None (the trained net), "
+                f"NetTrain: there is no property {brief(name, 80)}; {guess}prop must be None (the trained net), "
                 f'"All" (a results object), or one or a list of {sorted(names)}'
             )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut short (a mistaken option may be a large array)."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _fit_to_data_and_initialize(train_net: Layer, data: TrainingData, seed: int | None) -> None:

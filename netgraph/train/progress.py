@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..layer import Layer, NetError
+from ..layer import Layer, NetError, is_whole
 from ..ports import Automatic
 from .panel import PanelOptions, TrainingPanel, has_ipython, in_notebook
 
@@ -321,7 +321,7 @@ def interval(spec: Any, option: str) -> tuple[str, int]:
         and len(spec) == 2
         and isinstance(spec[0], str)
         and spec[0] in ("Rounds", "Batches")
-        and _is_int(spec[1])
+        and is_whole(spec[1])
         and spec[1] >= 1
     ):
         return spec[0], int(spec[1])
@@ -329,7 +329,7 @@ def interval(spec: Any, option: str) -> tuple[str, int]:
 
 
 def _count(value: Any, key: str) -> int:
-    if _is_int(value) and value >= 0:
+    if is_whole(value) and value >= 0:
         return int(value)
     raise NetError(f'NetTrain: training_stopping_criterion\'s "{key}" must be a whole number >= 0, got {value!r}')
 
@@ -353,7 +353,3 @@ def _improvement(value: Any) -> tuple[str, float]:
         'NetTrain: training_stopping_criterion\'s "Improvement" must be ("AbsoluteChange"|"RelativeChange", v) '
         f"with v a finite number >= 0, got {value!r}"
     )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

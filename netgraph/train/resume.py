@@ -38,7 +38,7 @@ import numpy as np
 from ..autograd import Tensor
 from ..files import remove_stale_parts
 from ..io import encode, load_with_extra
-from ..layer import Layer, NetError, iter_layers, warn_user
+from ..layer import Layer, NetError, brief, iter_layers, warn_user
 from ..paths import iter_arrays
 from .checkpoints import CHECKPOINT_KIND, CHECKPOINT_NAME, path_name, setup_record
 from .state import TrainingRun, TrainingState
@@ -305,14 +305,22 @@ def _differences(run: TrainingRun, checkpoint: Checkpoint) -> tuple[list[str], l
     now = setup_record(run)
     for key, what in SETUP_FIELDS.items():
         if key in setup and _json(setup[key]) != _json(now[key]):
-            soft.append((key, f"{what} {_short(setup[key])} in the checkpoint, {_short(now[key])} now"))
+            soft.append(
+                (
+                    key,
+                    f"{what} {_then_and_now(setup[key], now[key])}",
+                )
+            )
     saved_options = setup.get("MethodOptions")
     if isinstance(saved_options, dict) and header["optimizer"]["name"] == run.optimizer.name:
         for key in sorted(set(saved_options) | set(now["MethodOptions"])):
             before, after = saved_options.get(key), now["MethodOptions"].get(key)
             if _json(before) != _json(after):
                 soft.append(
-                    ("MethodOptions", f"method option {key} {_short(before)} in the checkpoint, {_short(after)} now")
+                    (
+                        "MethodOptions",
+                        f"method option {key} {_then_and_now(before, after)}",
+                    )
                 )
     if "Architecture" in setup and setup["Architecture"] != now["Architecture"]:
         layers = _layer_differences(checkpoint.net, run.net)
@@ -361,10 +369,8 @@ def _layer_differences(saved: Layer, net: Layer) -> list[str]:
             continue
         keys = dict.fromkeys(list(settings) + list(settings_now))
         for key in [k for k in keys if settings.get(k) != settings_now.get(k)][:2]:
-            found.append(
-                f"layer {name or 'the net'} ({kind}) has {key} {_short(settings.get(key))} in the checkpoint, "
-                f"{_short(settings_now.get(key))} now"
-            )
+            change = _then_and_now(settings.get(key), settings_now.get(key))
+            found.append(f"layer {name or 'the net'} ({kind}) has {key} {change}")
     return found
 
 
@@ -389,7 +395,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 
 
-def _short(value: Any) -> str:
-    """A value in a message, cut to 60 characters (text as it is, other values by repr)."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _then_and_now(before: Any, after: Any) -> str:
+    """A setting that differs, as messages show it: ``8 in the checkpoint, 16 now``."""
+    return f"{brief(before, text_as_is=True)} in the checkpoint, {brief(after, text_as_is=True)} now"
