@@ -38,7 +38,7 @@ import numpy as np
 from netgraph import ops
 from netgraph.autograd import primitive
 from netgraph.backend import array_module
-from netgraph.layer import Layer, NetError, Shape, ShapeError, UnaryLayer, as_shape, check_limit, format_shape
+from netgraph.layer import Layer, NetError, Shape, ShapeError, UnaryLayer, as_shape, check_limit, format_shape, is_whole
 from netgraph.ports import All, Automatic, Inherited
 
 
@@ -48,7 +48,7 @@ def parse_input_ports(spec: Any, where: str) -> tuple[tuple[str, ...], dict[str,
     ``spec`` is a count (ports "Input1", "Input2", ...), a list of names, a list of
     shapes (an int, a tuple of ints or "Real" each), or a dict from names to shapes.
     """
-    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+    if is_whole(spec):
         if spec < 1:
             raise NetError(f"{where}: input_ports={spec!r}; give a count of at least 1, a list of names or of shapes")
         check_limit("Inputs", int(spec), f"{where} inputs")
@@ -148,7 +148,7 @@ class CatenateLayer(_Variadic):
     def __init__(
         self, level: int = 1, *, inputs: int | None = None, input_ports: Any = None, output: Any = None
     ) -> None:
-        if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or level == 0:
+        if not is_whole(level) or level == 0:
             raise NetError(f"CatenateLayer: the level must be a nonzero integer (1 = first level), got {level!r}")
         self.level = int(level)
         super().__init__(inputs, input_ports, output)
@@ -294,14 +294,12 @@ def _flatten_spec(n: Any) -> int | tuple[tuple[int, ...], ...] | None:
     """FlattenLayer's argument: None for Infinity, an int, or level groups (tuples of 1-based levels)."""
     if n is None or (isinstance(n, (float, np.floating)) and n == math.inf):
         return None
-    if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
+    if is_whole(n):
         return int(n)
     if isinstance(n, (list, tuple)) and n:
         groups = [g if isinstance(g, (list, tuple)) else [g] for g in n]
         levels = [k for g in groups for k in g]
-        if all(g for g in groups) and all(
-            isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in levels
-        ):
+        if all(g for g in groups) and all(is_whole(k) and k >= 1 for k in levels):
             if len(set(levels)) != len(levels):
                 raise NetError(f"FlattenLayer: a level appears twice in {n!r}")
             return tuple(tuple(int(k) for k in g) for g in groups)
@@ -374,7 +372,7 @@ class ReshapeLayer(UnaryLayer):
         for d in entries:
             if d in (Automatic, Inherited, All):
                 continue
-            if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or not (d >= 1 or d == -1):
+            if not is_whole(d) or not (d >= 1 or d == -1):
                 raise NetError(
                     f"ReshapeLayer: each dimension is a positive integer, Automatic (or -1), Inherited or All; "
                     f"got {d!r} in {dims!r:.60}"

@@ -56,7 +56,7 @@ import numpy as np
 from netgraph import ops
 from netgraph.autograd import Tensor, primitive
 from netgraph.backend import array_module, cpu_threads, in_parallel, matmul
-from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape
+from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape, is_whole
 from netgraph.ports import Automatic
 
 # --- geometry ------------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def total_pooling(x, *, window: Window, scale: float = 1.0):
 def _ints(value: Any, what: str, minimum: int, many: bool = True) -> tuple[int, ...] | int:
     """An int, or (when ``many``) a tuple of ints from a list or tuple; each at least ``minimum``."""
     items = value if many and isinstance(value, (list, tuple)) else [value]
-    if not items or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+    if not items or not all(is_whole(v) for v in items):
         raise NetError(f"{what} must be {'an int or a list of ints' if many else 'an int'}, got {value!r}")
     if any(v < minimum for v in items):
         raise NetError(f"{what} must be at least {minimum}, got {value!r}")

@@ -26,7 +26,7 @@ import numpy as np
 from netgraph import ops
 from netgraph.autograd import primitive
 from netgraph.backend import array_module
-from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape
+from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape, is_whole
 from netgraph.ports import All, Automatic, Scaled
 
 # --- ResizeLayer --------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class ResizeLayer(UnaryLayer):
         if not entries:
             raise NetError("ResizeLayer: give at least one dimension")
         for d in entries:
-            valid_int = isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
+            valid_int = is_whole(d) and d >= 1
             if not (valid_int or d is All or (isinstance(d, Scaled) and d.ratio > 0)):
                 raise NetError(f"ResizeLayer: each dimension must be a positive int, Scaled(r) or All, got {d!r}")
         self.dims = tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in entries)

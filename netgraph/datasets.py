@@ -53,7 +53,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .files import NotARegularFileError, atomic_file, open_regular
-from .layer import NetError
+from .layer import NetError, is_whole
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -735,13 +735,9 @@ def _walk_files(directory: Path, recursive: bool) -> list[Path]:
 
 def _size_pair(size: Any) -> tuple[int, int]:
     """``size`` as ``(width, height)``: an int is a square, a pair is (width, height); both positive."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1:
+    if is_whole(size) and size >= 1:
         return int(size), int(size)
-    if (
-        isinstance(size, (tuple, list))
-        and len(size) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in size)
-    ):
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(is_whole(v) and v >= 1 for v in size):
         return int(size[0]), int(size[1])
     raise ValueError(f"size must be a positive int or a pair (width, height) of positive ints, got {size!r}")
 

@@ -31,7 +31,7 @@ import numpy as np
 from .autograd import Tape, Tensor, backward
 from .backend import DEVICES, PRECISIONS, cpu_work, get_dtype, get_xp, to_numpy
 from .initialize import initialize_in_place
-from .layer import Context, Layer, NetError, format_shape
+from .layer import Context, Layer, NetError, format_shape, is_whole
 from .paths import inner_port, iter_arrays, split_array_path
 from .ports import All, Automatic, NetPort, NetPortGradient
 
@@ -115,9 +115,7 @@ def _check_options(target_device, working_precision, evaluation_mode, random_see
     if isinstance(target_device, (tuple, list)):  # Wolfram's {"GPU", n}, or {"GPU", All}: one GPU in one process
         index = target_device[1] if len(target_device) == 2 else None
         device_ok = (
-            len(target_device) == 2
-            and target_device[0] in DEVICES
-            and (index is All or isinstance(index, (int, np.integer)) and not isinstance(index, bool) and index >= 0)
+            len(target_device) == 2 and target_device[0] in DEVICES and (index is All or is_whole(index) and index >= 0)
         )
     else:
         device_ok = isinstance(target_device, str) and target_device in DEVICES

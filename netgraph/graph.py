@@ -35,12 +35,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import networkx as nx
-import numpy as np
 
 from layers import coerce
 
 from . import profile
-from .layer import Context, Layer, NetError, Shape, ShapeError, as_shape, format_shape, tree, unify
+from .layer import Context, Layer, NetError, Shape, ShapeError, as_shape, format_shape, is_whole, tree, unify
 from .ports import NetPort
 
 End = tuple[Any, str]  # (vertex key, port); vertex None means a port of the graph itself
@@ -134,7 +133,7 @@ class NetGraph(Layer):
     def _vertex(self, spec: Any) -> Any:
         """The key of vertex ``spec``: a number from 1 (negative from the end), or a name; a number
         also addresses a named vertex by its position, as in the Wolfram Language."""
-        number = isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)
+        number = is_whole(spec)
         if self.numbered and not number:
             raise NetError(f"vertices of this graph are numbered 1..{len(self.vertices)}; got {spec!r}")
         if number:

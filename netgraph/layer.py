@@ -144,7 +144,7 @@ def limits_in_force(values: dict[str, int] | None) -> Iterator[dict[str, int]]:
     for name, value in values.items():
         if name not in LIMITS:
             raise NetError(f"limits: unknown limit {name!r}; the limits are {sorted(LIMITS)}")
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        if not is_whole(value) or value < 1:
             raise NetError(f"limits: {name!r} must be a positive integer, got {value!r}")
     in_force = {**LIMITS, **{name: int(value) for name, value in values.items()}}
     token = _LIMITS_IN_FORCE.set(in_force)
@@ -169,13 +169,13 @@ def as_shape(spec: Any, what: str = "shape") -> Shape | None:
         if spec in ("Real", "Scalar"):
             return ()
         raise NetError(f"{what}: unknown shape spec {spec!r} (use an int, a tuple of ints or 'Real')")
-    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+    if is_whole(spec):
         dims: Sequence[Any] = (int(spec),)
     elif isinstance(spec, (tuple, list, np.ndarray)):
         dims = tuple(spec)
     else:
         raise NetError(f"{what}: unknown shape spec {spec!r} (use an int, a tuple of ints or 'Real')")
-    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in dims):
+    if not all(is_whole(d) and d >= 1 for d in dims):
         raise NetError(f"{what}: dimensions must be positive integers, got {spec!r}")
     return tuple(int(d) for d in dims)
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from .layer import Layer, NetError, iter_arrays, iter_layers
+from .layer import Layer, NetError, is_whole, iter_arrays, iter_layers
 from .ports import NetPort
 
 __all__ = ["find_layer", "find_path", "inner_port", "iter_arrays", "iter_layers", "split_array_path"]
@@ -43,7 +41,7 @@ def find_path(net: Layer, path: tuple) -> tuple:
             present = key in children
         except TypeError:  # unhashable: a dict or list where a key belongs
             present = False
-        if not present and isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if not present and is_whole(key):
             if key == 0:
                 raise NetError(f"{where}: layer number 0 does not exist; layers are numbered from 1")
             if -len(children) <= key <= len(children):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .layer import NetError
+from .layer import NetError, is_whole
 
 
 class _Symbol:
@@ -53,7 +53,7 @@ class NetPort:
         if len(parts) == 1 and isinstance(parts[0], (tuple, list)):
             parts = tuple(parts[0])
         last = parts[-1] if parts else None
-        number = isinstance(last, (int, np.integer)) and not isinstance(last, bool)
+        number = is_whole(last)
         if not parts or not (isinstance(last, str) and last or number) or (number and last == 0):
             raise NetError(
                 f"NetPort needs a port name (a non-empty string) or a number from 1 as its last part, "

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 
 from .graph import NetChain, NetGraph
-from .layer import Layer, NetError, ShapeError, as_shape, format_shape
+from .layer import Layer, NetError, ShapeError, as_shape, format_shape, is_whole
 from .paths import find_layer, iter_layers
 from .ports import All, NetPort
 
@@ -207,7 +207,7 @@ def _chain_index(chain: NetChain, key: Any, side: str) -> int:
         if port in chain.vertices[found].output_ports:  # cut after the layer: as a start, the next one
             return i + 1 if side == "start" else i
         return i if side == "start" else i - 1  # cut before the layer: as an end, the one before
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):  # a position from 1, also when named
+    if is_whole(key):  # a position from 1, also when named
         if key == 0 or abs(key) > len(keys):
             raise NetError(f"layer {key} does not exist: the chain has layers 1..{len(keys)}")
         return key - 1 if key > 0 else len(keys) + key

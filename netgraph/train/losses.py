@@ -20,13 +20,12 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import layers
 
 from ..graph import NetGraph
-from ..layer import Layer, NetError
+from ..layer import Layer, NetError, is_real
 from ..ports import Automatic, NetPort, Scaled
 
 LossPorts = list[tuple[str, float]]  # (output port of the training net, weight in the objective)
@@ -119,7 +118,7 @@ def _loss_item(item: Any, spec: Any) -> tuple[str, float | Layer]:
         if isinstance(weight, Layer) or weight is Automatic:
             return port, weight
         ratio = weight.ratio if isinstance(weight, Scaled) else weight
-        if isinstance(ratio, numbers.Real) and not isinstance(ratio, bool) and math.isfinite(ratio):
+        if is_real(ratio) and math.isfinite(ratio):
             return port, float(ratio)
         raise NetError(
             f"NetTrain: the weight of loss port {port!r} must be a finite number, Scaled(r), a loss layer or "

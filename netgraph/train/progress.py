@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..layer import Layer, NetError, is_whole
+from ..layer import Layer, NetError, is_real, is_whole
 from ..ports import Automatic
 from .panel import PanelOptions, TrainingPanel, has_ipython, in_notebook
 
@@ -116,7 +116,7 @@ class Reporter:
             )
         unit, every = interval(options.get("Interval", ("Rounds", 1)), "training_progress_reporting")
         minimum = options.get("MinimumInterval", PanelOptions.minimum)
-        if not (isinstance(minimum, numbers.Real) and not isinstance(minimum, bool) and 0 <= minimum < math.inf):
+        if not (is_real(minimum) and 0 <= minimum < math.inf):
             raise NetError(
                 'NetTrain: training_progress_reporting\'s "MinimumInterval" must be a number of seconds >= 0, '
                 f"got {minimum!r}"
