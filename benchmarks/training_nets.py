@@ -15,6 +15,10 @@ The nets (each has the output ports "Loss", the reconstruction term per image, a
   of the Keras schedule the example cites (at its demo rate, 5e-4, the loss of this net jumps by
   orders of magnitude within ten batches from some starting points, in both frameworks alike).
 
+Each net has its batch sizes on the CPU and, larger, on a GPU (``NetSpec.batches_on``). The training images
+are Fashion-MNIST's, or made-up pictures of the same shapes (:func:`synthetic_images`) where the environment
+variable TRAIN_SPEED_DATA is "synthetic".
+
 Both frameworks minimise Σ over the loss ports of the batch mean of the per-image term, which is
 what NetTrain does with ``loss_function=["Loss", "KL"]`` (pytorch/examples sums over the batch
 instead; ADAM hardly sees the difference of scale). The twins copy netgraph's arrays, so both start
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import resource
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+DATA_VARIABLE = "TRAIN_SPEED_DATA"  # "synthetic": made-up pictures in place of Fashion-MNIST (see training_images)
 ADAM_EPSILON = 1e-5  # netgraph's (Wolfram's) default, given to torch.optim.Adam too
 
 
@@ -48,15 +54,32 @@ class NetSpec:
     batch_sizes: tuple[int, ...]
     learning_rate: float
     max_images: int  # training images held in memory at most (rounds repeat them, reshuffled)
+    gpu_batch_sizes: tuple[int, ...] = ()  # on a GPU: the CPU's and larger ones, which a GPU needs to be busy
+
+    def batches_on(self, device: str) -> tuple[int, ...]:
+        """The batch sizes timed on ``device`` ("CPU" or "GPU")."""
+        return (self.gpu_batch_sizes or self.batch_sizes) if device == "GPU" else self.batch_sizes
 
 
 SPECS = {
     "seed001": NetSpec(
-        "seed001", "seed-001 conv VAE (examples/mnist_vae.py), 1×28×28, latent 8", (32, 128), 5e-4, 60000
+        "seed001",
+        "seed-001 conv VAE (examples/mnist_vae.py), 1×28×28, latent 8",
+        (32, 128),
+        5e-4,
+        60000,
+        gpu_batch_sizes=(32, 128, 512),
     ),
-    "mlp": NetSpec("mlp", "MLP VAE of pytorch/examples, 784-400-20, BCE + KL", (128,), 1e-3, 60000),
+    "mlp": NetSpec(
+        "mlp", "MLP VAE of pytorch/examples, 784-400-20, BCE + KL", (128,), 1e-3, 60000, gpu_batch_sizes=(128, 512)
+    ),
     "augment": NetSpec(
-        "augment", "seed-004 conv VAE (examples/augment_vae.py), 3×64×64, latent 512", (32,), 1e-4, 2048
+        "augment",
+        "seed-004 conv VAE (examples/augment_vae.py), 3×64×64, latent 512",
+        (32,),
+        1e-4,
+        2048,
+        gpu_batch_sizes=(32, 128),
     ),
 }
 
@@ -133,14 +156,44 @@ def parameter_count(net: Any) -> int:
 
 
 def training_images(name: str, count: int, kind: str = "train") -> np.ndarray:
-    """The first ``count`` Fashion-MNIST images in the net's input form, float32 in [0, 1]."""
+    """The first ``count`` Fashion-MNIST images in the net's input form, float32 in [0, 1]; with the
+    environment variable TRAIN_SPEED_DATA=synthetic, :func:`synthetic_images` instead (for a machine
+    without Fashion-MNIST and without network access; the worker processes inherit the variable)."""
     from netgraph.datasets import fashion_mnist, load_images, to_float
 
+    if os.environ.get(DATA_VARIABLE) == "synthetic":
+        return synthetic_images(name, count, seed=0 if kind == "train" else 1)
     if name == "augment":
         return to_float(load_images(None, 64, color_space="RGB", kind=kind, limit=count).images)
     images, _ = fashion_mnist(kind=kind)
     images = to_float(images[:count])
     return images.reshape(len(images), 784) if name == "mlp" else images[:, None]
+
+
+def synthetic_images(name: str, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` made-up pictures in the net's input form, float32 in [0, 1], a pure function of the seed:
+    a bright rectangle of random place, size and brightness (per channel) on a dim noisy background.
+
+    Example:
+        >>> images = synthetic_images("seed001", 3)
+        >>> images.shape, images.dtype.name, bool(images.min() >= 0 and images.max() <= 1)
+        ((3, 1, 28, 28), 'float32', True)
+        >>> bool((images == synthetic_images("seed001", 3)).all()), synthetic_images("mlp", 2).shape
+        (True, (2, 784))
+    """
+    channels, side = (3, 64) if name == "augment" else (1, 28)
+    rng = np.random.default_rng(seed)
+    corners = rng.integers(0, side // 2, size=(count, 2, 1, 1))
+    sizes = rng.integers(side // 4, side // 2, size=(count, 2, 1, 1))
+    rows, columns = np.arange(side)[:, None], np.arange(side)[None, :]
+    inside = (
+        (rows >= corners[:, 0]) & (rows < corners[:, 0] + sizes[:, 0])
+        & (columns >= corners[:, 1]) & (columns < corners[:, 1] + sizes[:, 1])
+    )  # fmt: skip
+    brightness = rng.uniform(0.5, 1.0, size=(count, channels, 1, 1)).astype(np.float32)
+    images = rng.uniform(0.0, 0.1, size=(count, channels, side, side)).astype(np.float32)
+    images = np.where(inside[:, None], brightness, images)
+    return images.reshape(count, side * side) if name == "mlp" else images
 
 
 def batch_order(n: int, batch: int, steps: int, seed: int) -> list[np.ndarray]:
@@ -187,22 +240,26 @@ def netgraph_fit(
     )
 
 
-def check_netgraph_order(net: Any, images: np.ndarray, spec: NetSpec, batch: int, seed: int, count: int = 3) -> bool:
-    """Trains ``count`` batches and checks that NetTrain fed the net the batches :func:`batch_order` lists."""
+def check_netgraph_order(
+    net: Any, images: np.ndarray, spec: NetSpec, batch: int, seed: int, count: int = 3, **extra: Any
+) -> bool:
+    """Trains ``count`` batches and checks that NetTrain fed the net the batches :func:`batch_order` lists;
+    ``extra`` goes to NetTrain (``target_device="GPU"``: the batches are read back from the device)."""
     from netgraph import NetGraph
+    from netgraph.backend import to_numpy
 
     seen: list[np.ndarray] = []
     forward = NetGraph.forward
 
     def recording(self, inputs, ctx):
         if ctx.training and not ctx.path and "Input" in inputs:
-            seen.append(np.array(inputs["Input"].data))
+            seen.append(np.array(to_numpy(inputs["Input"].data)))
         return forward(self, inputs, ctx)
 
     n = min(len(images), count * batch)
     NetGraph.forward = recording
     try:
-        netgraph_fit(net, images[:n], spec, batch, count, math.ceil(count * batch / n), seed)
+        netgraph_fit(net, images[:n], spec, batch, count, math.ceil(count * batch / n), seed, **extra)
     finally:
         NetGraph.forward = forward
     expected = [images[:n][index] for index in batch_order(n, batch, count, seed)]
@@ -485,11 +542,23 @@ def torch_twin(name: str, net: Any) -> Any:
     return _torch_module_classes()[2](name, net)
 
 
-def torch_fit(model: Any, images: np.ndarray, spec: NetSpec, batch: int, steps: int, seed: int, on_step=None):
+def torch_fit(
+    model: Any,
+    images: np.ndarray,
+    spec: NetSpec,
+    batch: int,
+    steps: int,
+    seed: int,
+    on_step=None,
+    device: str = "cpu",
+    synchronize=None,
+):
     """Train ``model`` on the batches of :func:`batch_order`; returns (per-step losses, end-of-step times).
 
     The loss of a step is Σ over "Loss" and "KL" of the batch mean, read before the update, as NetTrain
-    reports it; ``on_step(step)`` is called after each update (step counts from 1)."""
+    reports it; ``on_step(step)`` is called after each update (step counts from 1). On ``device`` "cuda"
+    (``model`` already there) each batch is copied from the host as NetTrain copies it, and
+    ``synchronize()`` is called before each time stamp."""
     import time
 
     import torch
@@ -500,12 +569,16 @@ def torch_fit(model: Any, images: np.ndarray, spec: NetSpec, batch: int, steps: 
     losses, stamps = [], []
     for step, index in enumerate(batch_order(len(images), batch, steps, seed), start=1):
         x = torch.from_numpy(images[index])
+        if device != "cpu":
+            x = x.to(device)
         optimizer.zero_grad(set_to_none=True)
         terms = model(x)
         loss = terms["Loss"].mean() + terms["KL"].mean()
         loss.backward()
         optimizer.step()
         losses.append(float(loss.item()))
+        if synchronize is not None:
+            synchronize()
         stamps.append(time.perf_counter())
         if on_step is not None:
             on_step(step)
