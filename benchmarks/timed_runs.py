@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import training_nets as nets
+from bench_devices import TORCH_DEVICES, synchronizer
 
 from netgraph.backend import cpu_work
 
@@ -67,30 +68,51 @@ class Case:
         self.images = nets.training_images(name, n)
 
 
-def netgraph_run(case: Case) -> dict[str, Any]:
+def netgraph_run(case: Case, device: str = "CPU") -> dict[str, Any]:
     """One NetTrain run; step times from the ends of the optimiser's updates. Under mpiexec it is the
-    same call, which the data-parallel engine runs on this rank's share of every batch."""
+    same call, which the data-parallel engine runs on this rank's share of every batch. On the GPU
+    (``device`` "GPU": NetTrain's ``target_device``) the device is synchronised before each stamp, so
+    that a step's time holds all the work its update queued."""
     from netgraph.optimizers import Optimizer
 
     stamps: list[float] = []
     update = Optimizer.update
+    synchronize = synchronizer("netgraph", device)
 
     def stamped(self, *args, **kwargs):
         update(self, *args, **kwargs)
+        if synchronize is not None:
+            synchronize()
         stamps.append(time.perf_counter())
 
+    on_device = {"target_device": device} if device != "CPU" else {}
     Optimizer.update = stamped
     try:
-        results = nets.netgraph_fit(case.net, case.images, case.spec, case.batch, case.steps, case.rounds, case.seed)
+        results = nets.netgraph_fit(
+            case.net, case.images, case.spec, case.batch, case.steps, case.rounds, case.seed, **on_device
+        )
     finally:
         Optimizer.update = update
     return {"stamps": stamps, "losses": list(results["BatchLossList"])}
 
 
-def torch_run(case: Case) -> dict[str, Any]:
-    """The same run in PyTorch, from a fresh twin of the initial net."""
+def torch_run(case: Case, device: str = "CPU") -> dict[str, Any]:
+    """The same run in PyTorch, from a fresh twin of the initial net (on ``device``: "CPU", or "GPU" for
+    CUDA, the device synchronised before each stamp)."""
     model = nets.torch_twin(case.spec.name, case.net)
-    losses, stamps = nets.torch_fit(model, case.images, case.spec, case.batch, case.steps, case.seed)
+    where = TORCH_DEVICES[device]
+    if where != "cpu":
+        model = model.to(where)
+    losses, stamps = nets.torch_fit(
+        model,
+        case.images,
+        case.spec,
+        case.batch,
+        case.steps,
+        case.seed,
+        device=where,
+        synchronize=synchronizer("torch", device),
+    )
     return {"stamps": stamps, "losses": losses}
 
 

@@ -1,4 +1,5 @@
-"""Training speed: netgraph's NetTrain against PyTorch on the same nets, data, batches and threads (CPU).
+"""Training speed: netgraph's NetTrain against PyTorch on the same nets, data, batches and threads (CPU),
+or on the same GPU (--device GPU: CuPy against PyTorch CUDA; see "On a GPU" below).
 
 The nets (benchmarks/training_nets.py builds them and their PyTorch twins):
 
@@ -78,6 +79,38 @@ environment is enough:
     torchenv/bin/python benchmarks/train_speed.py [--nets seed001 mlp augment] [--threads 2] [--profile]
 
 Without PyTorch the script says so and times netgraph alone. `make bench` runs it.
+
+On a GPU: `make bench-gpu` (this script with --device GPU, on the Python of `make test-gpu`; BENCH_GPU_PYTHON
+and BENCH_ARGS choose others). netgraph trains with NetTrain's target_device="GPU" (CuPy), PyTorch the same
+twin on "cuda"; both read every batch from host memory and copy it to the device, as NetTrain does. What
+changes from the CPU run:
+
+  batches        seed001 32, 128 and 512; mlp 128 and 512; augment 32 and 128 (a GPU needs larger ones
+                 to be busy)
+  ms/step        each step's time ends once the device is synchronised (cupy.cuda.Device().synchronize(),
+                 torch.cuda.synchronize()) after the optimiser's update, so that it holds all the GPU work
+                 of its update and none of it spills into the next step. A netgraph step also waits once
+                 in the middle, when the loss and the gradients' finiteness flags come to the host before
+                 the update; PyTorch's loop waits when it reads the loss (loss.item()) after the update.
+  warm-up        before the timed runs of a case each worker trains one untimed run (CuPy compiles its
+                 kernels for the case's shapes, cuBLAS and cuDNN set up), which also measures the memory
+  peak GPU MB    the most GPU memory in use at once during that run: for netgraph the blocks of CuPy's
+                 memory pool handed out (a CuPy memory hook counts them), for PyTorch
+                 torch.cuda.max_memory_allocated(); below the table, what each allocator held (the pool's
+                 total_bytes(), torch.cuda.max_memory_reserved()) and the host's peak RSS
+  of matmul      the share of one 8192×8192 float32 product on the GPU (cupy.matmul, torch.matmul), timed
+                 between synchronisations. Neither framework uses TF32 for float32 unless told
+                 (CUPY_TF32=1, torch.backends.cuda.matmul.allow_tf32): both rates are full float32.
+  cuDNN          PyTorch's default, benchmark mode off; --cudnn-benchmark turns it on
+
+The loss check is as on the CPU. --ranks and --profile are for the CPU only. Without CuPy or a CUDA device,
+--device GPU stops at once, saying what is missing, with exit status 2; without PyTorch, or with a PyTorch
+that cannot use CUDA (a CPU build, no device visible), it says so and times netgraph alone.
+
+--data synthetic trains on made-up pictures of the same shapes (training_nets.synthetic_images) in place
+of Fashion-MNIST, for a machine that has neither the data set nor network access; both frameworks still
+train on the same ones. benchmarks/gpu_check.sh runs the GPU tests, the examples on the GPU and this
+script's --quick run in one go.
 """
 
 from __future__ import annotations
@@ -94,6 +127,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import bench_devices as devices
 import training_nets as nets
 from timed_runs import THREAD_VARIABLES, Case, DDPGroup, MPIGroup, mpi_missing, netgraph_run, torch_run
 
@@ -105,11 +139,20 @@ INSTALL = (
     "    torchenv/bin/pip install -e . --no-deps\n"
     "    torchenv/bin/python benchmarks/train_speed.py\n"
 )
+INSTALL_CUDA = (
+    "so netgraph is timed alone. To compare, install PyTorch's CUDA build next to CuPy (`pip install torch`\n"
+    "on Linux gives one) and run this script with that Python: make bench-gpu BENCH_GPU_PYTHON=that/python\n"
+)
+EXIT_CANNOT_RUN = 2  # the exit status when the device asked for cannot be used
 STEPS = {"seed001": 100, "mlp": 200, "augment": 10}  # per run, when --steps is not given
 QUICK_STEPS = {"seed001": 8, "mlp": 16, "augment": 3}
 RANK_NETS = ("seed001", "mlp")  # the nets of --ranks when --nets is not given
 PROFILE_WARMUP = 2
 MATMUL_SIZE = 2048
+
+
+class CannotRunError(RuntimeError):
+    """The benchmark cannot run as asked on this machine (the GPU asked for is not usable here)."""
 
 
 # --- profiling netgraph's step ---------------------------------------------------------------------------
@@ -188,14 +231,17 @@ def describe_layer(layer: Any) -> str:
 # slower. A pause before each turn lets the other process's threads go back to sleep.
 
 
-def matmul_rate(framework: str) -> float:
-    """GFLOP/s of one MATMUL_SIZE² float32 matrix product (median of 5 after one warm-up).
+def matmul_rate(framework: str, device: str = "CPU") -> float:
+    """GFLOP/s of one MATMUL_SIZE² float32 matrix product (median of 5 after one warm-up); on the GPU
+    that of :func:`bench_devices.gpu_matmul_rate` (8192², synchronised).
 
     netgraph's worker multiplies with :func:`netgraph.backend.matmul` inside ``cpu_work()``, as NetTrain
     runs: NumPy's OpenBLAS is set to one thread and the product is split over netgraph's own threads.
     """
     import numpy as np
 
+    if device == "GPU":
+        return devices.gpu_matmul_rate(framework)
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32) for _ in range(2))
     scope: Any = contextlib.nullcontext()
@@ -217,10 +263,12 @@ def matmul_rate(framework: str) -> float:
     return 2 * MATMUL_SIZE**3 / statistics.median(times[1:]) / 1e9
 
 
-def describe(framework: str) -> str:
-    """Versions and thread pools of a worker."""
+def describe(framework: str, device: str = "CPU") -> str:
+    """Versions and thread pools of a worker; on the GPU, the device and the settings that change its speed."""
     import numpy as np
 
+    if device == "GPU":
+        return devices.describe_gpu(framework)
     if framework == "torch":
         import torch
 
@@ -234,14 +282,20 @@ def describe(framework: str) -> str:
     return f"netgraph on numpy {np.__version__}, BLAS {name}; torch loaded in this process: {loaded}"
 
 
-def worker(connection: Any, framework: str, threads: int, seed: int) -> None:
+def worker(
+    connection: Any, framework: str, threads: int, seed: int, device: str = "CPU", cudnn_benchmark: bool = False
+) -> None:
     """Serve requests for one framework until told to stop: ("describe",), ("matmul",),
-    ("run", name, batch, steps), ("check", name, batch, steps), ("profile", name, batch, steps, n), ("stop",)."""
+    ("run", name, batch, steps), ("check", name, batch, steps), ("profile", name, batch, steps, n),
+    ("gpu memory", name, batch, steps), ("stop",)."""
     if framework == "torch":
         import torch
 
         torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = cudnn_benchmark
     cases: dict[tuple, Case] = {}
+    run = netgraph_run if framework == "netgraph" else torch_run
+    on_device = {"target_device": device} if device != "CPU" else {}
     connection.send("ready")
     serve = nets.serving(connection)
 
@@ -253,14 +307,15 @@ def worker(connection: Any, framework: str, threads: int, seed: int) -> None:
 
     def check(name: str, batch: int, steps: int) -> bool:
         c = case(name, batch, steps)
-        return nets.check_netgraph_order(c.net, c.images, c.spec, c.batch, c.seed)
+        return nets.check_netgraph_order(c.net, c.images, c.spec, c.batch, c.seed, **on_device)
 
     handlers = {
-        "describe": lambda: describe(framework),
-        "matmul": lambda: matmul_rate(framework),
-        "run": lambda *a: (netgraph_run if framework == "netgraph" else torch_run)(case(*a)),
+        "describe": lambda: describe(framework, device),
+        "matmul": lambda: matmul_rate(framework, device),
+        "run": lambda *a: run(case(*a), device),
         "check": check,
         "profile": lambda name, batch, steps, n: netgraph_profile(case(name, batch, steps), n),
+        "gpu memory": lambda *a: gpu_memory_run(framework, case(*a)),
     }
     # NOTE: the netgraph worker serves inside one cpu_work(), as a long training run is: otherwise each
     # NetTrain run hands back, as it ends, the memory netgraph kept, and the next run's first timed step
@@ -293,6 +348,21 @@ def memory_run(framework: str, threads: int, seed: int, name: str, batch: int, s
     return before, nets.peak_rss_mb(), reset
 
 
+def gpu_memory_run(framework: str, case: Case) -> dict[str, Any]:
+    """One untimed training run on the GPU in a worker, measured by :func:`bench_devices.gpu_memory`:
+    {"peak": MB in use at most, "held": MB its allocator held, "peak_rss": the process's peak resident
+    MB during the run, "peak_reset": whether that peak could be reset before it}.
+
+    It is also the run that warms the worker up for the case: CuPy compiles its kernels for the shapes
+    of the case, cuBLAS and cuDNN set up theirs, before any run is timed."""
+    run = netgraph_run if framework == "netgraph" else torch_run
+    gc.collect()
+    reset = nets.reset_peak_rss()
+    with devices.gpu_memory(framework) as figures:
+        run(case, "GPU")
+    return {**figures, "peak_rss": nets.peak_rss_mb(), "peak_reset": reset}
+
+
 @dataclass(frozen=True)
 class Configuration:
     """One way to train: a framework, on how many processes (ranks), each with how many threads."""
@@ -301,9 +371,12 @@ class Configuration:
     framework: str
     ranks: int
     threads: int
+    device: str = "CPU"
 
     @property
     def label(self) -> str:
+        if self.device == "GPU":
+            return f"{self.framework} {'GPU (CuPy)' if self.framework == 'netgraph' else 'CUDA'}"
         launch = {"netgraph-mpi": " mpiexec", "torch-ddp": " DDP gloo"}.get(self.key, "")
         return f"{self.framework} {self.ranks}×{self.threads}{launch}"
 
@@ -312,7 +385,9 @@ class Workers:
     """One worker process per one-process configuration and one group per ranked one; ``ask`` waits
     ``pause`` seconds, then sends a request."""
 
-    def __init__(self, configurations: list[Configuration], seed: int, pause: float) -> None:
+    def __init__(
+        self, configurations: list[Configuration], seed: int, pause: float, cudnn_benchmark: bool = False
+    ) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # fresh interpreters: netgraph's never imports torch
@@ -325,7 +400,9 @@ class Workers:
             if c.ranks > 1:
                 continue
             parent, child = context.Pipe()
-            process = context.Process(target=worker, args=(child, c.framework, c.threads, seed), daemon=True)
+            process = context.Process(
+                target=worker, args=(child, c.framework, c.threads, seed, c.device, cudnn_benchmark), daemon=True
+            )
             process.start()
             self.connections[c.key] = parent
             self.processes.append(process)
@@ -401,7 +478,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tolerance", type=float, default=0.05, help="loss difference flagged (default 0.05 = 5%%)")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds of rest before each turn (default 0.5)")
     parser.add_argument("--seed", type=int, default=1, help="initial weights, batch order and noise (default 1)")
+    parser.add_argument(
+        "--device",
+        choices=devices.DEVICES,
+        default="CPU",
+        help="CPU (NumPy against PyTorch's CPU build; the default) or GPU (CuPy against PyTorch CUDA)",
+    )
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="with --device GPU: PyTorch picks each convolution's cuDNN algorithm by timing them "
+        "(torch.backends.cudnn.benchmark; off by default, as in PyTorch)",
+    )
+    parser.add_argument(
+        "--data",
+        choices=("fashion-mnist", "synthetic"),
+        default="fashion-mnist",
+        help="Fashion-MNIST (the default), or made-up pictures of the same shapes for a machine without it "
+        "and without network access (training_nets.synthetic_images)",
+    )
     args = parser.parse_args(argv)
+    if args.device == "GPU" and args.ranks:
+        parser.error("--ranks times data-parallel training on CPU cores; it does not go with --device GPU")
+    if args.device == "GPU" and args.profile:
+        parser.error(
+            "--profile times the layers of a CPU step; on the GPU those times would be the times to queue "
+            "the kernels, so it does not go with --device GPU"
+        )
+    if args.cudnn_benchmark and args.device != "GPU":
+        parser.error("--cudnn-benchmark is for --device GPU")
     if args.quick:
         args.repeats = min(args.repeats, 2)
     for name in ("steps", "repeats", "threads", "profile_steps", "ranks"):
@@ -417,11 +522,31 @@ def steps_for(args: argparse.Namespace, name: str) -> int:
     return args.steps or (QUICK_STEPS if args.quick else STEPS)[name]
 
 
+def gpu_check(has_torch: bool) -> bool:
+    """Whether PyTorch can be timed next to netgraph on the GPU (says why not when it cannot); raises
+    CannotRunError when netgraph itself cannot train on a GPU here. PyTorch is asked in a fresh process:
+    this one never imports it."""
+    missing = devices.gpu_missing()
+    if missing:
+        raise CannotRunError(
+            f"--device GPU cannot run here: {missing}. Without a GPU, time the CPU instead: make bench, "
+            "or this script without --device GPU"
+        )
+    if not has_torch:
+        print("PyTorch is not installed here, " + INSTALL_CUDA)
+        return False
+    problem = nets.run_in_process(devices.torch_cuda_missing)
+    if problem:
+        print(f"{problem}, " + INSTALL_CUDA)
+        return False
+    return True
+
+
 def configurations_for(args: argparse.Namespace, has_torch: bool) -> list[Configuration]:
     """The configurations to time; says which of those asked for cannot be, and why."""
-    configurations = [Configuration("netgraph", "netgraph", 1, args.threads)]
+    configurations = [Configuration("netgraph", "netgraph", 1, args.threads, args.device)]
     if has_torch:
-        configurations.append(Configuration("torch", "torch", 1, args.threads))
+        configurations.append(Configuration("torch", "torch", 1, args.threads, args.device))
     if args.ranks:
         missing = mpi_missing()
         if missing:
@@ -446,10 +571,15 @@ def timed(c: Configuration, runs: list[dict], steps: int) -> list[float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Time, compare and print; returns the figures by (net, batch) for tests and scripts."""
     args = parse_args(argv)
+    on_gpu = args.device == "GPU"
     for variable in THREAD_VARIABLES:  # inherited by the workers, which load NumPy after this
         os.environ[variable] = str(args.threads)
+    if args.data == "synthetic":  # inherited by the workers and ranks, read by training_nets.training_images
+        os.environ[nets.DATA_VARIABLE] = "synthetic"
     has_torch = importlib.util.find_spec("torch") is not None
-    if not has_torch:
+    if on_gpu:
+        has_torch = gpu_check(has_torch)
+    elif not has_torch:
         print(INSTALL)
     started = time.perf_counter()
     print(
@@ -457,16 +587,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + ", ".join(f"{v}={args.threads}" for v in THREAD_VARIABLES)
         + (f"; on ranks, 1 thread each ({', '.join(f'{v}=1' for v in THREAD_VARIABLES)})" if args.ranks else "")
     )
-    workers = Workers(configurations_for(args, has_torch), args.seed, args.pause)
+    if on_gpu:
+        print(
+            "device: GPU; each step's time ends once the device is synchronised; each case first trains one "
+            "untimed run in each worker (the warm-up, which measures the GPU memory)"
+        )
+    if args.data == "synthetic":
+        print("data: synthetic pictures in place of Fashion-MNIST (training_nets.synthetic_images)")
+    workers = Workers(configurations_for(args, has_torch), args.seed, args.pause, args.cudnn_benchmark)
     configurations = workers.configurations
     rates = {}
     for c in configurations:
         print(f"  {c.label}: {workers.ask(c.key, 'describe')}")
         if c.ranks == 1:
             rates[c.framework] = workers.ask(c.key, "matmul")
-    print("  float32 matmul 2048×2048, one process: " + ", ".join(f"{f} {r:.0f} GFLOP/s" for f, r in rates.items()))
+    where = f"{devices.GPU_MATMUL_SIZE}×{devices.GPU_MATMUL_SIZE} on the GPU" if on_gpu else "2048×2048, one process"
+    print(f"  float32 matmul {where}: " + ", ".join(f"{f} {r:.0f} GFLOP/s" for f, r in rates.items()))
 
-    cases = [(name, batch) for name in args.nets for batch in nets.SPECS[name].batch_sizes]
+    cases = [(name, batch) for name in args.nets for batch in nets.SPECS[name].batches_on(args.device)]
     results: dict[tuple[str, int], dict] = {}
     for name, batch in cases:
         spec, steps = nets.SPECS[name], steps_for(args, name)
@@ -478,6 +616,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         ordered = workers.ask("netgraph", "check", name, batch, steps)
         print(f"  batch order: NetTrain's first batches are the ones the PyTorch loop is given: {ordered}")
+        on_device = {c.key: workers.ask(c.key, "gpu memory", name, batch, steps) for c in configurations if on_gpu}
         runs: dict[str, list] = {c.key: [] for c in configurations}
         for repeat in range(args.repeats):
             shift = repeat % len(configurations)
@@ -487,7 +626,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for c in configurations:
             done = runs[c.key]
             per_run = timed(c, done, steps)
-            if c.ranks == 1:
+            if on_gpu:  # measured in the worker during its untimed run
+                before, peak, reset = None, on_device[c.key]["peak_rss"], on_device[c.key]["peak_reset"]
+            elif c.ranks == 1:
                 before, peak, reset = workers.memory(c, name, batch, steps)
             else:  # measured by the ranks during their first run
                 before, peak, reset = done[0]["rss_before"], done[0]["peak_rss"], done[0]["peak_reset"]
@@ -501,6 +642,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "peak_rss": peak,
                 "peak_reset": reset,
             }
+            if on_gpu:
+                row[c.key].update(gpu_peak=on_device[c.key]["peak"], gpu_held=on_device[c.key]["held"])
         if args.profile:
             row["profile"] = workers.ask("netgraph", "profile", name, batch, steps, args.profile_steps)
         results[(name, batch)] = row
@@ -508,7 +651,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     workers.close()
     summary(results, configurations)
     print(f"\ntime taken: {time.perf_counter() - started:.0f} s")
-    return {"results": results, "matmul": rates}
+    return {"results": results, "matmul": rates, "device": args.device}
 
 
 # --- printing ---------------------------------------------------------------------------------------------------
@@ -527,9 +670,10 @@ def report_case(
     best_torch = fastest(row, configurations, "torch")
     width = max(len(c.label) for c in configurations)
     half = max(1, len(row["netgraph"]["losses"]) // 2)
+    on_gpu = any(c.device == "GPU" for c in configurations)
     print(
         f"  {'configuration':<{width}} {'ms/step':>9} {'(min-max)':>19} {'images/s':>9} {'/torch':>7}"
-        f" {'peak RSS MB':>11} {'GFLOP/s':>8} {'of matmul':>9} {'loss':>9}"
+        f" {'peak GPU MB' if on_gpu else 'peak RSS MB':>11} {'GFLOP/s':>8} {'of matmul':>9} {'loss':>9}"
     )
     for c in configurations:
         r = row[c.key]
@@ -539,16 +683,10 @@ def report_case(
         spread = f"({r['fastest'] * 1e3:.1f}-{r['slowest'] * 1e3:.1f})"
         print(
             f"  {c.label:<{width}} {r['seconds'] * 1e3:>9.1f} {spread:>19} {batch / r['seconds']:>9.0f} {ratio}"
-            f" {r['peak_rss']:>11.0f} {rate:>8.1f} {rate / rates[c.framework]:>9.0%} {r['loss']:>9.3f}"
+            f" {r['gpu_peak'] if on_gpu else r['peak_rss']:>11.0f} {rate:>8.1f} {rate / rates[c.framework]:>9.0%}"
+            f" {r['loss']:>9.3f}"
         )
-    for c in configurations:
-        r = row[c.key]
-        before = f"{r['rss_before']:.0f} MB resident before training" if r["rss_before"] is not None else ""
-        if c.ranks > 1:
-            before += " (the largest rank; peak RSS: that rank's, during its first run)"
-        if not r["peak_reset"]:
-            before += " (peak not reset after loading: it includes the set-up)"
-        print(f"    {c.label}: {before}")
+    (print_gpu_memory if on_gpu else print_host_memory)(row, configurations)
     if best_torch:
         print(f"  /torch: the time of a step over that of the fastest PyTorch configuration, {best_torch.label}")
     print(f"  loss: the mean training loss of the last {half} steps of the first run (the same batches in all)")
@@ -568,6 +706,31 @@ def report_case(
         row["loss_difference"] = row["loss_differences"]["netgraph"]
     if "profile" in row:
         print_profile(name, batch, row["profile"])
+
+
+def print_host_memory(row: dict, configurations: list[Configuration]) -> None:
+    """The resident memory before training, and what the peak RSS column holds."""
+    for c in configurations:
+        r = row[c.key]
+        before = f"{r['rss_before']:.0f} MB resident before training" if r["rss_before"] is not None else ""
+        if c.ranks > 1:
+            before += " (the largest rank; peak RSS: that rank's, during its first run)"
+        if not r["peak_reset"]:
+            before += " (peak not reset after loading: it includes the set-up)"
+        print(f"    {c.label}: {before}")
+
+
+def print_gpu_memory(row: dict, configurations: list[Configuration]) -> None:
+    """What the GPU memory column means, and what each allocator held."""
+    print(
+        "  peak GPU MB: the most memory in use on the GPU during one untimed run of the case\n"
+        "    (netgraph: CuPy's memory pool blocks handed out, counted by a memory hook; PyTorch: max_memory_allocated)"
+    )
+    for c in configurations:
+        r = row[c.key]
+        allocator = "CuPy's memory pool" if c.framework == "netgraph" else "PyTorch's caching allocator"
+        peak = f"{r['peak_rss']:.0f} MB" + ("" if r["peak_reset"] else " (not reset after the set-up)")
+        print(f"    {c.label}: {allocator} held {r['gpu_held']:.0f} MB of the GPU at most; host peak RSS {peak}")
 
 
 def print_profile(name: str, batch: int, profile: dict) -> None:
@@ -617,6 +780,8 @@ def summary(results: dict, configurations: list[Configuration]) -> None:
             if c.key in row.get("loss_differences", {}):
                 check += f" ({row['loss_differences'][c.key]:.1%} from {row['torch']['label']})"
             figures = f"{r['seconds'] * 1e3:>8.1f} ms {batch / r['seconds']:>7.0f} img/s"
+            if "gpu_peak" in r:
+                check += f", peak GPU {r['gpu_peak']:.0f} MB"
             print(f"    {c.label:<{width}} {figures} {ratio}{check}")
         best = fastest(row, configurations, "netgraph")
         if best is not None and len([c for c in configurations if c.framework == "netgraph"]) > 1:
@@ -632,6 +797,9 @@ if __name__ == "__main__":
 
     try:
         main()
+    except CannotRunError as err:
+        print(f"train_speed.py: {err}", file=sys.stderr)
+        sys.exit(EXIT_CANNOT_RUN)
     except (DatasetError, BackendError) as err:
         sys.exit(f"train_speed.py: {err}")
     except KeyboardInterrupt:

@@ -65,13 +65,15 @@ def test_mlp_vae_losses(nets):
 
 @pytest.fixture(scope="module")
 def speed(nets):
-    """train_speed.py and timed_runs.py as modules (they import training_nets and timed_runs by name)."""
+    """train_speed.py and timed_runs.py as modules (they import training_nets, bench_devices and timed_runs by
+    name)."""
     try:
+        load_script(BENCHMARKS / "bench_devices.py", "bench_devices")
         load_script(BENCHMARKS / "timed_runs.py", "timed_runs")
         yield load_script(BENCHMARKS / "train_speed.py", "train_speed")
     finally:
-        sys.modules.pop("timed_runs", None)
-        sys.modules.pop("train_speed", None)
+        for name in ("bench_devices", "timed_runs", "train_speed"):
+            sys.modules.pop(name, None)
 
 
 def test_ranks_option(speed, capsys):
