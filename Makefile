@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-latent pictures test test-gpu lint bench clean system-tools
+.PHONY: demo demo-latent pictures test test-gpu lint bench bench-gpu gpu-check clean system-tools
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,19 @@ bench: $(STAMP)
 # suite with every GPU variant, failing if the GPU cannot be used.
 test-gpu:
 	NETGRAPH_REQUIRE_GPU=1 PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -p no:cacheprovider
+
+# Training speed on the GPU, netgraph (CuPy) against PyTorch CUDA (benchmarks/train_speed.py --device GPU), on a
+# machine with CUDA and CuPy already installed, as test-gpu: no .venv, no network. Without PyTorch CUDA in
+# BENCH_GPU_PYTHON the script times netgraph alone; without CuPy or a GPU it stops at once (exit status 2).
+# BENCH_ARGS passes options as for bench (--quick, --nets ..., --data synthetic without Fashion-MNIST).
+BENCH_GPU_PYTHON ?= $(PYTHON)
+bench-gpu:
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BENCH_GPU_PYTHON) benchmarks/train_speed.py --device GPU $(BENCH_ARGS)
+
+# Everything GPU in one go, about 8 minutes (benchmarks/gpu_check.sh): test-gpu, each example on the GPU for a
+# few batches and bench-gpu's --quick run, with a summary of what passed.
+gpu-check:
+	PYTHON=$(PYTHON) sh benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis
