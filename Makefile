@@ -81,7 +81,7 @@ bench-gpu:
 # Everything GPU in one go, about 8 minutes (benchmarks/gpu_check.sh): test-gpu, each example on the GPU for a
 # few batches and bench-gpu's --quick run, with a summary of what passed.
 gpu-check:
-	PYTHON=$(PYTHON) sh benchmarks/gpu_check.sh
+	PYTHON=$(PYTHON) bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis
