@@ -6,11 +6,12 @@ into a single ``cupy.ElementwiseKernel``: one pass over memory for the value, an
 for all the needed partial derivatives of the backward step (``g * ∂f/∂x_i`` for each input
 at once). Broadcasting works as in NumPy; un-broadcasting the gradients stays in the autograd.
 
-The code generator is shared by both devices: :func:`kernel_code` turns an expression into
-numbered assignments written in the common subset of C++ and Python (function calls,
-arithmetic, ``T(constant)`` casts), each operation in the CUDA form of its entry in
-:data:`netgraph.symbolic.OPS`; the device functions CUDA lacks are that entry's helper, defined
-in :data:`PREAMBLE`. :func:`run_on_numpy` runs those very lines with NumPy, each function
+The code generator is shared by both devices: :func:`kernel_code` (of :mod:`netgraph.symbolic`)
+turns an expression into numbered assignments written in the common subset of C++ and Python
+(function calls, arithmetic, ``T(constant)`` casts), each operation in the CUDA form of its entry in
+:data:`netgraph.symbolic.OPS` (or, for the compiled CPU kernels of
+:mod:`netgraph.compiled.elementwise`, in its scalar form); the device functions CUDA lacks are
+that entry's helper, defined in :data:`PREAMBLE`. :func:`run_on_numpy` runs those very lines with NumPy, each function
 called being the same entry's NumPy form, which is how the CPU tests check the generated code
 (its composition, argument order and constants); on a GPU the tests compare the compiled
 kernels, CUDA's functions and the helpers with them, with the shared path.
@@ -40,14 +41,11 @@ import numpy as np
 
 from .autograd import primitive
 from .backend import array_module
-from .symbolic import OPS, Expr, Function, Op, _make, differentiate, postorder, var
+from .compiled import compiled_kernels_enabled
+from .compiled import elementwise as compiled_elementwise
+from .symbolic import OPS, Expr, Function, Op, _make, differentiate, kernel_code, var
 
 __all__ = ["apply_function", "fused_kernels_enabled", "kernel_code", "run_on_numpy", "set_fused_kernels"]
-
-
-def _call(op: Op, args: Sequence[str]) -> str:
-    """``op`` applied to ``args`` (variables or literals) in kernel code, from its CUDA form."""
-    return op.cuda.format(*args) if "{" in op.cuda else f"{op.cuda}({', '.join(args)})"
 
 
 def _definition(op: Op) -> str:
@@ -86,38 +84,6 @@ def set_fused_kernels(enabled: bool) -> bool:
 def fused_kernels_enabled(xp: Any) -> bool:
     """Whether traced functions run as fused kernels on the array module ``xp`` (CuPy only)."""
     return _enabled and xp is not np and hasattr(xp, "ElementwiseKernel")
-
-
-def _number(value: float) -> str:
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"a fused kernel cannot hold the constant {value}")
-    return f"T({int(value)})" if value == int(value) and abs(value) < 1e15 else f"T({value!r})"
-
-
-def kernel_code(roots: Sequence[Expr], arity: int) -> tuple[list[tuple[str, str]], list[str]]:
-    """Assignments ``(name, expression)`` computing every root, equal subexpressions once.
-
-    Inputs are ``x0 … x{arity-1}``; returns the lines and, per root, the name (or literal)
-    holding its value.
-    """
-    lines: list[tuple[str, str]] = []
-    names: dict[int, str] = {}
-    seen: dict[str, str] = {}  # expression text -> the variable that holds it
-    for root in roots:
-        for node in postorder(root):
-            if id(node) in names:
-                continue
-            if node.op == "var":
-                names[id(node)] = f"x{node.args[0]}"
-            elif node.op == "const":
-                names[id(node)] = _number(float(node.args[0]))
-            else:
-                text = _call(OPS[node.op], [names[id(a)] for a in node.args])
-                if text not in seen:
-                    seen[text] = f"v{len(lines) + 1}"
-                    lines.append((seen[text], text))
-                names[id(node)] = seen[text]
-    return lines, [names[id(root)] for root in roots]
 
 
 def _backward_roots(function: Function, needs: Sequence[bool]) -> list[Expr]:
@@ -208,17 +174,27 @@ def backward(function: Function, inputs: Sequence[Any], g: Any, needs: Sequence[
 def apply_function(*inputs, function: Function):
     """Evaluate the traced ``function`` elementwise (with broadcasting) as one primitive.
 
-    On CuPy with fused kernels on, the value is one kernel and the backward step one more;
-    otherwise the shared :class:`~netgraph.symbolic.Program` runs, and its derivative programs
-    (compiled once per function) give the backward step. Keeps the inputs for backward.
+    On CuPy with fused kernels on, the value is one kernel and the backward step one more. On
+    NumPy with compiled kernels on, where they take the function and its inputs and pay off
+    (:mod:`netgraph.compiled.elementwise`), the same: one compiled loop each. Otherwise the
+    shared :class:`~netgraph.symbolic.Program` runs, and its derivative programs (compiled once
+    per function) give the backward step. Keeps the inputs for backward.
     """
-    if fused_kernels_enabled(array_module(*inputs)):
+    xp = array_module(*inputs)
+    if fused_kernels_enabled(xp):
         return forward(function, inputs), lambda g, needs: backward(function, inputs, g, needs)
-    out = function.program.run(inputs)
+    if compiled_kernels_enabled(xp) and compiled_elementwise.pays_off(function, inputs):
+        out = compiled_elementwise.forward(function, inputs)
+        if out is not None:
 
-    def vjp(g, needs):
-        return tuple(
-            g * program.run(inputs) if need else None for program, need in zip(function.partial_programs, needs)
-        )
+            def compiled_vjp(g, needs):
+                gradients = compiled_elementwise.backward(function, inputs, g, needs)
+                return gradients if gradients is not None else _shared_vjp(function, inputs, g, needs)
 
-    return out, vjp
+            return out, compiled_vjp
+    return function.program.run(inputs), lambda g, needs: _shared_vjp(function, inputs, g, needs)
+
+
+def _shared_vjp(function: Function, inputs: Sequence[Any], g: Any, needs: Sequence[bool]) -> tuple[Any, ...]:
+    """(g·∂f/∂x_i for each needed i, None for the rest) by the shared derivative programs."""
+    return tuple(g * program.run(inputs) if need else None for program, need in zip(function.partial_programs, needs))

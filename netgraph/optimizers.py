@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .backend import array_module, in_parallel
+from .compiled import compiled_kernels_enabled
+from .compiled.optimizer import adam as compiled_adam
 from .layer import NetError, is_real
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -94,6 +96,10 @@ class Optimizer:
             s["m"], s["v"] = xp.zeros_like(w), xp.zeros_like(w)
         m, v = s["m"], s["v"]
         step_size = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
+        if compiled_kernels_enabled(xp) and compiled_adam(
+            w, g, m, v, beta1=b1, beta2=b2, epsilon=eps, step_size=step_size
+        ):  # one compiled pass over memory in place of eleven
+            return
         arrays = (w, g if g.flags.c_contiguous or not w.flags.c_contiguous else xp.ascontiguousarray(g), m, v)
         split = all(a.flags.c_contiguous for a in arrays)  # flat views write through
 

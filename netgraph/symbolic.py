@@ -318,6 +318,11 @@ class Op:
                 statements (the kernels' preamble defines it).
     orders:     the arguments that must be constant integers from 0 to :data:`MAX_POLYGAMMA_ORDER`
                 (PolyGamma's order), checked whenever a node is built or read back.
+    scalar:     the form in a compiled CPU kernel (netgraph.compiled.elementwise): a template, or a
+                function called ``name(args)``, in the scalar Python that Numba compiles, over the
+                modules ``math`` and ``np`` and the element type ``T`` (``T(0)`` is a zero of the
+                inputs' precision); NaN and infinities as the NumPy form gives them. Empty where
+                there is none: a function using the operation then runs on the shared path.
     """
 
     name: str
@@ -329,6 +334,7 @@ class Op:
     ufuncs: tuple[str, ...] = ()
     helper: str = ""
     orders: tuple[int, ...] = ()
+    scalar: str = ""
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -426,7 +432,8 @@ def _gamma(xp, x):
     value = math.sqrt(2.0 * math.pi) * total * (half * xp.exp(-t)) * half
     value = xp.where(reflect, math.pi / (_sin_pi(xp, x) * value), value)
     value = xp.where(_pole(xp, x), xp.where(x == 0, xp.copysign(np.inf, x), np.nan), value)
-    return xp.where(x == np.inf, np.inf, value)
+    # NOTE: Γ overflows float64 from 171.62 on; far above, t^(y/2) e^-t t^(y/2) would be inf·0 = NaN.
+    return xp.where(x > 171.7, np.inf, value)
 
 
 def _log_gamma(xp, x):
@@ -691,83 +698,107 @@ def _table(*ops: Op) -> dict[str, Op]:
 
 
 # One entry per operation: Op(name, NumPy form, partial derivatives, Wolfram form, CUDA form,
-# precedence=, ufuncs=, helper=); see Op. CUDA helpers' names end in "_", so none shadows a
+# precedence=, ufuncs=, helper=, scalar=); see Op. CUDA helpers' names end in "_", so none shadows a
 # CUDA function.
 # fmt: off
 OPS: dict[str, Op] = _table(
-    Op("add", lambda xp, a, b: a + b, lambda n, a, b: (1.0, 1.0), "{0} + {1}", "({0} + {1})", 10, ("add",)),
-    Op("sub", lambda xp, a, b: a - b, lambda n, a, b: (1.0, -1.0), "{0} - {1}", "({0} - {1})", 10, ("subtract",)),
-    Op("mul", lambda xp, a, b: a * b, lambda n, a, b: (b, a), "{0}*{1}", "({0} * {1})", 20, ("multiply",)),
+    Op("add", lambda xp, a, b: a + b, lambda n, a, b: (1.0, 1.0), "{0} + {1}", "({0} + {1})", 10, ("add",),
+       scalar="({0} + {1})"),
+    Op("sub", lambda xp, a, b: a - b, lambda n, a, b: (1.0, -1.0), "{0} - {1}", "({0} - {1})", 10, ("subtract",),
+       scalar="({0} - {1})"),
+    Op("mul", lambda xp, a, b: a * b, lambda n, a, b: (b, a), "{0}*{1}", "({0} * {1})", 20, ("multiply",),
+       scalar="({0} * {1})"),
     Op("div", lambda xp, a, b: a / b, lambda n, a, b: (1.0 / b, -n / b), "{0}/{1}", "({0} / {1})", 20,
-       ("divide", "true_divide")),
-    Op("neg", lambda xp, a: -a, lambda n, a: (-1.0,), "-{0}", "(-{0})", 15, ("negative",)),
-    Op("pow", lambda xp, a, b: xp.power(a, b), _pow_partials, "{0}^{1}", "pow", 30, ("power",)),
-    Op("exp", _xp("exp"), lambda n, a: (n,), "Exp", "exp", ufuncs=("exp",)),
-    Op("log", _xp("log"), lambda n, a: (1.0 / a,), "Log", "log", ufuncs=("log",)),
-    Op("sqrt", _xp("sqrt"), lambda n, a: (0.5 / n,), "Sqrt", "sqrt", ufuncs=("sqrt",)),
-    Op("log1p", _xp("log1p"), lambda n, a: (1.0 / (1.0 + a),), "Log1p", "log1p", ufuncs=("log1p",)),
-    Op("expm1", _xp("expm1"), lambda n, a: (n + 1.0,), "Expm1", "expm1", ufuncs=("expm1",)),
-    Op("tanh", _xp("tanh"), lambda n, a: (1.0 - n * n,), "Tanh", "tanh", ufuncs=("tanh",)),
-    Op("sin", _xp("sin"), lambda n, a: (_make("cos", a),), "Sin", "sin", ufuncs=("sin",)),
-    Op("cos", _xp("cos"), lambda n, a: (-_make("sin", a),), "Cos", "cos", ufuncs=("cos",)),
-    Op("tan", _xp("tan"), lambda n, a: (1.0 + n * n,), "Tan", "tan", ufuncs=("tan",)),
-    Op("arctan", _xp("arctan"), lambda n, a: (1.0 / (1.0 + a * a),), "ArcTan", "atan", ufuncs=("arctan",)),
-    Op("erf", _erf, lambda n, a: ((2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),), "Erf", "erf"),
-    Op("erfc", _erfc, lambda n, a: ((-2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),), "Erfc", "erfc"),
-    Op("sinh", _xp("sinh"), lambda n, a: (_make("cosh", a),), "Sinh", "sinh", ufuncs=("sinh",)),
-    Op("cosh", _xp("cosh"), lambda n, a: (_make("sinh", a),), "Cosh", "cosh", ufuncs=("cosh",)),
+       ("divide", "true_divide"), scalar="({0} / {1})"),
+    Op("neg", lambda xp, a: -a, lambda n, a: (-1.0,), "-{0}", "(-{0})", 15, ("negative",), scalar="(-{0})"),
+    Op("pow", lambda xp, a, b: xp.power(a, b), _pow_partials, "{0}^{1}", "pow", 30, ("power",), scalar="({0} ** {1})"),
+    Op("exp", _xp("exp"), lambda n, a: (n,), "Exp", "exp", ufuncs=("exp",), scalar="math.exp"),
+    Op("log", _xp("log"), lambda n, a: (1.0 / a,), "Log", "log", ufuncs=("log",), scalar="math.log"),
+    Op("sqrt", _xp("sqrt"), lambda n, a: (0.5 / n,), "Sqrt", "sqrt", ufuncs=("sqrt",), scalar="math.sqrt"),
+    Op("log1p", _xp("log1p"), lambda n, a: (1.0 / (1.0 + a),), "Log1p", "log1p", ufuncs=("log1p",),
+       scalar="math.log1p"),
+    Op("expm1", _xp("expm1"), lambda n, a: (n + 1.0,), "Expm1", "expm1", ufuncs=("expm1",), scalar="math.expm1"),
+    Op("tanh", _xp("tanh"), lambda n, a: (1.0 - n * n,), "Tanh", "tanh", ufuncs=("tanh",), scalar="math.tanh"),
+    Op("sin", _xp("sin"), lambda n, a: (_make("cos", a),), "Sin", "sin", ufuncs=("sin",), scalar="math.sin"),
+    Op("cos", _xp("cos"), lambda n, a: (-_make("sin", a),), "Cos", "cos", ufuncs=("cos",), scalar="math.cos"),
+    Op("tan", _xp("tan"), lambda n, a: (1.0 + n * n,), "Tan", "tan", ufuncs=("tan",), scalar="math.tan"),
+    Op("arctan", _xp("arctan"), lambda n, a: (1.0 / (1.0 + a * a),), "ArcTan", "atan", ufuncs=("arctan",),
+       scalar="math.atan"),
+    Op("erf", _erf, lambda n, a: ((2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),), "Erf", "erf",
+       scalar="math.erf"),
+    Op("erfc", _erfc, lambda n, a: ((-2.0 / math.sqrt(math.pi)) * _make("exp", -(a * a)),), "Erfc", "erfc",
+       scalar="math.erfc"),
+    Op("sinh", _xp("sinh"), lambda n, a: (_make("cosh", a),), "Sinh", "sinh", ufuncs=("sinh",), scalar="math.sinh"),
+    Op("cosh", _xp("cosh"), lambda n, a: (_make("sinh", a),), "Cosh", "cosh", ufuncs=("cosh",), scalar="math.cosh"),
     Op("arcsin", _xp("arcsin"), lambda n, a: (1.0 / _make("sqrt", 1.0 - a * a),), "ArcSin", "asin",
-       ufuncs=("arcsin",)),
+       ufuncs=("arcsin",), scalar="math.asin"),
     Op("arccos", _xp("arccos"), lambda n, a: (-1.0 / _make("sqrt", 1.0 - a * a),), "ArcCos", "acos",
-       ufuncs=("arccos",)),
+       ufuncs=("arccos",), scalar="math.acos"),
     Op("arcsinh", _xp("arcsinh"), lambda n, a: (1.0 / _make("sqrt", a * a + 1.0),), "ArcSinh", "asinh",
-       ufuncs=("arcsinh",)),
+       ufuncs=("arcsinh",), scalar="math.asinh"),
     Op("arccosh", _xp("arccosh"), lambda n, a: (1.0 / (_make("sqrt", a - 1.0) * _make("sqrt", a + 1.0)),),
-       "ArcCosh", "acosh", ufuncs=("arccosh",)),
-    Op("arctanh", _xp("arctanh"), lambda n, a: (1.0 / (1.0 - a * a),), "ArcTanh", "atanh", ufuncs=("arctanh",)),
+       "ArcCosh", "acosh", ufuncs=("arccosh",), scalar="math.acosh"),
+    Op("arctanh", _xp("arctanh"), lambda n, a: (1.0 / (1.0 - a * a),), "ArcTanh", "atanh", ufuncs=("arctanh",),
+       scalar="math.atanh"),
     # Wolfram's ArcTan[x, y] is the angle of the point {x, y}: NumPy's arctan2(y, x)
     Op("arctan2", lambda xp, x, y: xp.arctan2(y, x), lambda n, x, y: (-y / (x * x + y * y), x / (x * x + y * y)),
-       "ArcTan", "arctan2_", helper="atan2(y, x)"),
-    Op("cube_root", _xp("cbrt"), lambda n, a: (1.0 / (3.0 * n**2),), "CubeRoot", "cbrt", ufuncs=("cbrt",)),
+       "ArcTan", "arctan2_", helper="atan2(y, x)", scalar="math.atan2({1}, {0})"),
+    Op("cube_root", _xp("cbrt"), lambda n, a: (1.0 / (3.0 * n**2),), "CubeRoot", "cbrt", ufuncs=("cbrt",),
+       scalar="np.cbrt"),
     Op("surd", _surd, lambda n, a, k: (n ** (1.0 - k) / k, -n * _make("log", abs(a)) / (k * k)), "Surd", "surd_",
-       helper="fabs(fmod(k, T(2))) == T(1) ? copysign(pow(fabs(a), T(1) / k), a) : pow(a, T(1) / k)"),
-    Op("gamma", _gamma, lambda n, a: (n * _make("polygamma", 0.0, a),), "Gamma", "tgamma"),
-    Op("log_gamma", _log_gamma, lambda n, a: (_make("polygamma", 0.0, a),), "LogGamma", "lgamma"),
+       helper="fabs(fmod(k, T(2))) == T(1) ? copysign(pow(fabs(a), T(1) / k), a) : pow(a, T(1) / k)",
+       scalar="(math.copysign(abs({0}) ** (T(1) / {1}), {0}) if abs(np.fmod({1}, T(2))) == T(1) "
+              "else {0} ** (T(1) / {1}))"),
+    Op("gamma", _gamma, lambda n, a: (n * _make("polygamma", 0.0, a),), "Gamma", "tgamma", scalar="math.gamma"),
+    Op("log_gamma", _log_gamma, lambda n, a: (_make("polygamma", 0.0, a),), "LogGamma", "lgamma", scalar="math.lgamma"),
     Op("polygamma", _polygamma, lambda n, k, x: (0.0, _make("polygamma", k + 1.0, x)), "PolyGamma", "polygamma_",
        helper=_POLYGAMMA_BODY, orders=(0,)),
-    Op("log2", _xp("log2"), lambda n, a: (1.0 / (math.log(2.0) * a),), "Log2", "log2", ufuncs=("log2",)),
-    Op("log10", _xp("log10"), lambda n, a: (1.0 / (math.log(10.0) * a),), "Log10", "log10", ufuncs=("log10",)),
-    Op("abs", _xp("abs"), lambda n, a: (_make("sign", a),), "Abs", "fabs", ufuncs=("absolute",)),
+    Op("log2", _xp("log2"), lambda n, a: (1.0 / (math.log(2.0) * a),), "Log2", "log2", ufuncs=("log2",),
+       scalar="math.log2"),
+    Op("log10", _xp("log10"), lambda n, a: (1.0 / (math.log(10.0) * a),), "Log10", "log10", ufuncs=("log10",),
+       scalar="math.log10"),
+    Op("abs", _xp("abs"), lambda n, a: (_make("sign", a),), "Abs", "fabs", ufuncs=("absolute",), scalar="abs"),
     Op("sign", _xp("sign"), _ZERO, "Sign", "sign_", ufuncs=("sign",),
-       helper="a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0))"),
-    Op("floor", _xp("floor"), _ZERO, "Floor", "floor", ufuncs=("floor",)),
-    Op("ceiling", _xp("ceil"), _ZERO, "Ceiling", "ceil", ufuncs=("ceil",)),
-    Op("round", _xp("rint"), _ZERO, "Round", "rint", ufuncs=("rint",)),  # halves to even, as Wolfram's Round
-    Op("integer_part", _xp("trunc"), _ZERO, "IntegerPart", "trunc", ufuncs=("trunc",)),
+       helper="a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0))",
+       scalar="(T(1) if {0} > T(0) else (T(-1) if {0} < T(0) else {0}))"),
+    Op("floor", _xp("floor"), _ZERO, "Floor", "floor", ufuncs=("floor",), scalar="np.floor"),
+    Op("ceiling", _xp("ceil"), _ZERO, "Ceiling", "ceil", ufuncs=("ceil",), scalar="np.ceil"),
+    Op("round", _xp("rint"), _ZERO, "Round", "rint", ufuncs=("rint",),  # halves to even, as Wolfram's Round
+       scalar="np.rint"),
+    Op("integer_part", _xp("trunc"), _ZERO, "IntegerPart", "trunc", ufuncs=("trunc",), scalar="np.trunc"),
     Op("fractional_part", lambda xp, a: a - xp.trunc(a), lambda n, a: (1.0,), "FractionalPart", "fractional_part_",
-       helper="a - trunc(a)"),
+       helper="a - trunc(a)", scalar="({0} - np.trunc({0}))"),
     # Wolfram's Mod[m, n] = m - n Floor[m/n] (the sign of n), as NumPy's remainder computes it
     Op("mod", _xp2("remainder"), lambda n, a, b: (1.0, -_make("floor", a / b)), "Mod", "mod_", ufuncs=("remainder",),
        helper="b == T(0) ? fmod(a, b) : (fmod(a, b) == T(0) ? copysign(T(0), b) "
-              ": ((fmod(a, b) < T(0)) != (b < T(0)) ? fmod(a, b) + b : fmod(a, b)))"),
-    Op("unitize", lambda xp, a: _ne(xp, a, 0.0), _ZERO, "Unitize", "unitize_", helper="a != T(0) ? T(1) : T(0)"),
+              ": ((fmod(a, b) < T(0)) != (b < T(0)) ? fmod(a, b) + b : fmod(a, b)))", scalar="np.remainder"),
+    Op("unitize", lambda xp, a: _ne(xp, a, 0.0), _ZERO, "Unitize", "unitize_", helper="a != T(0) ? T(1) : T(0)",
+       scalar="(T(1) if {0} != T(0) else T(0))"),
     Op("kronecker_delta", lambda xp, a: _eq(xp, a, 0.0), _ZERO, "KroneckerDelta", "kronecker_delta_",
-       helper="a == T(0) ? T(1) : T(0)"),
+       helper="a == T(0) ? T(1) : T(0)", scalar="(T(1) if {0} == T(0) else T(0))"),
     Op("ramp", lambda xp, a: _maximum(xp, a, 0.0), lambda n, a: (_step(a),), "Ramp", "ramp_",
-       helper="a > T(0) ? a : T(0)"),
+       helper="a > T(0) ? a : T(0)", scalar="({0} if not {0} <= T(0) else T(0))"),
     Op("logistic_sigmoid", _sigmoid, lambda n, a: (n * (1.0 - n),), "LogisticSigmoid", "sigmoid_",
-       helper="T(0.5) * (T(1) + tanh(T(0.5) * a))"),
+       helper="T(0.5) * (T(1) + tanh(T(0.5) * a))", scalar="(T(0.5) * (T(1) + math.tanh(T(0.5) * {0})))"),
     Op("softplus", _softplus, lambda n, a: (_make("logistic_sigmoid", a),), "SoftPlus", "softplus_",
-       helper="(a > T(0) ? a : T(0)) + log1p(exp(-fabs(a)))"),
+       helper="(a > T(0) ? a : T(0)) + log1p(exp(-fabs(a)))",
+       scalar="(({0} if not {0} <= T(0) else T(0)) + math.log1p(math.exp(-abs({0}))))"),
     Op("maximum", _maximum, Select(lambda a, b: _make("ge", a, b)), "Max", "max_", ufuncs=("maximum",),
-       helper="(a != a || b != b) ? a + b : (a >= b ? a : b)"),
+       helper="(a != a || b != b) ? a + b : (a >= b ? a : b)",
+       scalar="(({0} + {1}) if {0} != {0} or {1} != {1} else ({0} if {0} >= {1} else {1}))"),
     Op("minimum", _minimum, Select(lambda a, b: _make("ge", b, a)), "Min", "min_", ufuncs=("minimum",),
-       helper="(a != a || b != b) ? a + b : (a <= b ? a : b)"),
-    Op("gt", _compare(lambda a, b: a > b), _ZERO, "{0} > {1}", "gt_", 5, helper="a > b ? T(1) : T(0)"),
-    Op("ge", _compare(lambda a, b: a >= b), _ZERO, "{0} >= {1}", "ge_", 5, helper="a >= b ? T(1) : T(0)"),
-    Op("eq", _eq, _ZERO, "{0} == {1}", "eq_", 5, ("equal",), helper="a == b ? T(1) : T(0)"),
-    Op("ne", _ne, _ZERO, "{0} != {1}", "ne_", 5, ("not_equal",), helper="a != b ? T(1) : T(0)"),
-    Op("where", _where, Select(lambda c, a, b: c, (1, 2)), "If", "where_", helper="c != T(0) ? a : b"),
+       helper="(a != a || b != b) ? a + b : (a <= b ? a : b)",
+       scalar="(({0} + {1}) if {0} != {0} or {1} != {1} else ({0} if {0} <= {1} else {1}))"),
+    Op("gt", _compare(lambda a, b: a > b), _ZERO, "{0} > {1}", "gt_", 5, helper="a > b ? T(1) : T(0)",
+       scalar="(T(1) if {0} > {1} else T(0))"),
+    Op("ge", _compare(lambda a, b: a >= b), _ZERO, "{0} >= {1}", "ge_", 5, helper="a >= b ? T(1) : T(0)",
+       scalar="(T(1) if {0} >= {1} else T(0))"),
+    Op("eq", _eq, _ZERO, "{0} == {1}", "eq_", 5, ("equal",), helper="a == b ? T(1) : T(0)",
+       scalar="(T(1) if {0} == {1} else T(0))"),
+    Op("ne", _ne, _ZERO, "{0} != {1}", "ne_", 5, ("not_equal",), helper="a != b ? T(1) : T(0)",
+       scalar="(T(1) if {0} != {1} else T(0))"),
+    Op("where", _where, Select(lambda c, a, b: c, (1, 2)), "If", "where_", helper="c != T(0) ? a : b",
+       scalar="({1} if {0} != T(0) else {2})"),
 )
 # fmt: on
 
@@ -1041,6 +1072,54 @@ def to_wolfram(root: Expr, arity: int = 1) -> str:
     return text[id(root)][0]
 
 
+def _call(op: Op, args: Sequence[str], form: str) -> str:
+    """``op`` applied to ``args`` (variables or literals) in kernel code, from its ``form`` ("cuda" or "scalar")."""
+    text = getattr(op, form)
+    if not text:
+        raise ValueError(f"the operation {op.name} has no {form} form")
+    return text.format(*args) if "{" in text else f"{text}({', '.join(args)})"
+
+
+def _number(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"a kernel cannot hold the constant {value}")
+    return f"T({int(value)})" if value == int(value) and abs(value) < 1e15 else f"T({value!r})"
+
+
+def kernel_code(roots: Sequence[Expr], arity: int, form: str = "cuda") -> tuple[list[tuple[str, str]], list[str]]:
+    """Assignments ``(name, expression)`` computing every root, equal subexpressions once.
+
+    Inputs are ``x0 … x{arity-1}``; each operation is written in its ``form``: "cuda" for the
+    fused CuPy kernels (in the subset of C++ and Python both read), "scalar" for the compiled
+    CPU kernels. Constants are cast to the element type, ``T(2)``. Returns the lines and, per
+    root, the name (or literal) holding its value. Raises ValueError for an operation without
+    that form, or a constant that is not finite.
+
+    Example:
+        >>> f = trace(lambda x: 0.5 * x * (1 + tanh(x)))
+        >>> kernel_code([f.expr], 1, "scalar")
+        ([('v1', '(T(0.5) * x0)'), ('v2', 'math.tanh(x0)'), ('v3', '(T(1) + v2)'), ('v4', '(v1 * v3)')], ['v4'])
+    """
+    lines: list[tuple[str, str]] = []
+    names: dict[int, str] = {}
+    seen: dict[str, str] = {}  # expression text -> the variable that holds it
+    for root in roots:
+        for node in postorder(root):
+            if id(node) in names:
+                continue
+            if node.op == "var":
+                names[id(node)] = f"x{node.args[0]}"
+            elif node.op == "const":
+                names[id(node)] = _number(float(node.args[0]))
+            else:
+                text = _call(OPS[node.op], [names[id(a)] for a in node.args], form)
+                if text not in seen:
+                    seen[text] = f"v{len(lines) + 1}"
+                    lines.append((seen[text], text))
+                names[id(node)] = seen[text]
+    return lines, [names[id(root)] for root in roots]
+
+
 def differentiate(root: Expr, index: int) -> Expr:
     """d root / d (argument ``index``), simplified (forward accumulation over the tree)."""
     d: dict[int, Expr] = {}
@@ -1181,6 +1260,8 @@ class Function:
         self.arity = arity
         self._program: Program | None = None
         self._partials: list[Program] | None = None
+        #: compiled kernels for this function, by key (kept by netgraph.compiled.elementwise)
+        self.kernels: dict[tuple, Any] = {}
 
     def __str__(self) -> str:
         return to_wolfram(self.expr, self.arity) + "&"

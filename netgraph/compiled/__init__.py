@@ -154,7 +154,8 @@ def _type_key(args: tuple) -> tuple:
 
 def _type_text(args: tuple) -> str:
     return ", ".join(
-        f"{a.dtype}[{a.ndim}d{'' if a.flags.c_contiguous else ', strided'}]" if isinstance(a, np.ndarray)
+        f"{a.dtype}[{a.ndim}d{'' if a.flags.c_contiguous else ', strided'}]"
+        if isinstance(a, np.ndarray)
         else type(a).__name__
         for a in args
     )
