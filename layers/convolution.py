@@ -55,7 +55,7 @@ import numpy as np
 
 from netgraph import ops, tuning
 from netgraph.autograd import Tensor, primitive
-from netgraph.backend import SPLITS, array_module, cpu_threads, in_parallel, matmul, products_split, transposes
+from netgraph.backend import array_module, cpu_threads, in_parallel, matmul, products_split, transposes
 from netgraph.compiled import compiled_kernels_enabled, windows
 from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape, is_whole
 from netgraph.ports import Automatic
@@ -319,7 +319,9 @@ def _lowering(name: str, xpad, other, window: Window, groups: int, columns: int,
         stages.append(("block", [b for b in (COLUMN_BLOCK >> 2, COLUMN_BLOCK >> 4) if b < columns]))
     stages.append(("transpose", [False, True]))
     if cpu_threads() > 1 and products_split():
-        stages.append(("split", [None, *SPLITS]))
+        # NOTE: not "none": one thread wins such products only while other programs hold the other
+        # cores, and a choice timed then would stay after they are gone.
+        stages.append(("split", [None, "rows", "columns"]))
     threads = f"{cpu_threads()} threads" + (", products split" if products_split() else "")
     threads += ", compiled" if compiled_kernels_enabled(xp) else ""
     geometry = f"kernel {window.kernel} stride {window.stride} dilation {window.dilation} groups {groups}"
