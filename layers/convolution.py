@@ -23,7 +23,11 @@ adjoint in the input, ``col2im``, multiplies by the transposed weights and adds 
 entry back where it was read from (a loop over the kernel offsets only). The transposed
 convolution (DeconvolutionLayer) *is* that adjoint, so its forward pass is the convolution's
 backward-data pass and its backward-data pass is a convolution. Pooling reads the same strided
-windows and reduces them. All of it goes through ``xp``, so NumPy and CuPy share every line.
+windows and reduces them. All of it goes through ``xp``, so NumPy and CuPy share every line; on
+NumPy with Numba, the window copies and scatter-adds may run as compiled loops instead
+(:mod:`netgraph.compiled.windows`, bit for bit the same), and how each pass is lowered (those
+kernels or NumPy's copies, the column block size, the products' transposition and cut over the
+threads: :class:`Lowering`) is timed once per shape on the machine by :mod:`netgraph.tuning`.
 
 Layout. The layers take and give (N, C, *spatial) arrays, but what they allocate is laid out
 (C, *spatial, N) in memory, the example index fastest ("batch-last"). Products then write and
