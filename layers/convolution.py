@@ -23,7 +23,11 @@ adjoint in the input, ``col2im``, multiplies by the transposed weights and adds 
 entry back where it was read from (a loop over the kernel offsets only). The transposed
 convolution (DeconvolutionLayer) *is* that adjoint, so its forward pass is the convolution's
 backward-data pass and its backward-data pass is a convolution. Pooling reads the same strided
-windows and reduces them. All of it goes through ``xp``, so NumPy and CuPy share every line.
+windows and reduces them. All of it goes through ``xp``, so NumPy and CuPy share every line; on
+NumPy with Numba, the window copies and scatter-adds may run as compiled loops instead
+(:mod:`netgraph.compiled.windows`, bit for bit the same), and how each pass is lowered (those
+kernels or NumPy's copies, the column block size, the products' transposition and cut over the
+threads: :class:`Lowering`) is timed once per shape on the machine by :mod:`netgraph.tuning`.
 
 Layout. The layers take and give (N, C, *spatial) arrays, but what they allocate is laid out
 (C, *spatial, N) in memory, the example index fastest ("batch-last"). Products then write and
@@ -53,9 +57,10 @@ from typing import Any
 
 import numpy as np
 
-from netgraph import ops
+from netgraph import ops, tuning
 from netgraph.autograd import Tensor, primitive
-from netgraph.backend import array_module, cpu_threads, in_parallel, matmul
+from netgraph.backend import array_module, cpu_threads, in_parallel, matmul, products_split, transposes
+from netgraph.compiled import compiled_kernels_enabled, windows
 from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape, is_whole
 from netgraph.ports import Automatic
 
@@ -158,21 +163,61 @@ def _windows(xpad, window: Window, out: tuple[int, ...]):
 
 
 COLUMN_BLOCK = 1 << 22
-"""Values in one block of a column matrix (16 MB in float32). The products go block by block over
-the first output dimension, so a block is copied, multiplied and dropped while it is still in
-the cache; a column matrix bigger than one block (∏kernel times the input) is never held whole."""
+"""Values in one block of a column matrix (16 MB in float32), unless tuning chooses otherwise. The
+products go block by block over the first output dimension, so a block is copied, multiplied and
+dropped while it is still in the cache; a column matrix bigger than one block (∏kernel times the
+input) is never held whole."""
+
+COMPILED_COPY_CHANNELS = 32
+"""Channels from which the fixed rules copy windows with the compiled kernel rather than NumPy's
+strided copy (measured: 1.1-1.3 times faster from 32 channels on, 0.8-0.9 times with 1 to 16;
+the compiled scatter-add wins everywhere, 1.2-4 times, and is always the rule)."""
 
 
-def _blocks(values_per_row: int, rows: int) -> list[tuple[int, int]]:
-    """Ranges of output rows (first spatial dimension) whose column blocks hold ~COLUMN_BLOCK values."""
-    step = max(1, COLUMN_BLOCK // max(1, values_per_row))
+@dataclass(frozen=True)
+class Lowering:
+    """How one pass of a convolution runs: what :mod:`netgraph.tuning` chooses per shape.
+
+    Attributes:
+        windows: "numpy" (strided copies, one scatter-add per kernel offset) or "compiled"
+            (:mod:`netgraph.compiled.windows`, one loop each).
+        block: values per column block (None: :data:`COLUMN_BLOCK`).
+        transpose: compute the products the other way round from :func:`netgraph.backend.transposes`'s rule.
+        split: how each product is cut over the threads (None: :func:`netgraph.backend.matmul`'s rule).
+    """
+
+    windows: str = "numpy"
+    block: int | None = None
+    transpose: bool = False
+    split: str | None = None
+
+    def product(self, a, b, out=None):
+        """``a @ b`` under this lowering's product settings."""
+        rule = transposes(a.shape[-2], a.shape[-1], b.shape[-1])
+        return matmul(a, b, out=out, transpose=rule != self.transpose, split=self.split)
+
+
+def _blocks(values_per_row: int, rows: int, block: int | None = None) -> list[tuple[int, int]]:
+    """Ranges of output rows (first spatial dimension) whose column blocks hold ~``block`` values
+    (:data:`COLUMN_BLOCK` when None)."""
+    step = max(1, (block or COLUMN_BLOCK) // max(1, values_per_row))
     return [(a, min(a + step, rows)) for a in range(0, rows, step)]
 
 
-def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int, rows: tuple[int, int]):
+def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int, rows: tuple[int, int], compiled: bool = False):
     """(N, C, *padded), batch-last -> (groups, C/groups·∏kernel, (b−a)·∏out[1:]·N): the windows of the
-    output rows ``rows`` = (a, b), one copy through the window view."""
+    output rows ``rows`` = (a, b), one copy through the window view (or the compiled kernel's loop)."""
     xp, (n, c), d = array_module(xpad), xpad.shape[:2], len(out)
+    if compiled:
+        cols = xp.empty((c, *window.kernel, rows[1] - rows[0], *out[1:], n), xpad.dtype)
+        memory = xpad.transpose(1, *range(2, 2 + d), 0)  # (C, *padded, N), as it lies in memory
+        length, parts = _parts(c, n)
+
+        def copy_compiled(begin: int, end: int) -> None:
+            windows.im2col(memory, cols, window.stride, window.dilation, rows[0], parts(begin, end))
+
+        in_parallel(xp, copy_compiled, length, cols.size)
+        return cols.reshape(groups, c // groups * math.prod(window.kernel), -1)
     view = _windows(xpad, window, out)[:, :, rows[0] : rows[1]]  # axes: n, c, *out, *kernel
     view = view.transpose(1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0)  # c, *kernel, *out, n
     cols = xp.empty(view.shape, xpad.dtype)
@@ -185,12 +230,21 @@ def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int, rows: tuple
     return cols.reshape(groups, c // groups * math.prod(window.kernel), -1)
 
 
-def _col2im_add(result, cols, window: Window, out: tuple[int, ...], rows: tuple[int, int]) -> None:
+def _col2im_add(result, cols, window: Window, out: tuple[int, ...], rows: tuple[int, int], compiled: bool = False):
     """Adjoint of :func:`_im2col`: adds every entry of the block ``cols`` back into ``result``
     (memory order (C, *padded, N)) at the cell it was read from."""
     xp, (c, n) = array_module(cols), (result.shape[0], result.shape[-1])
     block = (rows[1] - rows[0], *out[1:])
     cols = cols.reshape(c, *window.kernel, *block, n)
+    if compiled:
+        length, parts = _parts(c, n)
+        cols = xp.ascontiguousarray(cols)
+
+        def scatter_compiled(begin: int, end: int) -> None:
+            windows.col2im_add(result, cols, window.stride, window.dilation, rows[0], parts(begin, end))
+
+        in_parallel(xp, scatter_compiled, length, cols.size)
+        return
     length, part = _split(c, n)
 
     def scatter(begin: int, end: int) -> None:
@@ -214,6 +268,13 @@ def _split(c: int, n: int) -> tuple[int, Callable[[int, int], tuple]]:
     return n, lambda begin, end: (..., slice(begin, end))
 
 
+def _parts(c: int, n: int) -> tuple[int, Callable[[int, int], tuple[int, int, int, int]]]:
+    """:func:`_split` for the compiled kernels: a part as (channel begin, end, example begin, end)."""
+    if c >= cpu_threads():
+        return c, lambda begin, end: (begin, end, 0, n)
+    return n, lambda begin, end: (0, c, begin, end)
+
+
 def _rows(y, groups: int):
     """(N, O, *out) -> (groups, O/groups, ∏out·N); a view when ``y`` is batch-last."""
     n, o = y.shape[:2]
@@ -231,14 +292,73 @@ def _matrices(weights, groups: int):
     return weights.reshape(groups, weights.shape[0] // groups, -1)
 
 
+# --- the lowering of each pass: fixed rules, or chosen on this machine ------------------------------
+
+
+def _default_lowering(xp, channels: int, scatter: bool) -> Lowering:
+    """The fixed rules: compiled scatter-adds, compiled window copies from :data:`COMPILED_COPY_CHANNELS`
+    channels, NumPy's otherwise and wherever the compiled kernels are off."""
+    compiled = compiled_kernels_enabled(xp) and (scatter or channels >= COMPILED_COPY_CHANNELS)
+    return Lowering(windows="compiled" if compiled else "numpy")
+
+
+def _lowering(name: str, xpad, other, window: Window, groups: int, columns: int, scatter: bool, run) -> Lowering:
+    """The lowering of one pass (``name``) over the padded input (or result) ``xpad`` and ``other``
+    (weights or cotangent): the fixed rules, or :func:`netgraph.tuning.choose`'s on this machine.
+
+    ``columns``: the values of the whole column matrix; ``run(lowering)`` runs the pass.
+    """
+    xp = array_module(xpad, other)
+    default = _default_lowering(xp, xpad.shape[1], scatter)
+    if xp is not np or not tuning.autotuning_enabled():
+        return default
+    inner = other.shape[1] if name.startswith("weights") else other.shape[0]  # O, from the cotangent or weights
+    work = columns * inner // groups  # multiply-adds of the pass's products
+    if work < tuning.TUNING_MINIMUM:
+        return default
+    stages: list[tuple[str, list]] = []
+    if compiled_kernels_enabled(xp) and name != "weights, reused":
+        stages.append(("windows", ["numpy", "compiled"]))
+    if name in ("adjoint", "forward, weights"):  # the passes that keep no column matrix for later
+        stages.append(("block", [b for b in (COLUMN_BLOCK >> 2, COLUMN_BLOCK >> 4) if b < columns]))
+    stages.append(("transpose", [False, True]))
+    if cpu_threads() > 1 and products_split():
+        # NOTE: not "none": one thread wins such products only while other programs hold the other
+        # cores, and a choice timed then would stay after they are gone.
+        stages.append(("split", [None, "rows", "columns"]))
+    threads = f"{cpu_threads()} threads" + (", products split" if products_split() else "")
+    threads += ", compiled" if compiled_kernels_enabled(xp) else ""
+    geometry = f"kernel {window.kernel} stride {window.stride} dilation {window.dilation} groups {groups}"
+    key = (name, tuple(xpad.shape), str(xpad.dtype), tuple(other.shape), geometry, threads)
+    choice = tuning.choose(key, dict(vars(default)), stages, lambda c: run(Lowering(**c)), work)
+    return Lowering(**choice)
+
+
 def _correlate(xpad, window: Window, out: tuple[int, ...], groups: int, weights=None, y=None, saved=None):
     """The cross-correlation of ``xpad`` with ``weights`` -> (N, O, *out), and/or, given a cotangent
     ``y`` (N, O, *out), the gradient in the weights of ⟨y, correlation⟩ -> (O, C/groups, *kernel).
 
     Both come from the same column blocks, one matrix product per group and block. When all
     the columns fit one block, the block is put in the list ``saved`` (if given) and taken from
-    it when there, so a backward pass reuses the forward pass's copy.
+    it when there, so a backward pass reuses the forward pass's copy. The lowering (copies,
+    blocks, products) follows the fixed rules or the choice tuned on this machine for the shape.
     """
+    n, c = xpad.shape[:2]
+    columns = c * math.prod(window.kernel) * math.prod(out) * n
+    if weights is not None:
+        name, other = ("forward, weights" if y is not None else "forward"), weights
+    else:
+        name, other = ("weights, reused" if saved else "weights"), y
+
+    def run(lowering: Lowering):  # timing runs touch no list of the caller's
+        return _correlate_with(lowering, xpad, window, out, groups, weights, y, list(saved) if saved else None)
+
+    lowering = _lowering(name, xpad, other, window, groups, columns, False, run)
+    return _correlate_with(lowering, xpad, window, out, groups, weights, y, saved)
+
+
+def _correlate_with(lowering: Lowering, xpad, window: Window, out, groups: int, weights, y, saved):
+    """:func:`_correlate` under the given lowering."""
     xp, (n, c) = array_module(xpad), xpad.shape[:2]
     width = math.prod(out[1:]) * n  # columns per output row
     result = filter_gradient = None
@@ -247,18 +367,18 @@ def _correlate(xpad, window: Window, out: tuple[int, ...], groups: int, weights=
         result = xp.empty((groups, o // groups, out[0] * width), xpad.dtype)
     if y is not None:
         y_rows = _rows(y, groups)
-    blocks = _blocks(c * math.prod(window.kernel) * width, out[0])
+    blocks = _blocks(c * math.prod(window.kernel) * width, out[0], lowering.block)
     for a, b in blocks:
         if saved and len(blocks) == 1:
             cols = saved.pop()
         else:
-            cols = _im2col(xpad, window, out, groups, (a, b))
+            cols = _im2col(xpad, window, out, groups, (a, b), lowering.windows == "compiled")
             if saved is not None and len(blocks) == 1:
                 saved.append(cols)
         if weights is not None:
-            matmul(_matrices(weights, groups), cols, out=result[..., a * width : b * width])
+            lowering.product(_matrices(weights, groups), cols, out=result[..., a * width : b * width])
         if y is not None:
-            part = matmul(y_rows[..., a * width : b * width], cols.swapaxes(1, 2))
+            part = lowering.product(y_rows[..., a * width : b * width], cols.swapaxes(1, 2))
             filter_gradient = part if filter_gradient is None else xp.add(filter_gradient, part, out=filter_gradient)
     if filter_gradient is not None:
         filter_gradient = filter_gradient.reshape(y.shape[1], -1, *window.kernel)
@@ -268,12 +388,35 @@ def _correlate(xpad, window: Window, out: tuple[int, ...], groups: int, weights=
 def _correlate_adjoint(y, weights, window: Window, padded_shape: tuple[int, ...], groups: int):
     """Adjoint of the cross-correlation in its (padded) input: GEMM, then col2im, block by block
     -> (N, C, *padded), batch-last."""
+    n, c, out = padded_shape[0], padded_shape[1], y.shape[2:]
+    columns = c * math.prod(window.kernel) * math.prod(out) * n
+    probe = _Shape(padded_shape, y.dtype)
+
+    def run(lowering: Lowering):
+        return _correlate_adjoint_with(lowering, y, weights, window, padded_shape, groups)
+
+    lowering = _lowering("adjoint", probe, weights, window, groups, columns, True, run)
+    return _correlate_adjoint_with(lowering, y, weights, window, padded_shape, groups)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What :func:`_lowering` reads of an array that is yet to be made: its shape and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: Any
+
+
+def _correlate_adjoint_with(lowering: Lowering, y, weights, window: Window, padded_shape: tuple[int, ...], groups):
+    """:func:`_correlate_adjoint` under the given lowering."""
     xp, (n, c), out = array_module(y), padded_shape[:2], y.shape[2:]
     width = math.prod(out[1:]) * n
     y_rows, transposed = _rows(y, groups), _matrices(weights, groups).swapaxes(1, 2)
     result = xp.zeros((c, *padded_shape[2:], n), y.dtype)  # batch-last, as _batch_last
-    for a, b in _blocks(c * math.prod(window.kernel) * width, out[0]):
-        _col2im_add(result, matmul(transposed, y_rows[..., a * width : b * width]), window, out, (a, b))
+    compiled = lowering.windows == "compiled"
+    for a, b in _blocks(c * math.prod(window.kernel) * width, out[0], lowering.block):
+        cols = lowering.product(transposed, y_rows[..., a * width : b * width])
+        _col2im_add(result, cols, window, out, (a, b), compiled)
     return xp.moveaxis(result, -1, 0)
 
 

@@ -481,7 +481,34 @@ def in_parallel(xp: Any, work: Callable[[int, int], None], length: int, size: in
         future.result()
 
 
-def matmul(a: Any, b: Any, out: Any = None) -> Any:
+def products_split() -> bool:
+    """Whether :func:`matmul` splits products over netgraph's threads now: inside :func:`cpu_work`
+    with NumPy's OpenBLAS on one thread.
+
+    Example:
+        >>> with cpu_work():
+        ...     inside = products_split()
+        >>> products_split()
+        False
+    """
+    return _BLAS_SINGLE
+
+
+def transposes(rows: int, inner: int, columns: int) -> bool:
+    """The fixed rule of :func:`matmul`: whether a NumPy product of this shape is computed as its transpose.
+
+    Example:
+        >>> transposes(64, 4096, 1024), transposes(1024, 64, 4096)
+        (True, False)
+    """
+    return rows <= FEW_ROWS < columns <= inner and rows * inner * columns >= PRODUCT_MINIMUM
+
+
+SPLITS = ("rows", "columns", "none")
+"""How :func:`matmul` may be told to cut a product over the threads (None: its fixed rule)."""
+
+
+def matmul(a: Any, b: Any, out: Any = None, *, transpose: bool | None = None, split: str | None = None) -> Any:
     """``a @ b`` (2-D, or stacks of them), split over :func:`cpu_threads` on the CPU; into ``out`` if given.
 
     Each thread multiplies a block of rows or of columns of the result, whichever is longer,
@@ -489,33 +516,44 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     :func:`cpu_work`, or where NumPy's BLAS is not OpenBLAS or keeps its own threads
     (NETGRAPH_BLAS=system), the product is left to the BLAS's own threads.
 
+    The fixed rules (which products are computed as their transposes, :func:`transposes`; which
+    are split, and how) were measured on one machine; ``transpose`` (True, False) and ``split``
+    (one of :data:`SPLITS`) override them for one call on NumPy, which is how
+    :mod:`netgraph.tuning`'s choices for a convolution reach its products.
+
     Example:
         >>> import numpy as np
         >>> a, b = np.ones((300, 200), np.float32), np.ones((200, 500), np.float32)
         >>> bool((matmul(a, b) == a @ b).all())
         True
+        >>> bool((matmul(a, b, transpose=True, split="rows") == a @ b).all())
+        True
     """
     xp = array_module(a, b)
     rows, inner, columns = a.shape[-2], a.shape[-1], b.shape[-1]
-    if xp is np and rows <= FEW_ROWS < columns <= inner and rows * inner * columns >= PRODUCT_MINIMUM:
+    if xp is np and (transposes(rows, inner, columns) if transpose is None else transpose):
         # NOTE: OpenBLAS runs a product with a long inner dimension and few rows (a weight gradient
         # of 64 output channels, say) 5-20% faster as its transpose, bᵀ·aᵀ, with the short side as
         # columns; the copy back into rows costs rows·columns, next to rows·inner·columns.
-        product = matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2)).swapaxes(-1, -2)
+        split = {"rows": "columns", "columns": "rows"}.get(split, split)  # type: ignore[arg-type]
+        product = matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2), transpose=False, split=split).swapaxes(-1, -2)
         if out is None:
             return np.ascontiguousarray(product)
         out[...] = product
         return out
-    if xp is not np or cpu_threads() == 1 or rows * inner * columns < PRODUCT_MINIMUM or not _BLAS_SINGLE:
+    if split is None:
+        small = rows * inner * columns < PRODUCT_MINIMUM
+        split = "none" if small else "columns" if columns >= rows else "rows"
+    if xp is not np or cpu_threads() == 1 or split == "none" or not _BLAS_SINGLE:
         return xp.matmul(a, b, out=out)
     if out is None:
         out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, columns), np.result_type(a, b))
 
     def multiply(begin: int, end: int) -> None:
-        if columns >= rows:
+        if split == "columns":
             np.matmul(a, b[..., begin:end], out=out[..., begin:end])
         else:
             np.matmul(a[..., begin:end, :], b, out=out[..., begin:end, :])
 
-    in_parallel(xp, multiply, max(rows, columns), out.size * inner)
+    in_parallel(xp, multiply, columns if split == "columns" else rows, max(out.size * inner, PARALLEL_MINIMUM))
     return out
