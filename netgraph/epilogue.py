@@ -186,37 +186,53 @@ def _item_strides(a: Any) -> tuple[int, ...] | None:
     return strides
 
 
-def memory_layout(a: Any) -> MemoryLayout | None:
-    """How the compiled kernels walk ``a`` (N, C, *rest), or None where they cannot.
+def _run_start(a: Any) -> int | None:
+    """Where the longest contiguous run of ``a``'s batch-last memory view (C, *rest, N) begins (an axis
+    of that view, at least 1), or None when its last axis is not contiguous."""
+    strides = _item_strides(a)
+    if strides is None:
+        return None
+    shape, mem_strides = (*a.shape[1:], a.shape[0]), (*strides[1:], strides[0])
+    split = None
+    for first in range(a.ndim - 1, 0, -1):
+        if _merged_stride(shape[first:], mem_strides[first:]) not in (0, 1):
+            break
+        split = first
+    return split
 
-    Channel-major when the batch-last memory view ends in contiguous values (the longest such
-    run), channel-minor for an (N, C) array whose channels are contiguous.
+
+def memory_layout(*arrays: Any) -> MemoryLayout | None:
+    """How the compiled kernels walk ``arrays`` (of one shape (N, C, *rest)) together, or None where
+    they cannot.
+
+    Channel-minor for (N, C) arrays whose channels are contiguous; otherwise channel-major, the
+    runs made of the axes from which every array's batch-last memory view is contiguous (the
+    longest such runs), when the axes before them merge into one stride in each array.
 
     Example:
         >>> import numpy as np
         >>> memory_layout(np.moveaxis(np.zeros((4, 5, 6, 3)), -1, 0))  # batch-last (3, 4, 5, 6)
         MemoryLayout(channel_major=True, split=1, rows=1, length=90)
+        >>> cropped = np.moveaxis(np.zeros((4, 5, 8, 3)), -1, 0)[..., 1:7]  # rows of 6·3 values, with gaps
+        >>> memory_layout(np.moveaxis(np.zeros((4, 5, 6, 3)), -1, 0), cropped)
+        MemoryLayout(channel_major=True, split=2, rows=5, length=18)
         >>> memory_layout(np.zeros((3, 8)))
         MemoryLayout(channel_major=False, split=0, rows=3, length=8)
         >>> memory_layout(np.zeros((3, 4, 5, 6))) is None  # C-ordered: examples are not the fastest axis
         True
     """
-    strides = _item_strides(a)
-    if strides is None or a.ndim < 2 or a.size == 0:
+    a = arrays[0]
+    if a.ndim < 2 or a.size == 0:
         return None
-    if a.ndim == 2 and strides[1] == 1:
-        return MemoryLayout(False, 0, a.shape[0], a.shape[1])
-    mem = _channel_memory(a)
-    shape, mem_strides = mem.shape, (strides[1], *strides[2:], strides[0])
-    split = None
-    for first in range(mem.ndim - 1, 0, -1):
-        if _merged_stride(shape[first:], mem_strides[first:]) in (0, 1):
-            split = first
-        else:
-            break
-    if split is None or _merged_stride(shape[1:split], mem_strides[1:split]) is None:
-        return None
-    return MemoryLayout(True, split, math.prod(shape[1:split]), math.prod(shape[split:]))
+    if a.ndim == 2 and all(x.strides[1] == x.itemsize for x in arrays):
+        layout = MemoryLayout(False, 0, a.shape[0], a.shape[1])
+    else:
+        starts = [_run_start(x) for x in arrays]
+        if None in starts:
+            return None
+        split, shape = max(starts), (*a.shape[1:], a.shape[0])
+        layout = MemoryLayout(True, split, math.prod(shape[1:split]), math.prod(shape[split:]))
+    return layout if all(_strides_in(x, layout) is not None for x in arrays) else None
 
 
 def _is_dense(a: Any) -> bool:
@@ -248,23 +264,25 @@ def _buffer(a: Any) -> tuple[Any, int] | None:
     return flat, offset // a.itemsize
 
 
-def _place(a: Any, layout: MemoryLayout) -> tuple[Any, int, int, int] | None:
-    """(buffer, start, channel stride, row stride) of ``a`` walked by ``layout``, in items; None when
-    ``a``'s memory does not fit the layout."""
+def _strides_in(a: Any, layout: MemoryLayout) -> tuple[int, int] | None:
+    """(channel stride, row stride) of ``a`` walked by ``layout``, in items; None when ``a``'s memory
+    does not fit the layout."""
     strides = _item_strides(a)
     if strides is None or a.ndim < 2:
         return None
     if not layout.channel_major:
-        if a.ndim != 2 or strides[1] != 1:
-            return None
-        found = _buffer(a)
-        return None if found is None else (*found, 1, strides[0])
+        return (1, strides[0]) if a.ndim == 2 and strides[1] == 1 else None
     shape, mem_strides, k = (*a.shape[1:], a.shape[0]), (*strides[1:], strides[0]), layout.split
     run, rows = _merged_stride(shape[k:], mem_strides[k:]), _merged_stride(shape[1:k], mem_strides[1:k])
-    if run not in (0, 1) or rows is None:
-        return None
-    found = _buffer(a)
-    return None if found is None else (*found, mem_strides[0], rows)
+    return (mem_strides[0], rows) if run in (0, 1) and rows is not None else None
+
+
+def _place(a: Any, layout: MemoryLayout) -> tuple[Any, int, int, int] | None:
+    """(buffer, start, channel stride, row stride) of ``a`` walked by ``layout``, in items; None when
+    ``a``'s memory does not fit the layout or is not a view of a dense array."""
+    strides = _strides_in(a, layout)
+    found = _buffer(a) if strides is not None else None
+    return None if found is None else (*found, *strides)
 
 
 def _compact(xp: Any, like: Any, layout: MemoryLayout, dtype: Any) -> Any:
@@ -283,6 +301,11 @@ def _biases_shape(y: Any) -> tuple[int, ...]:
 
 def _forward_shared(xp: Any, y: Any, out: Any, biases: Any, activation: Activation) -> Any:
     """The shared path, from ``y`` into ``out`` (``y`` itself, or a new array); returns what backward keeps."""
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN, as in the unfused layers
+        return _forward_steps(xp, y, out, biases, activation)
+
+
+def _forward_steps(xp: Any, y: Any, out: Any, biases: Any, activation: Activation) -> Any:
     source = y
     if biases is not None:
         source = xp.add(source, biases.reshape(_biases_shape(y)), out=out)
@@ -301,18 +324,22 @@ def _forward_shared(xp: Any, y: Any, out: Any, biases: Any, activation: Activati
 
 
 def _backward_shared(xp: Any, g: Any, saved: Any, activation: Activation) -> Any:
-    if activation.kind == "ramp":
-        return g * (saved > 0).astype(g.dtype)
-    if activation.kind == "leaky_ramp":
-        return g * xp.where(saved, g.dtype.type(1), g.dtype.type(activation.slope))
-    return g
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # an infinite g times 0 is NaN, as unfused
+        if activation.kind == "ramp":
+            return g * (saved > 0).astype(g.dtype)
+        if activation.kind == "leaky_ramp":
+            return g * xp.where(saved, g.dtype.type(1), g.dtype.type(activation.slope))
+        return g
 
 
-def _forward_compiled(y: Any, out: Any, biases: Any, activation: Activation, layout: MemoryLayout) -> Any:
+def _forward_compiled(y: Any, out: Any, biases: Any, activation: Activation) -> Any:
     """The compiled path, from ``y`` into ``out``; returns what backward keeps (the output, the mask, or
     None for the identity), or False where the arrays' memory does not allow it."""
     leaky = activation.kind == "leaky_ramp"
     mask = np.empty_like(y, dtype=np.bool_) if leaky else np.empty(0, np.bool_)
+    layout = memory_layout(y, out, mask) if leaky else memory_layout(y, out)
+    if layout is None:
+        return False
     source, target = _place(y, layout), _place(out, layout)
     kept = _place(mask, layout) if leaky else (mask, 0, 0, 0)
     if source is None or target is None or kept is None:
@@ -345,8 +372,11 @@ def _forward_compiled(y: Any, out: Any, biases: Any, activation: Activation, lay
     return mask if leaky else out if activation.kind == "ramp" else None
 
 
-def _backward_compiled(g: Any, saved: Any, activation: Activation, layout: MemoryLayout, want_biases: bool):
+def _backward_compiled(g: Any, saved: Any, activation: Activation, want_biases: bool):
     """(gy, gb) by the compiled kernels, or None where ``g``'s or the kept array's memory does not allow it."""
+    layout = memory_layout(saved, g)
+    if layout is None:
+        return None
     g_place, saved_place = _place(g, layout), _place(saved, layout)
     if g_place is None or saved_place is None:
         return None
@@ -375,13 +405,11 @@ def _backward_compiled(g: Any, saved: Any, activation: Activation, layout: Memor
     return grad, grad_biases if want_biases else None
 
 
-def _compiled_layout(y: Any) -> MemoryLayout | None:
-    """The layout the compiled path walks ``y`` in, or None when the shared path runs."""
-    if y.dtype not in (np.float32, np.float64) or y.size < COMPILED_MINIMUM:
-        return None
-    if not compiled_kernels_enabled(array_module(y)):
-        return None
-    return memory_layout(y)
+def _compiled(y: Any) -> bool:
+    """Whether the compiled path may run for ``y`` (it still needs memory it can walk)."""
+    return (
+        y.dtype in (np.float32, np.float64) and y.size >= COMPILED_MINIMUM and compiled_kernels_enabled(array_module(y))
+    )
 
 
 @primitive
@@ -412,22 +440,23 @@ def bias_activation(y, biases=None, *, activation: Activation):
     """
     xp = array_module(y)
     out = y if _is_dense(y) else xp.empty_like(y)
-    layout = _compiled_layout(y)
-    saved = _forward_compiled(y, out, biases, activation, layout) if layout is not None else False
+    compiled = _compiled(y)
+    saved = _forward_compiled(y, out, biases, activation) if compiled else False
     if saved is False:
-        layout, saved = None, _forward_shared(xp, y, out, biases, activation)
+        saved = _forward_shared(xp, y, out, biases, activation)
     has_biases = biases is not None
 
     def vjp(g, needs):
         want_biases = has_biases and needs[1]
         if not needs[0] and not want_biases:
             return None, None
-        if activation.kind != "identity" and layout is not None:
-            found = _backward_compiled(g, saved, activation, layout, want_biases)
+        if compiled and activation.kind != "identity" and g.dtype == out.dtype:
+            found = _backward_compiled(g, saved, activation, want_biases)
             if found is not None:
                 return found[0] if needs[0] else None, found[1]
         grad = _backward_shared(xp, g, saved, activation)
-        grad_biases = grad.sum(axis=(0, *range(2, grad.ndim))) if want_biases else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            grad_biases = grad.sum(axis=(0, *range(2, grad.ndim))) if want_biases else None
         return grad if needs[0] else None, grad_biases
 
     return out, vjp
