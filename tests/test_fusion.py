@@ -319,3 +319,15 @@ def test_the_primitive_writes_into_a_dense_output_and_leaves_a_cropped_view_alon
     np.testing.assert_array_equal(out, np.maximum(np.moveaxis(full, -1, 0)[:, :, 1:4, 1:4], 0))
     dense = np.random.default_rng(1).normal(size=(4, 3))
     assert bias_activation(Tensor(dense), None, activation=Activation("ramp")).data is dense
+
+
+@pytest.mark.parametrize("name", ["conv+Ramp", "deconv+LeakyRamp (cropped)", "linear+bias-only", "no biases"])
+def test_fused_answers_on_each_device(name, device):
+    net = _initialized(name)
+    x = _input(net)
+    options = {"target_device": device, "working_precision": "Real64"}
+    fused = net(x, ["Output", NetPortGradient(All)], **options)
+    unfused = _unfused(lambda: net(x, ["Output", NetPortGradient(All)], **options))
+    np.testing.assert_allclose(fused["Output"], unfused["Output"], rtol=1e-13, atol=1e-13)
+    for key, value in fused[NetPortGradient(All)].items():
+        np.testing.assert_allclose(value, unfused[NetPortGradient(All)][key], rtol=1e-12, atol=1e-12, err_msg=str(key))
