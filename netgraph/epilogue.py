@@ -19,8 +19,9 @@ The activations (:class:`Activation`, read from an ElementwiseLayer's traced fun
   mask of v ≥ 0, one byte per value, instead of the input.
 
 Both paths do the unfused layers' arithmetic, operation for operation in the arrays' precision,
-so the values are exactly the unfused graph's, and so are the gradients in the activation's
-input; the biases' gradient is the same sum in another order. The shared path runs through
+so the values are exactly the unfused graph's (laid out in memory as the unfused activation lays
+out its result, so the layers after it compute exactly as they would unfused), and so are the
+gradients in the activation's input; the biases' gradient is the same sum in another order. The shared path runs through
 ``xp`` (NumPy and CuPy). The compiled path (:mod:`netgraph.compiled.epilogue`, NumPy with Numba,
 float32 and float64) runs on the arrays' memory in place, channel by channel over netgraph's
 threads; it takes over wherever the arrays' layouts allow it (:func:`memory_layout`), which covers
@@ -69,8 +70,8 @@ class Activation:
     adding ``shift`` (the constant of a bias-only layer; ``x - c`` is kept as ``-c``) when it is not None.
 
     Example:
-        >>> Activation("leaky_ramp", slope=0.02).name
-        'LeakyRamp 0.02'
+        >>> Activation("leaky_ramp", slope=0.02)
+        Activation(kind='leaky_ramp', slope=0.02, shift=None)
     """
 
     kind: str
@@ -82,15 +83,6 @@ class Activation:
             raise ValueError(f"Activation: kind must be one of {sorted(_KINDS)}, got {self.kind!r}")
         if self.kind == "leaky_ramp" and not self.slope:
             raise ValueError("Activation: a leaky_ramp needs a slope other than 0")
-
-    @property
-    def name(self) -> str:
-        """How a profile names it: "Ramp", "LeakyRamp 0.02", "+ 0.5", "biases"."""
-        if self.kind == "ramp":
-            return "Ramp"
-        if self.kind == "leaky_ramp":
-            return f"LeakyRamp {self.slope:g}"
-        return "biases" if self.shift is None else f"{'-' if self.shift < 0 else '+'} {abs(self.shift):g}"
 
 
 def _is_var(e: Expr) -> bool:
