@@ -207,7 +207,10 @@ def netgraph_profile(case: Case, steps: int) -> dict[str, Any]:
 
 
 def describe_layer(layer: Any) -> str:
-    """A short description: "Convolution 32 k5 s2", "Linear 1024", "BatchNormalization", "Ramp"."""
+    """A short description: "Convolution 32 k5 s2", "Linear 1024", "BatchNormalization", "Ramp"; a fused
+    step of a plan (netgraph.graph.FusedStep) names both its layers: "Convolution 32 k3 + Ramp"."""
+    if hasattr(layer, "parts"):
+        return " + ".join(describe_layer(part) for part in layer.parts)
     kind = type(layer).__name__.removesuffix("Layer")
     if kind in ("Convolution", "Deconvolution"):
         k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]

@@ -61,6 +61,7 @@ from netgraph import ops, tuning
 from netgraph.autograd import Tensor, primitive
 from netgraph.backend import array_module, cpu_threads, in_parallel, matmul, products_split, transposes
 from netgraph.compiled import compiled_kernels_enabled, windows
+from netgraph.epilogue import Activation, bias_activation
 from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape, is_whole
 from netgraph.ports import Automatic
 
@@ -735,6 +736,14 @@ class _FilterLayer(_WindowLayer):
         biases = ctx.array(self, "Biases") if "Biases" in self.arrays else None
         return ctx.array(self, "Weights"), biases
 
+    def _with_epilogue(self, primitive: Callable, x: Tensor, ctx: Context, activation: Activation) -> Tensor:
+        """``primitive`` (convolution or deconvolution) without the biases, then the biases and ``activation``
+        in one pass over its output (:func:`~netgraph.epilogue.bias_activation`): a fused step of a plan."""
+        weights, biases = self._arrays(ctx)
+        window = self._window(self._input()[1:])
+        y = primitive(self._to_channels_first(x), weights, window=window, groups=self.channel_groups)
+        return self._from_channels_first(bias_activation(y, biases, activation=activation))
+
     def config(self) -> dict[str, Any]:
         return {"n": self.n, **self._window_config(), "channel_groups": self.channel_groups}
 
@@ -804,6 +813,10 @@ class ConvolutionLayer(_FilterLayer):
         window = self._window(self._input()[1:])
         y = convolution(self._to_channels_first(x), *self._arrays(ctx), window=window, groups=self.channel_groups)
         return self._from_channels_first(y)
+
+    def apply_with_epilogue(self, x: Tensor, ctx: Context, activation: Activation) -> Tensor:
+        """:meth:`apply`, then ``activation``, the biases added in its pass (see :mod:`netgraph.graph`'s fusion)."""
+        return self._with_epilogue(convolution, x, ctx, activation)
 
 
 class DeconvolutionLayer(_FilterLayer):
@@ -877,6 +890,10 @@ class DeconvolutionLayer(_FilterLayer):
         window = self._window(self._input()[1:])
         z = deconvolution(self._to_channels_first(x), *self._arrays(ctx), window=window, groups=self.channel_groups)
         return self._from_channels_first(z)
+
+    def apply_with_epilogue(self, x: Tensor, ctx: Context, activation: Activation) -> Tensor:
+        """:meth:`apply`, then ``activation``, the biases added in its pass (see :mod:`netgraph.graph`'s fusion)."""
+        return self._with_epilogue(deconvolution, x, ctx, activation)
 
 
 class PoolingLayer(_WindowLayer):

@@ -24,6 +24,7 @@ from typing import Any
 
 from netgraph import ops
 from netgraph import symbolic as sym
+from netgraph.epilogue import Activation, activation_of
 from netgraph.fused import apply_function
 from netgraph.layer import Context, Layer, NetError, ShapeError, UnaryLayer, check_limit, format_shape
 from netgraph.ports import Automatic
@@ -156,6 +157,11 @@ class ElementwiseLayer(UnaryLayer):
 
     def apply(self, x, ctx: Context):
         return apply_function(x, function=self.function)
+
+    def epilogue(self) -> Activation | None:
+        """What a convolution, deconvolution or linear layer before this one may apply in its own output
+        pass (a fused step of a graph's plan): Ramp, LeakyRamp or a bias-only function; else None."""
+        return activation_of(self.function)
 
     def config(self) -> dict[str, Any]:
         return {"f": self.label or self.function}

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from netgraph import ops
+from netgraph.epilogue import Activation, bias_activation
 from netgraph.layer import Context, Shape, UnaryLayer, as_shape
 from netgraph.ports import Automatic
 
@@ -61,11 +62,21 @@ class LinearLayer(UnaryLayer):
         return in_size, out_size
 
     def apply(self, x, ctx: Context):
+        return self._apply(x, ctx, None)
+
+    def apply_with_epilogue(self, x, ctx: Context, activation: Activation):
+        """:meth:`apply`, then ``activation``, the biases added in its pass (see :mod:`netgraph.graph`'s fusion)."""
+        return self._apply(x, ctx, activation)
+
+    def _apply(self, x, ctx: Context, activation: Activation | None):
         n = x.shape[0]
         flat = x if x.ndim == 2 else ops.reshape(x, (n, -1))
         biases = ctx.array(self, "Biases") if "Biases" in self.arrays else None
         biases = ops.reshape(biases, (-1,)) if biases is not None and biases.ndim != 1 else biases
-        y = ops.affine(flat, ctx.array(self, "Weights"), biases)
+        if activation is None:
+            y = ops.affine(flat, ctx.array(self, "Weights"), biases)
+        else:
+            y = bias_activation(ops.affine(flat, ctx.array(self, "Weights")), biases, activation=activation)
         return y if len(self.port_shapes["Output"]) == 1 else ops.reshape(y, (n, *self.port_shapes["Output"]))
 
     def config(self) -> dict[str, Any]:

@@ -13,7 +13,18 @@ Building a graph does, in order:
 4. refuse cycles (networkx), then infer every port shape from the known ones,
    passing shapes along edges in both directions until nothing changes;
 5. compile the plan: the vertices in topological order, each with where its
-   inputs come from, and which values can be dropped after it.
+   inputs come from, and which values can be dropped after it; and which
+   pairs of vertices run fused (below).
+
+Fusion. A ConvolutionLayer, DeconvolutionLayer or LinearLayer whose output feeds
+exactly one port, the input of a Ramp, LeakyRamp or bias-only ElementwiseLayer
+(``x + c``, ``x - c``), and is not an output of the graph, runs with that layer as one
+step of the plan: the producer computes without its biases, and
+:func:`netgraph.epilogue.bias_activation` adds them and applies the activation in
+one pass over the producer's fresh output (and one backward). The values and
+gradients are the unfused layers' (the biases' gradient to rounding). When an
+evaluation asks for the producer's own output (``NetPort(["conv", "Output"])``)
+the two run unfused. :func:`set_fusion` (or ``NETGRAPH_FUSION=0``) turns fusion off.
 
 The graph uses its layers only through the :class:`~netgraph.layer.Layer`
 protocol, and is itself a layer, so graphs nest.
@@ -30,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -43,6 +55,61 @@ from .layer import Context, Layer, NetError, Shape, ShapeError, as_shape, format
 from .ports import NetPort
 
 End = tuple[Any, str]  # (vertex key, port); vertex None means a port of the graph itself
+
+_fusion = os.environ.get("NETGRAPH_FUSION", "1").lower() not in ("0", "false", "no", "off", "")
+
+
+def set_fusion(enabled: bool) -> bool:
+    """Turn the fusion of a producer with the activation after it on or off (on by default; see
+    the module's notes); returns the previous setting. Plans keep their fused pairs and consult
+    the setting on every run.
+
+    Example:
+        >>> previous = set_fusion(False)
+        >>> fusion_enabled()
+        False
+        >>> _ = set_fusion(previous)
+    """
+    global _fusion
+    previous, _fusion = _fusion, bool(enabled)
+    return previous
+
+
+def fusion_enabled() -> bool:
+    """Whether graphs run their fused steps (:func:`set_fusion`)."""
+    return _fusion
+
+
+def _offers(layer: Layer, method: str) -> bool:
+    """Whether ``layer`` has ``method`` from the class that also says how it computes (its ``apply`` and
+    ``forward``), so that a subclass computing otherwise is never fused by what it inherits."""
+    owner = next((c for c in type(layer).__mro__ if method in vars(c)), None)
+    if owner is None or owner is Layer:
+        return False
+    return all(getattr(type(layer), name, None) is getattr(owner, name, None) for name in ("apply", "forward"))
+
+
+class FusedStep:
+    """A producer layer and the activation layer after it, run as one step of a graph's plan.
+
+    :mod:`netgraph.profile` times it under the producer's path, as ``t.layers[path]``;
+    ``parts`` holds the two layers.
+    """
+
+    output_ports = ("Output",)
+
+    def __init__(self, producer: Layer, activation: Layer) -> None:
+        self.parts = (producer, activation)
+        self.activation = activation.epilogue()
+
+    def forward(self, inputs: dict, ctx: Context) -> dict:
+        return {"Output": self.parts[0].apply_with_epilogue(inputs["Input"], ctx, self.activation)}
+
+    def describe(self) -> str:
+        return " + ".join(part.describe() for part in self.parts)
+
+    def __repr__(self) -> str:
+        return f"FusedStep({self.describe()})"
 
 
 def as_layer(spec: Any, key: Any = None) -> Layer:
@@ -128,6 +195,7 @@ class NetGraph(Layer):
             known[port] = as_shape(spec, f"port {port!r}")
         self._infer(known)
         self.plan = self._compile()
+        self.fused = self._fusions()
 
     # -- 1. parsing connections ------------------------------------------------------
     def _vertex(self, spec: Any) -> Any:
@@ -427,6 +495,28 @@ class NetGraph(Layer):
                 release[i].append(end)
         return [(key, sources[key], release[i]) for i, key in enumerate(self.order)]
 
+    def _fusions(self) -> dict[Any, Any]:
+        """Producer vertex -> the activation vertex that runs fused with it (see the module's notes)."""
+        readers = Counter(src for src, _ in self.edges)
+        exposed = {*self.outputs.values(), *self.muted}
+        fused = {}
+        for src, (key, _) in self.edges:
+            producer = self.vertices.get(src[0])
+            activation = self.vertices[key]
+            if (
+                producer is not None
+                and readers[src] == 1
+                and src not in exposed
+                and producer.output_ports == ("Output",)
+                and activation.input_ports == ("Input",)
+                and activation.output_ports == ("Output",)
+                and _offers(producer, "apply_with_epilogue")
+                and _offers(activation, "epilogue")
+                and activation.epilogue() is not None
+            ):
+                fused[src[0]] = key
+        return fused
+
     def forward(self, inputs: dict, ctx: Context) -> dict:
         timer = profile.active()  # None unless netgraph.profile.timings() is on
         if timer is not None:
@@ -436,9 +526,17 @@ class NetGraph(Layer):
     def _run_plan(self, inputs: dict, ctx: Context, timer: profile.Timings | None) -> dict:
         values = {(None, port): inputs[port] for port in self.input_ports}
         base = ctx.path
+        fused = self.fused if _fusion else {}
+        done: set = set()  # activation vertices already run, fused with their producer
         for key, sources, release in self.plan:
+            if key in done:
+                continue  # its one input, the producer's output, was never stored
             ctx.path = base + (key,)
-            layer = self.vertices[key]
+            layer: Any = self.vertices[key]
+            partner = fused.get(key)
+            if partner is not None and ctx.path + ("Output",) not in ctx.wanted:
+                layer, key = FusedStep(layer, self.vertices[partner]), partner
+                done.add(partner)
             args = {port: values[src] for port, src in sources.items()}
             if timer is None or isinstance(layer, NetGraph):  # a sub-net times its own layers
                 outs = layer.forward(args, ctx)
@@ -446,8 +544,8 @@ class NetGraph(Layer):
                 outs = timer.run_layer(layer, args, ctx)
             for port in layer.output_ports:
                 values[(key, port)] = outs[port]
-                if ctx.path + (port,) in ctx.wanted:
-                    ctx.captured[ctx.path + (port,)] = outs[port]
+                if base + (key, port) in ctx.wanted:
+                    ctx.captured[base + (key, port)] = outs[port]
             for end in release:
                 del values[end]  # free what no later step reads
         ctx.path = base

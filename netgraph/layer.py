@@ -322,6 +322,12 @@ class Layer:
         """Override: output tensors from input tensors (leading batch axis)."""
         raise NotImplementedError
 
+    def epilogue(self) -> Any:
+        """Override in an elementwise layer that a convolution, deconvolution or linear layer before it
+        may apply in its own output pass (a :class:`netgraph.epilogue.Activation`): the graph then runs
+        the two as one step, the producer's ``apply_with_epilogue(x, ctx, activation)``. None here."""
+        return None
+
     # -- bookkeeping ------------------------------------------------------------------
     def describe(self) -> str:
         kind = type(self).__name__

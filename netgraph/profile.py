@@ -2,7 +2,8 @@
 
 Off by default. Inside ``with timings() as t:`` the graph machinery and the autograd engine
 record, for every layer that is not itself a net (keyed by its path in the outermost net, as
-:func:`netgraph.paths.iter_layers` gives it):
+:func:`netgraph.paths.iter_layers` gives it), and for every fused step of a plan (a producer and
+the activation after it, run as one: :class:`netgraph.graph.FusedStep`, under the producer's path):
 
 - ``t.forward[path]``: seconds in the layer's ``forward``;
 - ``t.backward[path]``: seconds in the vector-Jacobian products of the primitives that the
@@ -26,8 +27,10 @@ Example:
     >>> net = NetInitialize(NetChain([LinearLayer(4), "Ramp", LinearLayer(1)], input=3))
     >>> with profile.timings() as t:
     ...     _ = net(np.ones((5, 3)), NetPortGradient("Input"))
-    >>> sorted(t.forward), sorted(t.backward), t.calls[(1,)]
-    ([(1,), (2,), (3,)], [(1,), (2,), (3,)], 1)
+    >>> sorted(t.forward), sorted(t.backward), t.calls[(1,)]   # (1,): the linear layer and Ramp, fused
+    ([(1,), (3,)], [(1,), (3,)], 1)
+    >>> t.layers[(1,)]
+    FusedStep(LinearLayer '1' + ElementwiseLayer '2')
     >>> sorted(t.phases)
     ['backward', 'forward']
     >>> profile.active() is None                      # off again

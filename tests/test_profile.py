@@ -9,6 +9,7 @@ import numpy as np
 from layers import ConvolutionLayer, ElementwiseLayer, FlattenLayer, LinearLayer, MeanSquaredLossLayer
 from netgraph import NetChain, NetGraph, NetInitialize, NetPort, NetPortGradient, NetTrain, profile
 from netgraph.autograd import Tape, Tensor, backward, primitive
+from netgraph.graph import FusedStep, set_fusion
 from netgraph.layer import Context, Layer
 from netgraph.optimizers import Optimizer
 
@@ -43,8 +44,12 @@ def test_off_by_default_and_results_unchanged():
 def test_leaf_layers_by_path_and_phases():
     net = _net()
     x = np.random.default_rng(0).uniform(size=(5, 1, 4, 4)).astype(np.float32)
-    with profile.timings() as timer:
-        net({"Input": x, "Target": np.zeros((5, 2), np.float32)}, NetPortGradient(("enc", 1, "Weights")))
+    previous = set_fusion(False)
+    try:
+        with profile.timings() as timer:
+            net({"Input": x, "Target": np.zeros((5, 2), np.float32)}, NetPortGradient(("enc", 1, "Weights")))
+    finally:
+        set_fusion(previous)
     leaves = [("enc", 1), ("enc", 2), ("enc", 3), ("out",), ("loss",)]
     assert sorted(timer.forward, key=str) == sorted(leaves, key=str)  # sub-nets are not counted twice
     assert all(timer.calls[p] == 1 for p in leaves)
@@ -54,6 +59,18 @@ def test_leaf_layers_by_path_and_phases():
     assert all(v >= 0 for v in (*timer.forward.values(), *timer.backward.values()))
     assert timer.phases["forward"] >= sum(timer.forward.values())
     assert timer.phases["backward"] >= sum(timer.backward.values())
+
+
+def test_a_fused_step_is_one_leaf_under_the_producers_path():
+    net = _net()
+    x = np.random.default_rng(0).uniform(size=(5, 1, 4, 4)).astype(np.float32)
+    with profile.timings() as timer:
+        net({"Input": x, "Target": np.zeros((5, 2), np.float32)}, NetPortGradient(("enc", 1, "Weights")))
+    assert sorted(timer.forward, key=str) == sorted([("enc", 1), ("enc", 3), ("out",), ("loss",)], key=str)
+    step = timer.layers[("enc", 1)]
+    assert isinstance(step, FusedStep) and isinstance(step.parts[0], ConvolutionLayer)
+    assert step.describe() == "ConvolutionLayer '1' + ElementwiseLayer '2'"
+    assert ("enc", 1) in timer.backward and ("enc", 2) not in timer.backward
 
 
 def test_backward_time_goes_to_the_layer_that_recorded_it():
