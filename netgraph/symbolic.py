@@ -443,7 +443,9 @@ def _log_gamma(xp, x):
     y = xp.where(reflect, 1.0 - x, x)
     total, t = _lanczos(xp, y)
     value = 0.5 * math.log(2.0 * math.pi) + (y - 0.5) * xp.log(t) - t + xp.log(total)
-    value = xp.where(reflect, math.log(math.pi) - xp.log(xp.abs(_sin_pi(xp, x))) - value, value)
+    # NOTE: below 1e-8, sin(πx) = πx to double precision, and π·x itself would lose digits on subnormal x.
+    log_sin = xp.where(xp.abs(x) < 1e-8, math.log(math.pi) + xp.log(xp.abs(x)), xp.log(xp.abs(_sin_pi(xp, x))))
+    value = xp.where(reflect, math.log(math.pi) - log_sin - value, value)
     return xp.where(_pole(xp, x) | xp.isinf(x), np.inf, value)
 
 
