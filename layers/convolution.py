@@ -59,7 +59,15 @@ import numpy as np
 
 from netgraph import ops, tuning
 from netgraph.autograd import Tensor, primitive
-from netgraph.backend import array_module, cpu_threads, in_parallel, matmul, products_split, transposes
+from netgraph.backend import (
+    PARALLEL_MINIMUM,
+    array_module,
+    cpu_threads,
+    in_parallel,
+    matmul,
+    products_split,
+    transposes,
+)
 from netgraph.compiled import compiled_kernels_enabled, windows
 from netgraph.epilogue import Activation, bias_activation
 from netgraph.layer import Context, NetError, Shape, ShapeError, UnaryLayer, format_shape, is_whole
@@ -185,12 +193,15 @@ class Lowering:
         block: values per column block (None: :data:`COLUMN_BLOCK`).
         transpose: compute the products the other way round from :func:`netgraph.backend.transposes`'s rule.
         split: how each product is cut over the threads (None: :func:`netgraph.backend.matmul`'s rule).
+        rows_in_parallel: each thread copies and multiplies the windows of its own share of the
+            output rows, whole (the forward pass and the weights' gradient; not the adjoint).
     """
 
     windows: str = "numpy"
     block: int | None = None
     transpose: bool = False
     split: str | None = None
+    rows_in_parallel: bool = False
 
     def product(self, a, b, out=None):
         """``a @ b`` under this lowering's product settings."""
@@ -198,11 +209,11 @@ class Lowering:
         return matmul(a, b, out=out, transpose=rule != self.transpose, split=self.split)
 
 
-def _blocks(values_per_row: int, rows: int, block: int | None = None) -> list[tuple[int, int]]:
-    """Ranges of output rows (first spatial dimension) whose column blocks hold ~``block`` values
-    (:data:`COLUMN_BLOCK` when None)."""
+def _blocks(values_per_row: int, rows: int, block: int | None = None, first: int = 0) -> list[tuple[int, int]]:
+    """Ranges of ``rows`` output rows (first spatial dimension) from ``first`` on, whose column blocks
+    hold ~``block`` values (:data:`COLUMN_BLOCK` when None)."""
     step = max(1, (block or COLUMN_BLOCK) // max(1, values_per_row))
-    return [(a, min(a + step, rows)) for a in range(0, rows, step)]
+    return [(first + a, first + min(a + step, rows)) for a in range(0, rows, step)]
 
 
 def _im2col(xpad, window: Window, out: tuple[int, ...], groups: int, rows: tuple[int, int], compiled: bool = False):
@@ -327,6 +338,8 @@ def _lowering(name: str, xpad, other, window: Window, groups: int, columns: int,
         # NOTE: not "none": one thread wins such products only while other programs hold the other
         # cores, and a choice timed then would stay after they are gone.
         stages.append(("split", [None, "rows", "columns"]))
+        if name != "adjoint":
+            stages.append(("rows_in_parallel", [False, True]))
     threads = f"{cpu_threads()} threads" + (", products split" if products_split() else "")
     threads += ", compiled" if compiled_kernels_enabled(xp) else ""
     geometry = f"kernel {window.kernel} stride {window.stride} dilation {window.dilation} groups {groups}"
@@ -359,31 +372,70 @@ def _correlate(xpad, window: Window, out: tuple[int, ...], groups: int, weights=
 
 
 def _correlate_with(lowering: Lowering, xpad, window: Window, out, groups: int, weights, y, saved):
-    """:func:`_correlate` under the given lowering."""
+    """:func:`_correlate` under the given lowering.
+
+    The output rows are cut into shares, one per thread when ``lowering.rows_in_parallel`` (each
+    thread then copies the windows of its rows and multiplies them on its own, one hand-off per
+    pass instead of one per copy and product), else one share; each share goes block by block.
+    ``saved`` passes the column blocks from the forward pass to the weights' gradient, as
+    ``[(rows, cols), ...]``, when each share is one block.
+    """
     xp, (n, c) = array_module(xpad), xpad.shape[:2]
     width = math.prod(out[1:]) * n  # columns per output row
-    result = filter_gradient = None
+    result = y_rows = None
     if weights is not None:
         o = weights.shape[0]
         result = xp.empty((groups, o // groups, out[0] * width), xpad.dtype)
     if y is not None:
         y_rows = _rows(y, groups)
-    blocks = _blocks(c * math.prod(window.kernel) * width, out[0], lowering.block)
-    for a, b in blocks:
-        if saved and len(blocks) == 1:
-            cols = saved.pop()
-        else:
-            cols = _im2col(xpad, window, out, groups, (a, b), lowering.windows == "compiled")
-            if saved is not None and len(blocks) == 1:
-                saved.append(cols)
-        if weights is not None:
-            lowering.product(_matrices(weights, groups), cols, out=result[..., a * width : b * width])
-        if y is not None:
-            part = lowering.product(y_rows[..., a * width : b * width], cols.swapaxes(1, 2))
-            filter_gradient = part if filter_gradient is None else xp.add(filter_gradient, part, out=filter_gradient)
+    kept = saved.pop() if saved else None
+    if kept is not None:
+        shares = [[rows] for rows, _ in kept]
+    else:
+        per_row = c * math.prod(window.kernel) * width
+        shares = [_blocks(per_row, b - a, lowering.block, a) for a, b in _shares(out[0], lowering.rows_in_parallel)]
+    keep = kept is None and saved is not None and all(len(blocks) == 1 for blocks in shares)
+    cols_of = dict(kept or ())  # rows -> columns kept by the forward pass
+    gradients: list = [None] * len(shares)
+    new_kept: list = [None] * len(shares)
+
+    def run_share(index: int) -> None:
+        gradient = None
+        for a, b in shares[index]:
+            cols = cols_of.get((a, b))
+            if cols is None:
+                cols = _im2col(xpad, window, out, groups, (a, b), lowering.windows == "compiled")
+            if keep:
+                new_kept[index] = ((a, b), cols)
+            if weights is not None:
+                lowering.product(_matrices(weights, groups), cols, out=result[..., a * width : b * width])
+            if y is not None:
+                part = lowering.product(y_rows[..., a * width : b * width], cols.swapaxes(1, 2))
+                gradient = part if gradient is None else xp.add(gradient, part, out=gradient)
+        gradients[index] = gradient
+
+    def run_shares(begin: int, end: int) -> None:
+        for index in range(begin, end):
+            run_share(index)
+
+    if lowering.rows_in_parallel and len(shares) > 1:
+        in_parallel(xp, run_shares, len(shares), PARALLEL_MINIMUM)
+    else:
+        run_shares(0, len(shares))
+    if keep:
+        saved.append(new_kept)
+    filter_gradient = gradients[0]
+    for gradient in gradients[1:] if y is not None else ():  # in the order of the rows, not of the threads
+        filter_gradient = xp.add(filter_gradient, gradient, out=filter_gradient)
     if filter_gradient is not None:
         filter_gradient = filter_gradient.reshape(y.shape[1], -1, *window.kernel)
     return None if result is None else _unrows(result, n, out), filter_gradient
+
+
+def _shares(rows: int, in_parallel_: bool) -> list[tuple[int, int]]:
+    """The output rows cut into one range per thread (``in_parallel_``), or one range."""
+    parts = min(cpu_threads(), rows) if in_parallel_ else 1
+    return [(rows * i // parts, rows * (i + 1) // parts) for i in range(parts)]
 
 
 def _correlate_adjoint(y, weights, window: Window, padded_shape: tuple[int, ...], groups: int):

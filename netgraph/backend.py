@@ -469,16 +469,43 @@ def in_parallel(xp: Any, work: Callable[[int, int], None], length: int, size: in
         >>> float(a.sum()) == a.size
         True
     """
-    parts = min(cpu_threads(), length) if xp is np and size >= PARALLEL_MINIMUM else 1
+    parts = min(cpu_threads(), length) if xp is np and size >= PARALLEL_MINIMUM and not in_part() else 1
     if parts <= 1:
         work(0, length)
         return
     pool = _pool(parts)
     bounds = [length * i // parts for i in range(parts + 1)]
-    futures = [pool.submit(work, bounds[i], bounds[i + 1]) for i in range(1, parts)]
-    work(bounds[0], bounds[1])  # the calling thread does the first part
+    futures = [pool.submit(_as_part, work, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    _as_part(work, bounds[0], bounds[1])  # the calling thread does the first part
     for future in futures:
         future.result()
+
+
+_PART = threading.local()
+
+
+def in_part() -> bool:
+    """Whether the calling thread is running one part of an :func:`in_parallel` pass now. Passes and
+    products started there run whole on that thread: a part is already one thread's share.
+
+    Example:
+        >>> import numpy as np
+        >>> seen = []
+        >>> set_cpu_threads(2)
+        >>> in_parallel(np, lambda begin, end: seen.append(in_part()), 4, 1 << 30)
+        >>> set_cpu_threads(None)
+        >>> seen, in_part()
+        ([True, True], False)
+    """
+    return getattr(_PART, "active", False)
+
+
+def _as_part(work: Callable[[int, int], None], begin: int, end: int) -> None:
+    outer, _PART.active = in_part(), True
+    try:
+        work(begin, end)
+    finally:
+        _PART.active = outer
 
 
 def products_split() -> bool:
@@ -544,7 +571,7 @@ def matmul(a: Any, b: Any, out: Any = None, *, transpose: bool | None = None, sp
     if split is None:
         small = rows * inner * columns < PRODUCT_MINIMUM
         split = "none" if small else "columns" if columns >= rows else "rows"
-    if xp is not np or cpu_threads() == 1 or split == "none" or not _BLAS_SINGLE:
+    if xp is not np or cpu_threads() == 1 or split == "none" or not _BLAS_SINGLE or in_part():
         return xp.matmul(a, b, out=out)
     if out is None:
         out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, columns), np.result_type(a, b))

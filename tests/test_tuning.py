@@ -17,7 +17,7 @@ import pytest
 
 from layers import convolution as conv
 from netgraph import tuning
-from netgraph.backend import SPLITS, cpu_work
+from netgraph.backend import SPLITS, cpu_work, set_cpu_threads
 from netgraph.compiled import numba_available
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,8 +169,10 @@ def test_a_given_cache_decides_the_choices(tmp_path):
 
 def _lowerings():
     windows = ["numpy", "compiled"] if numba_available() else ["numpy"]
-    for w, block, transpose, split in itertools.product(windows, [None, 300, 5000], [False, True], [None, *SPLITS]):
-        yield conv.Lowering(windows=w, block=block, transpose=transpose, split=split)
+    for w, block, transpose, split, rows in itertools.product(
+        windows, [None, 300, 5000], [False, True], [None, *SPLITS], [False, True]
+    ):
+        yield conv.Lowering(windows=w, block=block, transpose=transpose, split=split, rows_in_parallel=rows)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -192,3 +194,31 @@ def test_every_lowering_computes_what_the_fixed_rules_compute(dtype):
             gx = conv._correlate_adjoint_with(lowering, cotangent, weights, window, xpad.shape, groups)
             for got, expected in ((y, forward), (gw, gradient), (gx, adjoint)):
                 np.testing.assert_allclose(got, expected, **tolerance, err_msg=str(lowering))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_columns_kept_by_one_lowering_serve_the_weights_gradient_of_another(threads):
+    """The forward pass keeps its column blocks (one per share of rows) for the weights' gradient,
+    which may run under another lowering: every pairing gives the reference's gradient."""
+    rng = np.random.default_rng(6)
+    window = conv.Window((3, 3), (2, 1), (1, 1), ((1, 1), (0, 1)))
+    xpad = conv._pad(rng.standard_normal((4, 3, 13, 8)), window.pads)
+    out = window.positions(xpad.shape[2:])
+    weights = rng.standard_normal((5, 3, 3, 3))
+    cotangent = conv._pad(rng.standard_normal((4, 5, *out)), ((0, 0), (0, 0)))
+    pairs = itertools.product((False, True), (None, "rows"))
+    lowerings = [conv.Lowering(rows_in_parallel=rows, split=split) for rows, split in pairs]
+    set_cpu_threads(threads)
+    try:
+        with cpu_work():
+            forward, gradient = conv._correlate_with(conv.Lowering(), xpad, window, out, 1, weights, cotangent, None)
+            for first, second in itertools.product(lowerings, lowerings):
+                saved: list = []
+                y, _ = conv._correlate_with(first, xpad, window, out, 1, weights, None, saved)
+                assert len(saved) == 1 and len(saved[0]) == (min(threads, out[0]) if first.rows_in_parallel else 1)
+                _, gw = conv._correlate_with(second, xpad, window, out, 1, None, cotangent, saved)
+                assert saved == []
+                np.testing.assert_allclose(y, forward, rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(gw, gradient, rtol=1e-12, atol=1e-12, err_msg=f"{first} then {second}")
+    finally:
+        set_cpu_threads(None)
