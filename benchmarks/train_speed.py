@@ -65,6 +65,10 @@ PyTorch one, and the summary names netgraph's fastest. Without --nets, --ranks t
 the script says so and leaves netgraph's ranks out. With --ranks 2 a full run takes about 20 minutes
 on 2 cores, --quick about 3.
 
+--numpy-only adds "netgraph 1×T NumPy only": netgraph with its compiled kernels (Numba), graph-level
+fusion and tuned convolution lowering switched off, as it runs where Numba is not installed; the
+ratio of the two netgraph rows is what the compiled path gains on this machine.
+
 --profile adds, per net and batch size, a profile of one netgraph training step (the mean over a few
 steps after two warm-up steps), from netgraph.profile.timings(): the phases (forward, backward,
 ADAM update, fetching the batch, and the NetTrain loop's own work, i.e. the rest of the step) and
@@ -286,11 +290,24 @@ def describe(framework: str, device: str = "CPU") -> str:
 
 
 def worker(
-    connection: Any, framework: str, threads: int, seed: int, device: str = "CPU", cudnn_benchmark: bool = False
+    connection: Any,
+    framework: str,
+    threads: int,
+    seed: int,
+    device: str = "CPU",
+    cudnn_benchmark: bool = False,
+    numpy_only: bool = False,
 ) -> None:
     """Serve requests for one framework until told to stop: ("describe",), ("matmul",),
     ("run", name, batch, steps), ("check", name, batch, steps), ("profile", name, batch, steps, n),
-    ("gpu memory", name, batch, steps), ("stop",)."""
+    ("gpu memory", name, batch, steps), ("stop",). ``numpy_only``: netgraph without its compiled
+    kernels, graph fusion and tuned lowering."""
+    if numpy_only:
+        from netgraph import compiled, graph, tuning
+
+        compiled.set_compiled_kernels(False)
+        graph.set_fusion(False)
+        tuning.set_autotuning(False)
     if framework == "torch":
         import torch
 
@@ -370,17 +387,19 @@ def gpu_memory_run(framework: str, case: Case) -> dict[str, Any]:
 class Configuration:
     """One way to train: a framework, on how many processes (ranks), each with how many threads."""
 
-    key: str  # "netgraph", "torch" (one process), "netgraph-mpi", "torch-ddp" (ranks)
+    key: str  # "netgraph", "netgraph-numpy", "torch" (one process), "netgraph-mpi", "torch-ddp" (ranks)
     framework: str
     ranks: int
     threads: int
     device: str = "CPU"
+    numpy_only: bool = False  # netgraph without compiled kernels, fusion and tuning (--numpy-only)
 
     @property
     def label(self) -> str:
         if self.device == "GPU":
             return f"{self.framework} {'GPU (CuPy)' if self.framework == 'netgraph' else 'CUDA'}"
-        launch = {"netgraph-mpi": " mpiexec", "torch-ddp": " DDP gloo"}.get(self.key, "")
+        launches = {"netgraph-mpi": " mpiexec", "torch-ddp": " DDP gloo", "netgraph-numpy": " NumPy only"}
+        launch = launches.get(self.key, "")
         return f"{self.framework} {self.ranks}×{self.threads}{launch}"
 
 
@@ -404,7 +423,9 @@ class Workers:
                 continue
             parent, child = context.Pipe()
             process = context.Process(
-                target=worker, args=(child, c.framework, c.threads, seed, c.device, cudnn_benchmark), daemon=True
+                target=worker,
+                args=(child, c.framework, c.threads, seed, c.device, cudnn_benchmark, c.numpy_only),
+                daemon=True,
             )
             process.start()
             self.connections[c.key] = parent
@@ -477,6 +498,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         + " steps, 2 repeats",
     )
     parser.add_argument("--profile", action="store_true", help="also profile netgraph's training step")
+    parser.add_argument(
+        "--numpy-only",
+        action="store_true",
+        help="also time netgraph without its compiled kernels, graph fusion and tuned lowering (NumPy alone)",
+    )
     parser.add_argument("--profile-steps", type=int, default=5, help="steps the profile averages (default 5)")
     parser.add_argument("--tolerance", type=float, default=0.05, help="loss difference flagged (default 0.05 = 5%%)")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds of rest before each turn (default 0.5)")
@@ -548,6 +574,8 @@ def gpu_check(has_torch: bool) -> bool:
 def configurations_for(args: argparse.Namespace, has_torch: bool) -> list[Configuration]:
     """The configurations to time; says which of those asked for cannot be, and why."""
     configurations = [Configuration("netgraph", "netgraph", 1, args.threads, args.device)]
+    if args.numpy_only:
+        configurations.append(Configuration("netgraph-numpy", "netgraph", 1, args.threads, args.device, True))
     if has_torch:
         configurations.append(Configuration("torch", "torch", 1, args.threads, args.device))
     if args.ranks:
