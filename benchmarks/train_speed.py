@@ -289,6 +289,15 @@ def describe(framework: str, device: str = "CPU") -> str:
     return f"netgraph on numpy {np.__version__}, BLAS {name}; torch loaded in this process: {loaded}"
 
 
+def _numpy_only() -> None:
+    """netgraph without its compiled kernels, graph fusion and tuned lowering, in this process."""
+    from netgraph import compiled, graph, tuning
+
+    compiled.set_compiled_kernels(False)
+    graph.set_fusion(False)
+    tuning.set_autotuning(False)
+
+
 def worker(
     connection: Any,
     framework: str,
@@ -303,11 +312,7 @@ def worker(
     ("gpu memory", name, batch, steps), ("stop",). ``numpy_only``: netgraph without its compiled
     kernels, graph fusion and tuned lowering."""
     if numpy_only:
-        from netgraph import compiled, graph, tuning
-
-        compiled.set_compiled_kernels(False)
-        graph.set_fusion(False)
-        tuning.set_autotuning(False)
+        _numpy_only()
     if framework == "torch":
         import torch
 
@@ -349,9 +354,13 @@ def worker(
     connection.close()
 
 
-def memory_run(framework: str, threads: int, seed: int, name: str, batch: int, steps: int) -> tuple:
+def memory_run(
+    framework: str, threads: int, seed: int, name: str, batch: int, steps: int, numpy_only: bool = False
+) -> tuple:
     """One training run, meant for a fresh process: (resident MB before training, peak MB, whether the
     peak could be reset after the imports and the data)."""
+    if numpy_only:
+        _numpy_only()
     if framework == "torch":
         import torch
 
@@ -453,7 +462,7 @@ class Workers:
     def memory(self, c: Configuration, name: str, batch: int, steps: int) -> tuple[float | None, float, bool]:
         """:func:`memory_run` in a fresh process."""
         time.sleep(self.pause)
-        return nets.run_in_process(memory_run, c.framework, c.threads, self.seed, name, batch, steps)
+        return nets.run_in_process(memory_run, c.framework, c.threads, self.seed, name, batch, steps, c.numpy_only)
 
     def close(self) -> None:
         for connection in self.connections.values():
