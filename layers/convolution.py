@@ -376,7 +376,8 @@ def _correlate_with(lowering: Lowering, xpad, window: Window, out, groups: int, 
 
     The output rows are cut into shares, one per thread when ``lowering.rows_in_parallel`` (each
     thread then copies the windows of its rows and multiplies them on its own, one hand-off per
-    pass instead of one per copy and product), else one share; each share goes block by block.
+    pass instead of one per copy and product), else one share; each share goes block by block, the
+    blocks of all shares together no bigger than one block of the lowering (memory as without shares).
     ``saved`` passes the column blocks from the forward pass to the weights' gradient, as
     ``[(rows, cols), ...]``, when each share is one block.
     """
@@ -393,7 +394,9 @@ def _correlate_with(lowering: Lowering, xpad, window: Window, out, groups: int, 
         shares = [[rows] for rows, _ in kept]
     else:
         per_row = c * math.prod(window.kernel) * width
-        shares = [_blocks(per_row, b - a, lowering.block, a) for a, b in _shares(out[0], lowering.rows_in_parallel)]
+        ranges = _shares(out[0], lowering.rows_in_parallel)
+        block = (lowering.block or COLUMN_BLOCK) // len(ranges)  # the threads' blocks together: one block
+        shares = [_blocks(per_row, b - a, block, a) for a, b in ranges]
     keep = kept is None and saved is not None and all(len(blocks) == 1 for blocks in shares)
     cols_of = dict(kept or ())  # rows -> columns kept by the forward pass
     gradients: list = [None] * len(shares)
