@@ -24,7 +24,7 @@ Compile time. Numba compiles a kernel on its first call for each combination of 
 (about 0.1-1 s each) and keeps the machine code on disk (``cache=True``: next to the module in
 ``__pycache__``, or in Numba's user-wide cache where that folder is not writable; generated
 kernels live in :func:`cache_dir`), so a second process loads it in milliseconds. Every first call
-is timed and recorded: :func:`report` lists them, and ``python -m netgraph.compiled`` compiles
+is timed and recorded: :func:`report` lists them, and ``python -m netgraph.cli.compile_kernels`` compiles
 (or loads) every static kernel and prints the report.
 
 Example:

@@ -1,4 +1,4 @@
-"""``python -m netgraph.compiled``: compile (or load from the disk cache) every static kernel, and
+"""``python -m netgraph.cli.compile_kernels``: compile (or load from the disk cache) every static kernel, and
 report how long each took.
 
 The static kernels, float32, as training uses them: ADAM's update, the elementwise passes of the
@@ -8,8 +8,8 @@ epilogue after them and after a linear layer (Ramp and LeakyRamp, forward and ba
 functions of a user's own, other precisions and other layouts are compiled on first use. Run once
 after installing, and no training run waits for a compiler.
 
-NOTE: a program entry, not a module of the library: it imports the layer library, which
-nothing under netgraph.compiled does otherwise.
+A program entry beside the examples' command-line plumbing, above the layers it runs (the kernels
+themselves, in netgraph.compiled, import nothing of the layer library).
 """
 
 from __future__ import annotations
