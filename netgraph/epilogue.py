@@ -44,12 +44,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .autograd import primitive
 from .backend import array_module, in_parallel
 from .compiled import compiled_kernels_enabled
 from .compiled import epilogue as kernels
+from .compiled.layout import element_strides, memory_span
 from .symbolic import Expr, Function
 
 __all__ = ["Activation", "MemoryLayout", "activation_of", "bias_activation", "memory_layout"]
@@ -170,18 +170,10 @@ def _merged_stride(shape: tuple[int, ...], strides: tuple[int, ...]) -> int | No
     return axes[-1][1] if axes else 0
 
 
-def _item_strides(a: Any) -> tuple[int, ...] | None:
-    size = a.itemsize
-    strides = tuple(s // size for s in a.strides)
-    if any(s < 0 for s in strides) or any(s * size != t for s, t in zip(strides, a.strides)):
-        return None
-    return strides
-
-
 def _run_start(a: Any) -> int | None:
     """Where the longest contiguous run of ``a``'s batch-last memory view (C, *rest, N) begins (an axis
     of that view, at least 1), or None when its last axis is not contiguous."""
-    strides = _item_strides(a)
+    strides = element_strides(a)
     if strides is None:
         return None
     shape, mem_strides = (*a.shape[1:], a.shape[0]), (*strides[1:], strides[0])
@@ -229,7 +221,7 @@ def memory_layout(*arrays: Any) -> MemoryLayout | None:
 
 def _is_dense(a: Any) -> bool:
     """Whether ``a``'s values fill its memory without gaps (contiguous in some order of its axes)."""
-    strides = _item_strides(a)
+    strides = element_strides(a)
     if strides is None:
         return False
     expected = 1
@@ -240,26 +232,10 @@ def _is_dense(a: Any) -> bool:
     return True
 
 
-def _buffer(a: Any) -> tuple[Any, int] | None:
-    """The 1-D buffer holding ``a`` (its owner's memory, the owner dense in some order of its axes) and
-    the item where ``a`` starts in it, or None."""
-    owner = a if a.base is None else a.base
-    if not isinstance(owner, np.ndarray) or owner.dtype != a.dtype:
-        return None
-    if owner.flags.c_contiguous:
-        flat = owner.reshape(-1)
-    elif _is_dense(owner):
-        flat = as_strided(owner, (owner.size,), (owner.itemsize,))
-    else:
-        return None
-    offset = a.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
-    return flat, offset // a.itemsize
-
-
 def _strides_in(a: Any, layout: MemoryLayout) -> tuple[int, int] | None:
     """(channel stride, row stride) of ``a`` walked by ``layout``, in items; None when ``a``'s memory
     does not fit the layout."""
-    strides = _item_strides(a)
+    strides = element_strides(a)
     if strides is None or a.ndim < 2:
         return None
     if not layout.channel_major:
@@ -270,11 +246,11 @@ def _strides_in(a: Any, layout: MemoryLayout) -> tuple[int, int] | None:
 
 
 def _place(a: Any, layout: MemoryLayout) -> tuple[Any, int, int, int] | None:
-    """(buffer, start, channel stride, row stride) of ``a`` walked by ``layout``, in items; None when
-    ``a``'s memory does not fit the layout or is not a view of a dense array."""
+    """(buffer, start, channel stride, row stride) of ``a`` walked by ``layout``, in items (the buffer
+    :func:`~netgraph.compiled.layout.memory_span`'s view, starting at ``a``'s first value); None when
+    ``a``'s memory does not fit the layout."""
     strides = _strides_in(a, layout)
-    found = _buffer(a) if strides is not None else None
-    return None if found is None else (*found, *strides)
+    return None if strides is None else (memory_span(a)[0], 0, *strides)
 
 
 def _compact(xp: Any, like: Any, layout: MemoryLayout, dtype: Any) -> Any:
@@ -373,7 +349,7 @@ def _backward_compiled(g: Any, saved: Any, activation: Activation, want_biases: 
     if g_place is None or saved_place is None:
         return None
     grad = _compact(np, g, layout, g.dtype)
-    grad_flat = _buffer(grad)[0]
+    grad_flat = memory_span(grad)[0]
     channels = g.shape[1]
     grad_biases = np.empty(channels, g.dtype) if want_biases else np.empty(0, g.dtype)
     kind, slope = _KINDS[activation.kind], g.dtype.type(activation.slope)

@@ -25,6 +25,7 @@ from layers.convolution import (  # noqa: E402
 )
 from netgraph.autograd import Tape, Tensor, backward  # noqa: E402
 from netgraph.compiled import set_compiled_kernels, windows  # noqa: E402
+from netgraph.compiled.layout import memory_span  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 
@@ -112,7 +113,7 @@ def test_strided_and_edge_values():
     expected = np.stack([sliced[:, k : k + 4] for k in range(2)], axis=1)
     np.testing.assert_array_equal(cols, expected)
     with pytest.raises(ValueError, match="non-negative strides"):
-        windows.flat(np.zeros((3, 4))[::-1])
+        memory_span(np.zeros((3, 4))[::-1])
 
 
 @pytest.mark.parametrize("layer", ["convolution", "deconvolution"])

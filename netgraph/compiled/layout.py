@@ -17,7 +17,41 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["empty_in_order", "flat", "is_flat", "memory_order"]
+__all__ = ["element_strides", "empty_in_order", "flat", "is_flat", "memory_order", "memory_span"]
+
+
+def element_strides(array: np.ndarray) -> tuple[int, ...] | None:
+    """``array``'s strides in elements, or None where one is negative or not a whole element.
+
+    Example:
+        >>> element_strides(np.zeros((3, 4))[:, 1:3]), element_strides(np.zeros(4)[::-1])
+        ((4, 1), None)
+    """
+    item = array.itemsize
+    if any(s < 0 or s % item for s in array.strides):
+        return None
+    return tuple(s // item for s in array.strides)
+
+
+def memory_span(array: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A 1-D view of the memory ``array`` spans, from its first element, and its strides in elements:
+    what a kernel that walks an array by its strides indexes. ``array`` must have non-negative
+    strides in whole elements (every array netgraph's layers make has them).
+
+    Example:
+        >>> values, strides = memory_span(np.arange(12.0).reshape(3, 4)[:, 1:3])
+        >>> values.size, strides
+        (10, (4, 1))
+    """
+    strides = element_strides(array)
+    if strides is None:
+        raise ValueError(f"memory_span: needs non-negative strides in whole elements, got {array.strides}")
+    in_memory = array.transpose(sorted(range(array.ndim), key=lambda axis: -strides[axis]))
+    if in_memory.flags.c_contiguous:  # dense: a plain view (as_strided costs some 6 µs a call)
+        return in_memory.reshape(-1), strides
+    span = 1 + sum((n - 1) * s for n, s in zip(array.shape, strides)) if array.size else 0
+    view = np.lib.stride_tricks.as_strided(array, (span,), (array.itemsize,), writeable=array.flags.writeable)
+    return view, strides
 
 
 def memory_order(reference: np.ndarray) -> tuple[int, ...]:

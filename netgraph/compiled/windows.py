@@ -37,26 +37,9 @@ from __future__ import annotations
 import numpy as np
 
 from netgraph.compiled import kernel
+from netgraph.compiled.layout import memory_span
 
-__all__ = ["col2im_add", "flat", "im2col"]
-
-
-def flat(array: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
-    """A 1-D view of the memory ``array`` spans, from its first element, and its strides in
-    elements: what the kernels index. ``array`` must have non-negative strides (every array the
-    convolutions make has them).
-
-    Example:
-        >>> values, strides = flat(np.arange(12.0).reshape(3, 4)[:, 1:3])
-        >>> values.size, strides
-        (10, (4, 1))
-    """
-    item = array.itemsize
-    if any(s < 0 or s % item for s in array.strides):
-        raise ValueError(f"flat: needs non-negative strides in whole elements, got {array.strides}")
-    span = 1 + sum((n - 1) * s // item for n, s in zip(array.shape, array.strides)) if array.size else 0
-    view = np.lib.stride_tricks.as_strided(array, (span,), (item,), writeable=array.flags.writeable)
-    return view, tuple(s // item for s in array.strides)
+__all__ = ["col2im_add", "im2col"]
 
 
 def _three(values: tuple[int, ...], fill: int = 1) -> tuple[int, int, int]:
@@ -120,7 +103,7 @@ def _call(
     d = x.ndim - 2
     if cols.ndim != 2 * d + 2 or not cols.flags.c_contiguous:
         raise ValueError(f"the column block must be C-contiguous (C, *kernel, *block, N), got shape {cols.shape}")
-    values, strides = flat(x)
+    values, strides = memory_span(x)
     padding = (1,) * (3 - d)
     xs = (strides[0], *(0,) * (3 - d), *strides[1:])
     block = (*padding, *cols.shape[1 : 1 + d], *padding, *cols.shape[1 + d :])
