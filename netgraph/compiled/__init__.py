@@ -148,10 +148,6 @@ def report() -> list[CompileRecord]:
         return list(_records)
 
 
-def _type_key(args: tuple) -> tuple:
-    return tuple((a.dtype.str, a.ndim, a.flags.c_contiguous) if isinstance(a, np.ndarray) else type(a) for a in args)
-
-
 def _type_text(args: tuple) -> str:
     return ", ".join(
         f"{a.dtype}[{a.ndim}d{'' if a.flags.c_contiguous else ', strided'}]"
@@ -175,7 +171,8 @@ class Kernel:
         cacheable = os.path.isfile(function.__code__.co_filename)  # not a doctest's or exec's function
         self.options = {"nogil": True, "cache": cacheable, **options}
         self._dispatcher: Any = None
-        self._seen: set[tuple] = set()
+        self._recorded = 0  # signatures recorded so far
+        self._hits = 0  # the dispatcher's disk cache hits when the last one was recorded
         self._lock = threading.RLock()
         functools.update_wrapper(self, function)
 
@@ -192,21 +189,24 @@ class Kernel:
 
     def __call__(self, *args: Any) -> Any:
         dispatcher = self.dispatcher
-        key = _type_key(args)
-        if key in self._seen:
-            return dispatcher(*args)
-        with self._lock:  # the first call per type signature: timed, once, under the lock
-            if key in self._seen:
-                return dispatcher(*args)
-            hits = sum(dispatcher.stats.cache_hits.values())
-            start = time.perf_counter()
-            result = dispatcher(*args)
-            seconds = time.perf_counter() - start
-            from_disk = sum(dispatcher.stats.cache_hits.values()) > hits
-            with _records_lock:
-                _records.append(CompileRecord(self.name, _type_text(args), seconds, from_disk))
-            self._seen.add(key)
+        known = len(dispatcher.overloads)
+        start = time.perf_counter()
+        result = dispatcher(*args)
+        if len(dispatcher.overloads) != known:  # this call compiled a new signature, or loaded it from disk
+            self._record(args, time.perf_counter() - start)
         return result
+
+    def _record(self, args: tuple, seconds: float) -> None:
+        """Record the first call of a signature (once, when calls on several threads compiled it together)."""
+        dispatcher = self.dispatcher
+        with self._lock:
+            if len(dispatcher.overloads) <= self._recorded:
+                return
+            self._recorded = len(dispatcher.overloads)
+            hits = sum(dispatcher.stats.cache_hits.values())  # they grow only as signatures are added
+            from_disk, self._hits = hits > self._hits, hits
+        with _records_lock:
+            _records.append(CompileRecord(self.name, _type_text(args), seconds, from_disk))
 
 
 def kernel(function: Callable | None = None, **options: Any) -> Any:
