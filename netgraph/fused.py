@@ -43,7 +43,7 @@ from .autograd import primitive
 from .backend import array_module
 from .compiled import compiled_kernels_enabled
 from .compiled import elementwise as compiled_elementwise
-from .symbolic import OPS, Expr, Function, Op, _make, differentiate, kernel_code, var
+from .symbolic import OPS, Function, Op, backward_roots, kernel_code
 
 __all__ = ["apply_function", "fused_kernels_enabled", "kernel_code", "run_on_numpy", "set_fused_kernels"]
 
@@ -86,12 +86,6 @@ def fused_kernels_enabled(xp: Any) -> bool:
     return _enabled and xp is not np and hasattr(xp, "ElementwiseKernel")
 
 
-def _backward_roots(function: Function, needs: Sequence[bool]) -> list[Expr]:
-    """g * ∂f/∂x_i for each needed input; ``g`` is variable number ``arity``."""
-    g = var(function.arity)
-    return [_make("mul", g, differentiate(function.expr, i)) for i, need in enumerate(needs) if need]
-
-
 # --- NumPy: running the generated lines (for tests) ---------------------------------------------
 
 
@@ -132,7 +126,7 @@ def _kernel(function: Function, needs: tuple[bool, ...] | None) -> Any:
             params_in = ", ".join(f"T x{i}" for i in range(arity))
             outputs = ["y"]
         else:  # backward: x0..x{n-1}, g (= x{n}) -> gx_i for each needed i
-            lines, results = kernel_code(_backward_roots(function, needs), arity + 1)
+            lines, results = kernel_code(backward_roots(function, needs), arity + 1)
             params_in = ", ".join([f"T x{i}" for i in range(arity)] + [f"T x{arity}"])
             outputs = [f"gx{i}" for i, need in enumerate(needs) if need]
         body = "".join(f"T {name} = {text};\n" for name, text in lines)

@@ -1088,6 +1088,22 @@ def _number(value: float) -> str:
     return f"T({int(value)})" if value == int(value) and abs(value) < 1e15 else f"T({value!r})"
 
 
+def backward_roots(function: Function, needs: Sequence[bool]) -> list[Expr]:
+    """``g * ∂f/∂x_i`` for each needed input, ``g`` being variable number ``function.arity``: what a
+    fused backward kernel computes (CuPy's or the compiled CPU one).
+
+    NOTE: built without simplification, as the shared path computes it (``g * partial``): a
+    derivative 0 still gives NaN where g is infinite, as it does there.
+
+    Example:
+        >>> (root,) = backward_roots(trace(lambda x: 3 * x), [True])
+        >>> root.op, root.args[0].args  # g, variable 1, times the derivative
+        ('mul', (1,))
+    """
+    g = var(function.arity)
+    return [Expr("mul", (g, differentiate(function.expr, i))) for i, need in enumerate(needs) if need]
+
+
 def kernel_code(roots: Sequence[Expr], arity: int, form: str = "cuda") -> tuple[list[tuple[str, str]], list[str]]:
     """Assignments ``(name, expression)`` computing every root, equal subexpressions once.
 

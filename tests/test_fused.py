@@ -108,7 +108,7 @@ def test_every_operation_in_generated_code_agrees_with_the_shared_path(name, dty
     lines, results = kernel_code([function.expr], arity)
     np.testing.assert_allclose(run_on_numpy(lines, results, xs)[0], function.evaluate(xs), rtol=tol, atol=tol)
     g = rng.normal(size=np.broadcast_shapes(*[x.shape for x in xs])).astype(dtype)
-    lines, results = kernel_code(fused._backward_roots(function, [True] * arity), arity + 1)
+    lines, results = kernel_code(sym.backward_roots(function, [True] * arity), arity + 1)
     got = run_on_numpy(lines, results, [*xs, g])
     for i, program in enumerate(function.partial_programs):
         np.testing.assert_allclose(got[i], g * program.run(xs), rtol=tol, atol=tol, err_msg=f"d/d argument {i}")
@@ -125,7 +125,7 @@ def test_the_generated_code_computes_the_function_and_its_gradients(name, seed):
     shape = np.broadcast_shapes(*[x.shape for x in xs])
     g = np.random.default_rng(seed + 1).normal(size=shape)
     needs = [True] * arity
-    lines, results = kernel_code(fused._backward_roots(function, needs), arity + 1)
+    lines, results = kernel_code(sym.backward_roots(function, needs), arity + 1)
     got = run_on_numpy(lines, results, [*xs, g])
     for i, program in enumerate(function.partial_programs):
         np.testing.assert_allclose(got[i], g * program.run(xs), rtol=1e-6, atol=1e-6)

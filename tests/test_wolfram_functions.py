@@ -16,7 +16,7 @@ import layers as L
 import netgraph
 import netgraph.symbolic as sym
 from gradcheck import check_function
-from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetPortGradient, TracingError, fused
+from netgraph import NetChain, NetExtract, NetGraph, NetPort, NetPortGradient, TracingError
 from netgraph.fused import PREAMBLE, apply_function, kernel_code
 
 # name: (function of one or two arguments, its Wolfram form, the domain its gradient is checked on)
@@ -266,7 +266,7 @@ def _host_program(tmp_path) -> tuple[list[str], str]:
         function = sym.operation_function(name)
         arity = function.arity
         forward, (value,) = kernel_code([function.expr], arity)
-        backward, grads = kernel_code(fused._backward_roots(function, [True] * arity), arity + 1)
+        backward, grads = kernel_code(sym.backward_roots(function, [True] * arity), arity + 1)
         inputs = "".join(f"T x{i} = T(in[{i}]);\n" for i in range(arity + 1))
         body = "{\n" + "".join(f"T {n} = {t};\n" for n, t in forward) + f"out[0] = (double)({value});\n}}\n"
         body += "{\n" + "".join(f"T {n} = {t};\n" for n, t in backward)

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import in_parallel
-from ..symbolic import OPS, Expr, Function, Op, Program, differentiate, kernel_code, postorder, to_json, var
+from ..symbolic import OPS, Expr, Function, Op, Program, backward_roots, kernel_code, postorder, to_json, var
 from . import Kernel, cache_dir
 from .layout import empty_in_order, flat, memory_order
 
@@ -120,16 +120,6 @@ def _node_in_loop(node: Expr) -> bool:
 
 
 # --- the source ----------------------------------------------------------------------------------
-
-
-def _backward_roots(function: Function, needs: Sequence[bool]) -> list[Expr]:
-    """g * ∂f/∂x_i for each needed input, ``g`` being variable number ``arity``.
-
-    NOTE: built without simplification, as the shared path computes it (``g * partial``): a
-    derivative 0 still gives NaN where g is infinite, as it does there.
-    """
-    g = var(function.arity)
-    return [Expr("mul", (g, differentiate(function.expr, i))) for i, need in enumerate(needs) if need]
 
 
 def _split(roots: Sequence[Expr], count: int) -> tuple[list[Expr], list[Expr]]:
@@ -274,7 +264,7 @@ def _analyse(
     if needs is None:
         roots, count = [function.expr], function.arity
     else:
-        roots, count = _backward_roots(function, needs), function.arity + 1
+        roots, count = backward_roots(function, needs), function.arity + 1
         scalars = (*scalars, False)  # g is a vector
     roots, hoisted = _split(roots, count)
     try:
